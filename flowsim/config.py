@@ -1,0 +1,579 @@
+"""Configuration schemas and validation: what a system, a scenario and a run may say.
+
+Values come from YAML (composed by Hydra in ``cli.py``) and are checked here once, before any run.
+Every rule names its field; ``validate`` turns pydantic's errors into one plain-English message.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+REASONS = ("A", "B", "C", "Di", "Dii", "E", "F", "G", "H", "I")
+"""DTOC reason codes (NHS England monthly statistics); see DOMAIN.md section 2."""
+REASON_NAMES = {
+    "A": "completion of assessment",
+    "B": "public funding",
+    "C": "further non-acute NHS care",
+    "Di": "residential home placement",
+    "Dii": "nursing home placement",
+    "E": "care package in own home",
+    "F": "community equipment or adaptations",
+    "G": "patient or family choice",
+    "H": "disputes",
+    "I": "housing",
+}
+RESPONSIBLE = ("nhs", "social_care", "both")
+PATHWAYS = ("P0", "P1", "P2", "P3")
+EXITS = ("home", "death")
+"""Places a patient can leave the modelled system to."""
+PROBABILITY_TOLERANCE = 1e-6
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]
+Reason = Literal["A", "B", "C", "Di", "Dii", "E", "F", "G", "H", "I"]
+Responsible = Literal["nhs", "social_care", "both"]
+PathwayName = Literal["P0", "P1", "P2", "P3"]
+
+
+class ConfigError(ValueError):
+    """Bad input: the message names the field and the rule."""
+
+
+class Strict(BaseModel):
+    """Base for every schema: unknown keys, NaN and infinity are errors."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=False)
+
+
+class Dist(Strict):
+    """A duration distribution in days.
+
+    ``dist`` is one of ``exponential`` (``mean``), ``lognormal`` (``mean`` + ``sd``, or ``median`` +
+    ``mean``), ``gamma`` (``mean`` + ``sd``, or ``shape`` + ``scale``), ``weibull`` (``shape`` +
+    ``scale``), ``fixed`` (``value``), ``empirical`` (``values`` or a one-column ``csv``). ``max``
+    caps every draw (a draw above it is set to it). ``zero_probability`` makes that share of draws
+    exactly 0 (e.g. discharged the same hour as ready to leave), the rest from the distribution.
+    """
+
+    dist: Literal["exponential", "lognormal", "gamma", "weibull", "fixed", "empirical"]
+    mean: PositiveFloat | None = None
+    sd: PositiveFloat | None = None
+    median: PositiveFloat | None = None
+    shape: PositiveFloat | None = None
+    scale: PositiveFloat | None = None
+    value: NonNegativeFloat | None = None
+    values: list[NonNegativeFloat] | None = None
+    csv: str | None = None
+    max: PositiveFloat | None = None
+    zero_probability: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _parameters(self) -> Dist:
+        given = {k for k in ("mean", "sd", "median", "shape", "scale", "value", "values", "csv")
+                 if getattr(self, k) is not None}
+        allowed = {
+            "exponential": [{"mean"}],
+            "lognormal": [{"mean", "sd"}, {"median", "mean"}],
+            "gamma": [{"mean", "sd"}, {"shape", "scale"}],
+            "weibull": [{"shape", "scale"}],
+            "fixed": [{"value"}],
+            "empirical": [{"values"}, {"csv"}],
+        }[self.dist]
+        if given not in allowed:
+            options = " or ".join("+".join(sorted(a)) for a in allowed)
+            raise ValueError(f"dist '{self.dist}' takes {options}; got {sorted(given) or 'nothing'}")
+        if self.dist == "lognormal" and self.median is not None and self.mean <= self.median:
+            raise ValueError("lognormal by median and mean needs mean > median (a right-skewed stay)")
+        if self.dist == "empirical" and self.values is not None and len(self.values) == 0:
+            raise ValueError("empirical 'values' must not be empty")
+        if self.csv is not None:
+            self.values = read_values_csv(self.csv)
+            self.csv = None
+        return self
+
+
+class CapacityStep(Strict):
+    """From ``from_day`` on, the service has ``capacity`` places."""
+
+    from_day: NonNegativeFloat
+    capacity: Annotated[int, Field(ge=0)]
+
+
+class Wait(Strict):
+    """How a wait to enter a service is recorded: DTOC reason code and responsible organisation."""
+
+    reason: Reason
+    responsible: Responsible
+
+
+class Service(Strict):
+    """A care setting with finite places, a stay, and routing of what happens next."""
+
+    capacity: Annotated[int, Field(gt=0)] | list[CapacityStep]
+    stay: Dist | None = None
+    stay_by_group: dict[str, Dist] = {}
+    next: dict[str, Probability] = {}
+    next_by_group: dict[str, dict[str, Probability]] = {}
+    wait: Wait | None = None
+    cost_per_occupied_day_gbp: NonNegativeFloat = 0.0
+    cost_per_capacity_day_gbp: NonNegativeFloat = 0.0
+    paid_by: Literal["nhs", "social_care"] = "nhs"
+    start_occupancy: Annotated[int, Field(ge=0)] = 0
+    start_queue: Annotated[int, Field(ge=0)] = 0
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _schedule(self) -> Service:
+        if isinstance(self.capacity, list):
+            if not self.capacity:
+                raise ValueError("capacity schedule must not be empty")
+            if self.capacity[0].from_day != 0:
+                raise ValueError("capacity schedule must start at from_day 0")
+            days = [s.from_day for s in self.capacity]
+            if any(b <= a for a, b in zip(days, days[1:])):
+                raise ValueError("capacity schedule from_day values must increase")
+        return self
+
+    def capacity_steps(self) -> list[tuple[float, int]]:
+        """The capacity as ``[(from_day, capacity), ...]`` starting at day 0."""
+        if isinstance(self.capacity, list):
+            return [(s.from_day, s.capacity) for s in self.capacity]
+        return [(0.0, int(self.capacity))]
+
+    def stay_for(self, group: str) -> Dist:
+        return self.stay_by_group.get(group, self.stay)
+
+    def next_for(self, group: str) -> dict[str, float]:
+        return self.next_by_group.get(group, self.next)
+
+
+class Pathway(Strict):
+    """A discharge pathway: where it leads, the discharge process, and readmission risk."""
+
+    to: str
+    to_by_group: dict[str, str] = {}
+    process: Dist
+    process_wait: Wait
+    assessment: bool = False
+    discharge_to_assess: bool = False
+    readmission_30d_probability: Probability = 0.0
+    source: str = ""
+
+    def to_for(self, group: str) -> str:
+        return self.to_by_group.get(group, self.to)
+
+
+class Discharge(Strict):
+    """How patients leave acute care: pathway need by group, deaths, readmissions."""
+
+    pathways: dict[PathwayName, Pathway]
+    pathway_shares_by_group: dict[str, dict[PathwayName, Probability]]
+    death_in_hospital_probability_by_group: dict[str, Probability] = {}
+    readmission_delay: Dist = Dist(dist="exponential", mean=10.0, max=30.0)
+    source: str = ""
+
+
+class Deconditioning(Strict):
+    """Per-day probability that a delayed patient's need escalates (P1 -> P2 -> P3).
+
+    Applies to time spent ready to leave an acute bed. The rate is an explicit, uncertain assumption.
+    """
+
+    enabled: bool = True
+    probability_per_day: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
+    source: str = ""
+
+
+class Arrival(Strict):
+    """A non-stationary Poisson arrival stream.
+
+    ``to`` is ``front_door`` (an admission: waits for an acute bed), ``ready_to_leave`` (a patient
+    already in an acute bed with no criteria to reside, on ``pathway``), or a service name (a
+    community referral, waiting at home). The rate on a day is ``rate_per_day x day_of_week[weekday]
+    x month[month]``, or read from ``rates_csv`` (columns ``date,rate_per_day``). ``treatment`` and
+    ``pathway_shares`` replace the acute stay and the pathway shares for this stream (e.g. electives).
+    """
+
+    to: str
+    elective: bool = False
+    pathway: PathwayName | None = None
+    rate_per_day: PositiveFloat | None = None
+    day_of_week: Annotated[list[NonNegativeFloat], Field(min_length=7, max_length=7)] = [1.0] * 7
+    month: Annotated[list[NonNegativeFloat], Field(min_length=12, max_length=12)] = [1.0] * 12
+    rates_csv: str | None = None
+    group_shares: dict[str, Probability]
+    treatment: Dist | None = None
+    pathway_shares: dict[PathwayName, Probability] | None = None
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _rate(self) -> Arrival:
+        if (self.rate_per_day is None) == (self.rates_csv is None):
+            raise ValueError("give exactly one of rate_per_day or rates_csv")
+        if self.to == "ready_to_leave" and self.pathway is None:
+            raise ValueError("an arrival to 'ready_to_leave' needs a pathway")
+        if self.rate_per_day is not None and max(self.day_of_week) == 0:
+            raise ValueError("day_of_week factors are all zero")
+        if self.rate_per_day is not None and max(self.month) == 0:
+            raise ValueError("month factors are all zero")
+        return self
+
+
+class System(Strict):
+    """A local health and care system: groups, arrivals, services, discharge and deconditioning."""
+
+    name: str
+    description: str = ""
+    population: Annotated[int, Field(gt=0)] | None = None
+    price_year: str = ""
+    start_date: dt.date = dt.date(2025, 4, 1)
+    groups: Annotated[list[str], Field(min_length=1)]
+    arrivals: Annotated[dict[str, Arrival], Field(min_length=1)]
+    services: dict[str, Service]
+    discharge: Discharge
+    deconditioning: Deconditioning = Deconditioning()
+
+    @model_validator(mode="after")
+    def _network(self) -> System:
+        check_network(self)
+        return self
+
+    def downstream(self) -> list[str]:
+        """Services after acute care (everything but ``acute`` and ``assessment``)."""
+        return [s for s in self.services if s not in ("acute", "assessment")]
+
+
+class Investment(Strict):
+    """A change to one numeric parameter over a time window (built out in scenarios.py)."""
+
+    lever: str
+    add: float | None = None
+    budget_gbp: NonNegativeFloat | None = None
+    start_day: NonNegativeFloat = 0.0
+    end_day: PositiveFloat | None = None
+    funder: str = "ibcf"
+    cost_gbp_per_unit_year: NonNegativeFloat = 0.0
+    price_year: str = ""
+    source: str = ""
+
+
+class Scenario(Strict):
+    """What a what-if changes; the baseline changes nothing."""
+
+    name: str = "baseline"
+    description: str = "The system as configured, no investment."
+    investments: list[Investment] = []
+
+
+class Run(Strict):
+    """How to run: seed, replications, horizon (including warm-up), warm-up, workers, logging."""
+
+    seed: Annotated[int, Field(ge=0)] = 2026
+    replications: Annotated[int, Field(gt=0)] = 20
+    horizon_days: PositiveFloat = 545.0
+    warmup_days: NonNegativeFloat = 180.0
+    jobs: Annotated[int, Field(ge=1)] = 2
+    patient_log: bool = False
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _window(self) -> Run:
+        if self.warmup_days >= self.horizon_days:
+            raise ValueError(
+                f"warmup_days ({self.warmup_days:g}) must be shorter than horizon_days "
+                f"({self.horizon_days:g}): KPIs are measured after the warm-up"
+            )
+        return self
+
+
+class Config(Strict):
+    """Everything one invocation needs."""
+
+    system: System
+    scenario: Scenario = Scenario()
+    run: Run = Run()
+
+    @model_validator(mode="after")
+    def _rates_cover_horizon(self) -> Config:
+        for name, arrival in self.system.arrivals.items():
+            if arrival.rates_csv is not None:
+                rates = read_rates_csv(arrival.rates_csv)
+                last = self.system.start_date + dt.timedelta(days=math.ceil(self.run.horizon_days) - 1)
+                missing = [d for d in (self.system.start_date, last) if d not in rates]
+                if missing:
+                    raise ValueError(
+                        f"system.arrivals.{name}.rates_csv: {arrival.rates_csv} has no rate for "
+                        f"{missing[0]}; it must cover every day from start_date for horizon_days"
+                    )
+        return self
+
+
+# ----------------------------------------------------------------------------------------------
+# cross-field rules
+
+
+def _close_to_one(total: float) -> bool:
+    return abs(total - 1.0) <= PROBABILITY_TOLERANCE
+
+
+def check_network(system: System) -> None:
+    """Rules that span fields: names exist, probabilities sum to 1, routing has no cycle."""
+    groups = set(system.groups)
+    if len(groups) != len(system.groups):
+        raise ValueError("groups: names must be unique")
+    services = system.services
+    if "acute" not in services:
+        raise ValueError("services: an 'acute' service is required")
+    downstream = system.downstream()
+    stay_needed = ["acute", *downstream] + (["assessment"] if "assessment" in services else [])
+    for name in stay_needed:
+        svc = services[name]
+        unknown = set(svc.stay_by_group) - groups
+        if unknown:
+            raise ValueError(f"services.{name}.stay_by_group: unknown group {sorted(unknown)[0]!r}")
+        if svc.stay is None and set(svc.stay_by_group) != groups:
+            raise ValueError(f"services.{name}: give 'stay', or 'stay_by_group' for every group")
+    for name in downstream:
+        svc = services[name]
+        if svc.wait is None:
+            raise ValueError(f"services.{name}.wait: give the DTOC reason and responsible organisation")
+        tables = {"next": svc.next, **{f"next_by_group.{g}": t for g, t in svc.next_by_group.items()}}
+        if set(svc.next_by_group) - groups:
+            raise ValueError(f"services.{name}.next_by_group: unknown group "
+                             f"{sorted(set(svc.next_by_group) - groups)[0]!r}")
+        if not svc.next:
+            raise ValueError(f"services.{name}.next: routing after the stay is required")
+        for label, table in tables.items():
+            for target in table:
+                if target not in EXITS and target not in downstream:
+                    raise ValueError(
+                        f"services.{name}.{label}: unknown target {target!r} (use a downstream "
+                        f"service, 'home' or 'death'; readmissions are set per pathway)"
+                    )
+                if target == name:
+                    raise ValueError(f"services.{name}.{label}: a service cannot route to itself")
+            if not _close_to_one(sum(table.values())):
+                raise ValueError(f"services.{name}.{label}: probabilities must sum to 1 "
+                                 f"(they sum to {sum(table.values()):.6g})")
+    for name in ("acute", "assessment"):
+        if name in services and (services[name].next or services[name].next_by_group):
+            raise ValueError(f"services.{name}.next: {name} routing is set by discharge.pathways")
+    _check_acyclic(system)
+    d = system.discharge
+    for p, pathway in d.pathways.items():
+        for label, target in {"to": pathway.to, **{f"to_by_group.{g}": t for g, t in
+                                                   pathway.to_by_group.items()}}.items():
+            if target != "home" and target not in downstream:
+                raise ValueError(f"discharge.pathways.{p}.{label}: unknown service {target!r}")
+        if set(pathway.to_by_group) - groups:
+            raise ValueError(f"discharge.pathways.{p}.to_by_group: unknown group "
+                             f"{sorted(set(pathway.to_by_group) - groups)[0]!r}")
+        if (pathway.assessment or pathway.discharge_to_assess) and "assessment" not in services:
+            raise ValueError(f"discharge.pathways.{p}.assessment: needs an 'assessment' service")
+        if pathway.discharge_to_assess and not pathway.assessment:
+            raise ValueError(f"discharge.pathways.{p}.discharge_to_assess: needs assessment: true")
+        if pathway.discharge_to_assess and pathway.to == "home":
+            raise ValueError(f"discharge.pathways.{p}.discharge_to_assess: needs a service to "
+                             f"assess in, not 'home'")
+    if d.readmission_delay.max is None or d.readmission_delay.max > 30:
+        raise ValueError("discharge.readmission_delay.max: must be set and at most 30 days")
+    for g in system.groups:
+        shares = d.pathway_shares_by_group.get(g)
+        if shares is None:
+            raise ValueError(f"discharge.pathway_shares_by_group: missing group {g!r}")
+        for p in shares:
+            if p not in d.pathways:
+                raise ValueError(f"discharge.pathway_shares_by_group.{g}: pathway {p} is not "
+                                 f"defined in discharge.pathways")
+        if not _close_to_one(sum(shares.values())):
+            raise ValueError(f"discharge.pathway_shares_by_group.{g}: probabilities must sum to 1 "
+                             f"(they sum to {sum(shares.values()):.6g})")
+    for label, table in (("pathway_shares_by_group", d.pathway_shares_by_group),
+                         ("death_in_hospital_probability_by_group",
+                          d.death_in_hospital_probability_by_group)):
+        if set(table) - groups:
+            raise ValueError(f"discharge.{label}: unknown group {sorted(set(table) - groups)[0]!r}")
+    if system.deconditioning.enabled:
+        for p in ("P1", "P2", "P3"):
+            if p not in d.pathways:
+                raise ValueError(f"deconditioning: escalation P1 -> P2 -> P3 needs pathway {p} "
+                                 f"defined (or set deconditioning.enabled: false)")
+    for name, arrival in system.arrivals.items():
+        if arrival.to not in ("front_door", "ready_to_leave") and arrival.to not in downstream:
+            raise ValueError(f"arrivals.{name}.to: unknown target {arrival.to!r} (use front_door, "
+                             f"ready_to_leave or a downstream service)")
+        if arrival.pathway is not None and arrival.pathway not in d.pathways:
+            raise ValueError(f"arrivals.{name}.pathway: {arrival.pathway} is not defined")
+        if set(arrival.group_shares) - groups:
+            raise ValueError(f"arrivals.{name}.group_shares: unknown group "
+                             f"{sorted(set(arrival.group_shares) - groups)[0]!r}")
+        if arrival.pathway_shares is not None:
+            if set(arrival.pathway_shares) - set(d.pathways):
+                raise ValueError(f"arrivals.{name}.pathway_shares: pathway "
+                                 f"{sorted(set(arrival.pathway_shares) - set(d.pathways))[0]} is "
+                                 f"not defined in discharge.pathways")
+            if not _close_to_one(sum(arrival.pathway_shares.values())):
+                raise ValueError(f"arrivals.{name}.pathway_shares: probabilities must sum to 1 "
+                                 f"(they sum to {sum(arrival.pathway_shares.values()):.6g})")
+        if not _close_to_one(sum(arrival.group_shares.values())):
+            raise ValueError(f"arrivals.{name}.group_shares: probabilities must sum to 1 "
+                             f"(they sum to {sum(arrival.group_shares.values()):.6g})")
+    for name, svc in services.items():
+        if svc.start_queue and name in ("acute", "assessment"):
+            raise ValueError(f"services.{name}.start_queue: a start queue is for services patients "
+                             f"wait to be discharged to")
+        top = max(c for _, c in svc.capacity_steps())
+        if svc.start_occupancy > svc.capacity_steps()[0][1]:
+            raise ValueError(f"services.{name}.start_occupancy: {svc.start_occupancy} is above the "
+                             f"day-0 capacity {svc.capacity_steps()[0][1]}")
+        if top == 0:
+            raise ValueError(f"services.{name}.capacity: the schedule never has a place")
+    queued = sum(s.start_queue for s in services.values())
+    acute0 = services["acute"].capacity_steps()[0][1]
+    if services["acute"].start_occupancy + queued > acute0:
+        raise ValueError(
+            f"services.acute.start_occupancy: {services['acute'].start_occupancy} patients in "
+            f"treatment plus {queued} queued for discharge (start_queue) exceed the day-0 acute "
+            f"capacity {acute0}"
+        )
+
+
+def _check_acyclic(system: System) -> None:
+    """Downstream routing must be acyclic: each service is visited at most once per episode."""
+    services = system.services
+    graph = {}
+    for name in system.downstream():
+        svc = services[name]
+        targets = set(svc.next) | {t for table in svc.next_by_group.values() for t in table}
+        graph[name] = {t for t in targets if t in services}
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                cycle = " -> ".join([*path[path.index(nxt):], nxt]) if nxt in path else nxt
+                raise ValueError(f"services: routing has a cycle ({cycle}); each service may be "
+                                 f"visited once between acute discharges")
+            if nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node, [node])
+
+
+# ----------------------------------------------------------------------------------------------
+# files
+
+
+def resolve_path(path: str) -> Path:
+    """A data file path: absolute, relative to the working directory, or to the project root.
+
+    The project root is ``$FLOWSIM_ROOT`` when set, else the folder above ``configs/``.
+    """
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    root = Path(os.environ.get("FLOWSIM_ROOT", Path(__file__).resolve().parent.parent))
+    return root / p
+
+
+def _open_csv(path: str):
+    p = resolve_path(path)
+    if not p.is_file():
+        raise ValueError(f"file not found: {path}")
+    return p.open(newline="", encoding="utf-8-sig")  # utf-8-sig drops a BOM
+
+
+def read_values_csv(path: str) -> list[float]:
+    """Observed durations (days) from a CSV: one column, an optional header line."""
+    values: list[float] = []
+    with _open_csv(path) as fh:
+        for i, row in enumerate(csv.reader(fh), start=1):
+            if not row or not row[0].strip():
+                continue
+            try:
+                v = float(row[0].replace(",", ""))
+            except ValueError:
+                if i == 1:
+                    continue  # a header
+                raise ValueError(f"{path} line {i}: {row[0]!r} is not a number") from None
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"{path} line {i}: {row[0]!r} must be a finite number >= 0")
+            values.append(v)
+    if not values:
+        raise ValueError(f"{path}: no values")
+    return values
+
+
+def read_rates_csv(path: str) -> dict[dt.date, float]:
+    """Dated arrival rates: columns ``date`` (YYYY-MM-DD) and ``rate_per_day``."""
+    rates: dict[dt.date, float] = {}
+    with _open_csv(path) as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or {"date", "rate_per_day"} - {
+                f.strip() for f in reader.fieldnames}:
+            raise ValueError(f"{path}: needs columns 'date' and 'rate_per_day' "
+                             f"(found {reader.fieldnames})")
+        for i, row in enumerate(reader, start=2):
+            row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+            try:
+                day = dt.date.fromisoformat(row["date"])
+            except ValueError:
+                raise ValueError(f"{path} line {i}: date {row['date']!r} is not YYYY-MM-DD") from None
+            try:
+                rate = float(row["rate_per_day"])
+            except ValueError:
+                raise ValueError(f"{path} line {i}: rate_per_day {row['rate_per_day']!r} is not a "
+                                 f"number") from None
+            if not math.isfinite(rate) or rate < 0:
+                raise ValueError(f"{path} line {i}: rate_per_day must be a finite number >= 0")
+            if day in rates:
+                raise ValueError(f"{path} line {i}: date {day} appears twice")
+            rates[day] = rate
+    if not rates:
+        raise ValueError(f"{path}: no rows")
+    return rates
+
+
+# ----------------------------------------------------------------------------------------------
+# entry point
+
+
+def _format_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-after",
+                                                                          "constrained")))
+        # pydantic adds union-branch names to loc (e.g. 'int', 'list[CapacityStep]'); drop them
+        parts = [p for p in loc.split(".") if p and "[" not in p and p not in ("int", "float")]
+        where = ".".join(parts)
+        msg = e["msg"].removeprefix("Value error, ")
+        inner = re.match(r"^([A-Za-z_][\w.]*): ", msg)
+        if inner and where:  # a cross-field rule names its own sub-field
+            where, msg = f"{where}.{inner.group(1)}", msg[inner.end():]
+        got = e.get("input")
+        shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+        lines.append(f"{where}: {msg}{shown}" if where else f"{msg}{shown}")
+    # a union error reports each branch; keep each line once
+    return "\n".join(dict.fromkeys(lines))
+
+
+def validate(raw: dict[str, Any]) -> Config:
+    """Check a plain-dict config; raise ``ConfigError`` naming the field and the rule."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err)) from None

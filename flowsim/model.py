@@ -1,0 +1,489 @@
+"""One replication of the whole system: SimPy processes for patients moving between care settings.
+
+Each setting is a ``Pool`` of places, first come first served. A patient who needs the next setting
+keeps their current place while waiting (blocking after service), so a wait in an acute bed is a
+delayed transfer of care. Every stay and every wait is recorded as a row in plain lists, turned into
+NumPy arrays at the end (``Events``); ``results.py`` turns those into tables and KPIs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from flowsim import distributions, patients
+from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, System
+from flowsim.patients import DEATH, HOME, Layout
+from flowsim.streams import Streams
+
+READMIT = -3
+"""Outcome code: the stay ended because the patient was readmitted to hospital."""
+OPEN = -4
+"""Outcome code: still there at the end of the horizon."""
+FRONT_DOOR = -5
+"""Place code: waiting for an acute bed (boarding)."""
+COMMUNITY = -6
+"""Place code: waiting at home (a community referral)."""
+
+VISIT_FIELDS = ("episode", "person", "service", "enter", "ready", "leave", "outcome", "pathway",
+                "group")
+WAIT_FIELDS = ("episode", "person", "place", "waits_for", "reason", "responsible", "start", "end")
+_NAN = math.nan
+_INF = math.inf
+
+
+class Pool:
+    """Places in a care setting, handed out first come first served.
+
+    ``request`` takes a free place at once (returns ``None``, no event and no yield) or returns an
+    event that succeeds when a place is handed over. A released place goes straight to the next
+    waiter. Capacity may change: a cut lets current occupants finish (no one is evicted).
+    """
+
+    __slots__ = ("env", "capacity", "busy", "waiters")
+
+    def __init__(self, env: simpy.Environment, capacity: int) -> None:
+        self.env = env
+        self.capacity = capacity
+        self.busy = 0
+        self.waiters: deque[simpy.Event] = deque()
+
+    def request(self) -> simpy.Event | None:
+        if self.busy < self.capacity and not self.waiters:
+            self.busy += 1
+            return None
+        ev = self.env.event()
+        self.waiters.append(ev)
+        return ev
+
+    def cancel(self, ev: simpy.Event) -> None:
+        """Withdraw a request; a place already handed over is given back."""
+        if ev.triggered:
+            self.release()
+        else:
+            self.waiters.remove(ev)
+
+    def release(self) -> None:
+        self.busy -= 1
+        self._hand_over()
+
+    def set_capacity(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        waiters = self.waiters
+        while waiters and self.busy < self.capacity:
+            self.busy += 1
+            waiters.popleft().succeed()
+
+
+@dataclass
+class Events:
+    """What one replication recorded: stays, waits and the capacity in force."""
+
+    visits: dict[str, np.ndarray]
+    waits: dict[str, np.ndarray]
+    capacity_steps: list[list[tuple[float, int]]]
+    horizon_days: float
+    layout: Layout
+    n_initial: int
+    """Episodes numbered below this were already in care at day 0 (not admissions)."""
+
+
+class _Rows:
+    """A cohort's columns as Python lists: indexing a list is much cheaper than a NumPy array."""
+
+    __slots__ = ("group", "pathway", "treatment", "dies", "process", "assess", "decondition",
+                 "u_readmit", "readmit_delay", "stay", "route")
+
+    def __init__(self, c: patients.Cohort) -> None:
+        self.group = c.group.tolist()
+        self.pathway = c.pathway.tolist()
+        self.treatment = c.treatment.tolist()
+        self.dies = c.dies.tolist()
+        self.process = c.process.tolist()
+        self.assess = c.assess.tolist()
+        self.decondition = c.decondition.tolist()
+        self.u_readmit = c.u_readmit.tolist()
+        self.readmit_delay = c.readmit_delay.tolist()
+        self.stay = {k: v.tolist() for k, v in c.stay.items()}
+        self.route = {k: v.tolist() for k, v in c.route.items()}
+
+
+class Model:
+    """The system for one replication: build, ``run()``, then read ``events()``."""
+
+    READMISSION_BLOCK = 512
+
+    def __init__(self, system: System, streams: Streams, horizon_days: float,
+                 capacity_steps: dict[str, list[tuple[float, int]]] | None = None) -> None:
+        self.system = system
+        self.streams = streams
+        self.horizon = float(horizon_days)
+        self.layout = layout = Layout.of(system)
+        self.env = env = simpy.Environment()
+        steps = capacity_steps or {}
+        self.capacity_steps = [steps.get(s, system.services[s].capacity_steps())
+                               for s in layout.services]
+        self.pools = [Pool(env, st[0][1]) for st in self.capacity_steps]
+        self.visits: list[list] = []
+        self.waits: list[list] = []
+        self._episodes = 0
+        self._readmission_rows: dict[int, tuple[_Rows, int]] = {}
+        self._readmission_blocks = [0] * len(layout.groups)
+        self._tables()
+        for k, st in enumerate(self.capacity_steps):
+            if len(st) > 1:
+                env.process(self._capacity(self.pools[k], st))
+        self._start_state()
+        self.n_initial = self._episodes
+        for name, cohort in patients.arrivals(system, layout, streams, self.horizon):
+            env.process(self._arrivals(system.arrivals[name], cohort))
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def _tables(self) -> None:
+        """Per-pathway and per-service lookups as lists, indexed by integer codes."""
+        sys, lay = self.system, self.layout
+        G = len(lay.groups)
+        self.to = [[HOME] * G for _ in PATHWAYS]
+        self.proc_wait = [(-1, -1)] * len(PATHWAYS)
+        self.needs_assessment = [False] * len(PATHWAYS)
+        self.d2a = [False] * len(PATHWAYS)
+        self.readmit_p = [0.0] * len(PATHWAYS)
+        for k, p in enumerate(PATHWAYS):
+            pw = sys.discharge.pathways.get(p)
+            if pw is None:
+                continue
+            self.to[k] = [lay.code(pw.to_for(g)) for g in lay.groups]
+            self.proc_wait[k] = (REASONS.index(pw.process_wait.reason),
+                                 RESPONSIBLE.index(pw.process_wait.responsible))
+            self.needs_assessment[k] = pw.assessment
+            self.d2a[k] = pw.discharge_to_assess
+            self.readmit_p[k] = pw.readmission_30d_probability
+        self.wait_code = [(-1, -1)] * len(lay.services)
+        for k, s in enumerate(lay.services):
+            w = sys.services[s].wait
+            if w is not None:
+                self.wait_code[k] = (REASONS.index(w.reason), RESPONSIBLE.index(w.responsible))
+        self.assessment = lay.services.index("assessment") if "assessment" in lay.services else -1
+        self.escalate = sys.deconditioning.enabled and sys.deconditioning.probability_per_day > 0
+
+    def _start_state(self) -> None:
+        """People already in care at day 0: residual stays from the equilibrium distribution."""
+        sys, lay, streams = self.system, self.layout, self.streams
+        mix = patients.group_mix(sys, lay)
+        for code, s in enumerate(lay.services):
+            svc = sys.services[s]
+            for what, n in (("occupancy", svc.start_occupancy), ("queue", svc.start_queue)):
+                if n == 0:
+                    continue
+                name = f"start.{s}.{what}"
+                if what == "queue":  # in an acute bed, ready to leave, waiting for s
+                    group, pathway = self._queue_groups(s, mix, streams.uniforms(f"{name}.group", n))
+                    cohort = patients.draw(sys, lay, streams, name, np.zeros(n), group=group)
+                    cohort.pathway = pathway
+                else:
+                    group = _choose(streams.uniforms(f"{name}.group", n), mix)
+                    cohort = patients.draw(sys, lay, streams, name, np.zeros(n), group=group)
+                    self._residual(cohort, code, svc, name, group)
+                rows = _Rows(cohort)
+                for i in range(n):
+                    self.pools[0 if what == "queue" else code].busy += 1
+                    ep = self._new_episode()
+                    if what == "queue":
+                        self.env.process(self._acute(rows, i, ep, ep, "queued", code))
+                    elif code == 0:
+                        self.env.process(self._acute(rows, i, ep, ep, "in_treatment"))
+                    else:
+                        self.env.process(self._downstream(rows, i, ep, ep, code, _INF, False))
+
+    def _residual(self, cohort: patients.Cohort, code: int, svc, name: str, group) -> None:
+        st = self.streams
+        n = len(group)
+        out = np.empty(n)
+        for k, g in enumerate(self.layout.groups):
+            mask = group == k
+            if mask.any():
+                m = int(mask.sum())
+                out[mask] = distributions.residual(
+                    svc.stay_for(g), st.uniforms(f"{name}.pick.{g}", m),
+                    st.uniforms(f"{name}.fraction.{g}", m),
+                    st.uniforms(f"{name}.pool.{g}", 20_000))
+        if code == 0:
+            cohort.treatment = out
+        else:
+            cohort.stay[code] = out
+
+    def _queue_groups(self, service: str, mix: np.ndarray, u: np.ndarray):
+        """Groups and pathways of people queued at the start for ``service``: the groups whose
+        pathway leads there, in proportion to the group mix."""
+        lay = self.layout
+        code = lay.code(service)
+        options = [(g, p) for g in range(len(lay.groups)) for p in range(len(PATHWAYS))
+                   if self.to[p][g] == code]
+        if not options:
+            raise ValueError(f"services.{service}.start_queue: no discharge pathway leads there")
+        weights = np.array([mix[g] for g, _ in options])
+        if weights.sum() == 0:
+            weights = np.ones(len(options))
+        pick = _choose(u, weights / weights.sum())
+        return (np.array([options[j][0] for j in pick], dtype=np.int64),
+                np.array([options[j][1] for j in pick], dtype=np.int64))
+
+    def _new_episode(self) -> int:
+        self._episodes += 1
+        return self._episodes - 1
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def _capacity(self, pool: Pool, steps: list[tuple[float, int]]):
+        env = self.env
+        for day, capacity in steps[1:]:
+            yield env.timeout(day - env.now)
+            pool.set_capacity(capacity)
+
+    def _arrivals(self, arrival, cohort: patients.Cohort):
+        env = self.env
+        rows = _Rows(cohort)
+        times = cohort.time.tolist()
+        if arrival.to in ("front_door", "ready_to_leave"):
+            kind = arrival.to
+            for i, t in enumerate(times):
+                yield env.timeout(t - env.now)
+                ep = self._new_episode()
+                env.process(self._acute(rows, i, ep, ep, kind))
+        else:
+            code = self.layout.code(arrival.to)
+            for i, t in enumerate(times):
+                yield env.timeout(t - env.now)
+                ep = self._new_episode()
+                env.process(self._referral(rows, i, ep, code))
+
+    def _referral(self, rows: _Rows, i: int, ep: int, code: int):
+        """A community referral: waits at home for a place, then stays and moves on."""
+        ev = self.pools[code].request()
+        if ev is not None:
+            reason, resp = self.wait_code[code]
+            w = [ep, ep, COMMUNITY, code, reason, resp, self.env.now, _NAN]
+            self.waits.append(w)
+            yield ev
+            w[7] = self.env.now
+        yield from self._downstream(rows, i, ep, ep, code, _INF, False)
+
+    def _acute(self, rows: _Rows, i: int, ep: int, person: int, kind: str, queued_for: int = -1):
+        """An acute episode: boarding, treatment, the discharge process, assessment and the wait for
+        the next setting (holding the bed), with deconditioning while delayed."""
+        env = self.env
+        acute = self.pools[0]
+        waits = self.waits
+        g = rows.group[i]
+        p = rows.pathway[i]
+        if kind in ("front_door", "ready_to_leave"):
+            ev = acute.request()
+            if ev is not None:
+                w = [ep, person, FRONT_DOOR, 0, -1, -1, env.now, _NAN]
+                waits.append(w)
+                yield ev
+                w[7] = env.now
+        visit = [ep, person, 0, env.now, _NAN, _NAN, OPEN, p, g]
+        self.visits.append(visit)
+        if kind in ("front_door", "in_treatment"):
+            yield env.timeout(rows.treatment[i])
+            if rows.dies[i]:
+                visit[4] = visit[5] = env.now
+                visit[6] = DEATH
+                acute.release()
+                return
+        t_ready = visit[4] = env.now
+        to = self.to
+        target = to[p][g] if queued_for < 0 else queued_for
+        assessed = not self.needs_assessment[p] or queued_for >= 0
+        d2a = False
+        if queued_for < 0:
+            proc = rows.process[i]
+            if proc > 0:
+                reason, resp = self.proc_wait[p]
+                w = [ep, person, 0, target, reason, resp, env.now, _NAN]
+                waits.append(w)
+                yield env.timeout(proc)
+                w[7] = env.now
+            if not assessed and self.d2a[p]:
+                d2a, assessed = True, True
+            if not assessed:
+                yield from self._assess(rows, i, ep, person, 0)
+                assessed = True
+        # wait for the next setting, holding the bed; need may escalate while delayed
+        p_since = t_ready
+        decondition = rows.decondition[i]
+        while target != HOME:
+            pool = self.pools[target]
+            ev = pool.request()
+            if ev is None:
+                break
+            reason, resp = self.wait_code[target]
+            w = [ep, person, 0, target, reason, resp, env.now, _NAN]
+            waits.append(w)
+            at = p_since + decondition[p - 1] if self.escalate and 1 <= p <= 2 else _INF
+            if at < _INF:
+                if at > env.now:
+                    yield ev | env.timeout(at - env.now)
+                if ev.triggered:
+                    w[7] = env.now
+                    break
+                pool.cancel(ev)
+                w[7] = env.now
+                p, p_since = p + 1, at
+                visit[7] = p
+                target = to[p][g]
+                if not assessed:  # assessed at the destination instead
+                    d2a = assessed = True
+                continue
+            yield ev
+            w[7] = env.now
+            break
+        acute.release()
+        visit[5] = env.now
+        visit[6] = target
+        deadline = _INF
+        if rows.u_readmit[i] < self.readmit_p[p]:
+            deadline = env.now + rows.readmit_delay[i]
+        if target == HOME:
+            if deadline < _INF:
+                self._readmit_at(deadline, person, g)
+            return
+        yield from self._downstream(rows, i, ep, person, target, deadline, d2a)
+
+    def _assess(self, rows: _Rows, i: int, ep: int, person: int, place: int):
+        """A discharge assessment by an assessor (finite capacity), while holding ``place``."""
+        env = self.env
+        pool = self.pools[self.assessment]
+        reason, resp = self.wait_code[self.assessment]
+        w = [ep, person, place, self.assessment, reason, resp, env.now, _NAN]
+        self.waits.append(w)
+        ev = pool.request()
+        if ev is not None:
+            yield ev
+        visit = [ep, person, self.assessment, env.now, _NAN, _NAN, OPEN, rows.pathway[i],
+                 rows.group[i]]
+        self.visits.append(visit)
+        yield env.timeout(rows.assess[i])
+        pool.release()
+        w[7] = visit[4] = visit[5] = env.now
+        visit[6] = place
+
+    def _downstream(self, rows: _Rows, i: int, ep: int, person: int, code: int, deadline: float,
+                    d2a: bool):
+        """Stays in settings after acute care (the place in ``code`` is already held), moving on
+        by the routing until home, death, or readmission at ``deadline``."""
+        env = self.env
+        pools = self.pools
+        g = rows.group[i]
+        p = rows.pathway[i]
+        while True:
+            visit = [ep, person, code, env.now, _NAN, _NAN, OPEN, p, g]
+            self.visits.append(visit)
+            if d2a:  # discharge to assess: assessed here, not in hospital
+                yield from self._assess(rows, i, ep, person, code)
+                d2a = False
+            stay = rows.stay[code][i]
+            if env.now + stay >= deadline:
+                yield env.timeout(max(deadline - env.now, 0.0))
+                return self._readmitted(visit, pools[code], person, g)
+            yield env.timeout(stay)
+            visit[4] = env.now
+            nxt = rows.route[code][i]
+            if nxt >= 0:
+                ev = pools[nxt].request()
+                if ev is not None:
+                    reason, resp = self.wait_code[nxt]
+                    w = [ep, person, code, nxt, reason, resp, env.now, _NAN]
+                    self.waits.append(w)
+                    if deadline < _INF:
+                        yield ev | env.timeout(deadline - env.now)
+                        if not ev.triggered:
+                            pools[nxt].cancel(ev)
+                            w[7] = env.now
+                            return self._readmitted(visit, pools[code], person, g)
+                    else:
+                        yield ev
+                    w[7] = env.now
+            pools[code].release()
+            visit[5] = env.now
+            visit[6] = nxt
+            if nxt < 0:
+                if nxt == HOME and deadline < _INF:
+                    self._readmit_at(deadline, person, g)
+                return
+            code = nxt
+
+    # -- readmissions ------------------------------------------------------------------------
+
+    def _readmitted(self, visit: list, pool: Pool, person: int, g: int) -> None:
+        pool.release()
+        visit[4] = visit[4] if visit[4] == visit[4] else self.env.now
+        visit[5] = self.env.now
+        visit[6] = READMIT
+        self._readmit(person, g)
+
+    def _readmit_at(self, t: float, person: int, g: int) -> None:
+        if t < self.horizon:
+            ev = self.env.timeout(t - self.env.now)
+            ev.callbacks.append(lambda _ev: self._readmit(person, g))
+
+    def _readmit(self, person: int, g: int) -> None:
+        """A new acute episode for the same person, with attributes from the readmission streams
+        of their group (the k-th readmission of group g always gets row k)."""
+        rows, k = self._readmission_rows.get(g, (None, self.READMISSION_BLOCK))
+        if k == self.READMISSION_BLOCK:
+            block = self._readmission_blocks[g]
+            self._readmission_blocks[g] += 1
+            name = f"readmission.{self.layout.groups[g]}.block{block}"
+            n = self.READMISSION_BLOCK
+            cohort = patients.draw(self.system, self.layout, self.streams, name, np.zeros(n),
+                                   group=np.full(n, g, dtype=np.int64))
+            rows, k = _Rows(cohort), 0
+        self._readmission_rows[g] = (rows, k + 1)
+        ep = self._new_episode()
+        self.env.process(self._acute(rows, k, ep, person, "front_door"))
+
+    # -- run ---------------------------------------------------------------------------------
+
+    def run(self) -> Events:
+        self.env.run(until=self.horizon)
+        return Events(
+            visits=_columns(self.visits, VISIT_FIELDS),
+            waits=_columns(self.waits, WAIT_FIELDS),
+            capacity_steps=self.capacity_steps,
+            horizon_days=self.horizon,
+            layout=self.layout,
+            n_initial=self.n_initial,
+        )
+
+
+def _columns(rows: list[list], fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Rows to named columns; times as float64, codes as int64."""
+    if not rows:
+        return {f: np.empty(0) for f in fields}
+    arr = np.array(rows, dtype=np.float64)
+    out = {}
+    for j, f in enumerate(fields):
+        col = arr[:, j]
+        out[f] = col if f in ("enter", "ready", "leave", "start", "end") else col.astype(np.int64)
+    return out
+
+
+def _choose(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    cum = np.cumsum(weights)
+    return np.minimum(np.searchsorted(cum / cum[-1], u, side="right"), len(weights) - 1)
+
+
+def simulate(system: System, seed: int, replication: int, horizon_days: float,
+             capacity_steps: dict[str, list[tuple[float, int]]] | None = None) -> Events:
+    """Run one replication and return its events."""
+    return Model(system, Streams(seed, replication), horizon_days, capacity_steps).run()

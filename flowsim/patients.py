@@ -1,0 +1,175 @@
+"""Patients' attributes, drawn at arrival from their own named streams.
+
+Every attribute of a patient (group, pathway need, treatment stay, onward stays and routes, ...) is a
+function of uniforms from a stream named after the arrival stream and the attribute, indexed by the
+patient's place in that arrival stream. A capacity change therefore never changes which random
+numbers a patient receives: common random numbers across scenarios.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flowsim import distributions, kernels
+from flowsim.config import PATHWAYS, Arrival, System, read_rates_csv
+from flowsim.streams import Streams
+
+HOME, DEATH = -1, -2
+"""Place codes for leaving the system (services are coded 0, 1, ... in ``Layout.services``)."""
+
+
+@dataclass
+class Layout:
+    """Integer codes for services, groups and pathways, shared by the model and the results."""
+
+    services: list[str]
+    groups: list[str]
+    downstream: list[str]
+
+    @classmethod
+    def of(cls, system: System) -> Layout:
+        head = ["acute"] + (["assessment"] if "assessment" in system.services else [])
+        return cls(head + system.downstream(), list(system.groups), system.downstream())
+
+    def code(self, place: str) -> int:
+        if place == "home":
+            return HOME
+        if place == "death":
+            return DEATH
+        return self.services.index(place)
+
+
+@dataclass
+class Cohort:
+    """Columns of pre-drawn attributes for ``n`` patients (one row each)."""
+
+    time: np.ndarray
+    group: np.ndarray
+    pathway: np.ndarray
+    treatment: np.ndarray
+    dies: np.ndarray
+    process: np.ndarray
+    assess: np.ndarray
+    decondition: np.ndarray  # (n, 2): days from ready-to-leave to each escalation
+    u_readmit: np.ndarray
+    readmit_delay: np.ndarray
+    stay: dict[int, np.ndarray] = field(default_factory=dict)
+    route: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+
+def rates_by_day(arrival: Arrival, start_date: dt.date, n_days: int) -> np.ndarray:
+    """The arrival rate (per day) on each simulated day from ``start_date``."""
+    days = [start_date + dt.timedelta(days=d) for d in range(n_days)]
+    if arrival.rates_csv is not None:
+        table = read_rates_csv(arrival.rates_csv)
+        return np.array([table[d] for d in days])
+    return np.array(
+        [arrival.rate_per_day * arrival.day_of_week[d.weekday()] * arrival.month[d.month - 1]
+         for d in days]
+    )
+
+
+def draw(system: System, layout: Layout, streams: Streams, name: str, time: np.ndarray,
+         group_shares: dict[str, float] | None = None, group: np.ndarray | None = None,
+         pathway: str | None = None, arrival: Arrival | None = None) -> Cohort:
+    """Attributes for patients of the stream ``name`` arriving at ``time``.
+
+    The group comes from ``group`` or is drawn from ``group_shares``; the pathway is ``pathway`` or
+    drawn from the group's pathway shares.
+    """
+    n = len(time)
+    u = lambda attr: streams.uniforms(f"{name}.{attr}", n)  # noqa: E731
+    if group is None:
+        shares = np.array([[group_shares.get(g, 0.0) for g in layout.groups]])
+        group = kernels.categorical(u("group"), np.zeros(n, np.int64), shares)
+    group = np.asarray(group, dtype=np.int64)
+    d = system.discharge
+    if pathway is None:
+        own = arrival.pathway_shares if arrival is not None else None
+        table = np.array([[(own or d.pathway_shares_by_group[g]).get(p, 0.0) for p in PATHWAYS]
+                          for g in layout.groups])
+        path = kernels.categorical(u("pathway"), group, table)
+    else:
+        path = np.full(n, PATHWAYS.index(pathway), dtype=np.int64)
+
+    acute = system.services["acute"]
+    if arrival is not None and arrival.treatment is not None:
+        treatment = distributions.ppf(arrival.treatment, u("treatment"))
+    else:
+        treatment = _by_group(u("treatment"), group, layout, acute.stay_for)
+    death_p = np.array([d.death_in_hospital_probability_by_group.get(g, 0.0)
+                        for g in layout.groups])
+    dies = u("death") < death_p[group]
+    process = np.zeros(n)
+    u_process = u("process")
+    for k, p in enumerate(PATHWAYS):
+        mask = path == k
+        if p in d.pathways and mask.any():
+            process[mask] = distributions.ppf(d.pathways[p].process, u_process[mask])
+    if "assessment" in system.services:
+        assess = _by_group(u("assessment"), group, layout, system.services["assessment"].stay_for)
+    else:
+        assess = np.zeros(n)
+    decon = system.deconditioning
+    if decon.enabled and decon.probability_per_day > 0:
+        rate = -math.log1p(-decon.probability_per_day)
+        decondition = -np.log1p(-streams.uniforms(f"{name}.decondition", (n, 2))) / rate
+    else:
+        decondition = np.full((n, 2), np.inf)
+    cohort = Cohort(
+        time=np.asarray(time, dtype=np.float64), group=group, pathway=path, treatment=treatment,
+        dies=dies, process=process, assess=assess, decondition=decondition,
+        u_readmit=u("readmit"), readmit_delay=distributions.ppf(d.readmission_delay, u("readmit_delay")),
+    )
+    for s in layout.downstream:
+        code = layout.code(s)
+        svc = system.services[s]
+        cohort.stay[code] = _by_group(u(f"{s}.stay"), group, layout, svc.stay_for)
+        targets = sorted({t for g in layout.groups for t in svc.next_for(g)})
+        table = np.array([[svc.next_for(g).get(t, 0.0) for t in targets] for g in layout.groups])
+        codes = np.array([layout.code(t) for t in targets], dtype=np.int64)
+        cohort.route[code] = codes[kernels.categorical(u(f"{s}.route"), group, table)]
+    return cohort
+
+
+def _by_group(u: np.ndarray, group: np.ndarray, layout: Layout, dist_for) -> np.ndarray:
+    out = np.empty(len(u))
+    for k, g in enumerate(layout.groups):
+        mask = group == k
+        if mask.any():
+            out[mask] = distributions.ppf(dist_for(g), u[mask])
+    return out
+
+
+def arrivals(system: System, layout: Layout, streams: Streams, horizon_days: float
+             ) -> list[tuple[str, Cohort]]:
+    """Every arrival stream's patients over the horizon, each from its own streams."""
+    n_days = math.ceil(horizon_days)
+    out = []
+    for name, arrival in system.arrivals.items():
+        rates = rates_by_day(arrival, system.start_date, n_days)
+        times = kernels.arrival_times(rates, streams.generator(f"arrivals.{name}.times"))
+        times = times[times < horizon_days]
+        cohort = draw(system, layout, streams, f"arrivals.{name}", times,
+                      group_shares=arrival.group_shares, pathway=arrival.pathway, arrival=arrival)
+        out.append((name, cohort))
+    return out
+
+
+def group_mix(system: System, layout: Layout) -> np.ndarray:
+    """The rate-weighted share of each group across arrival streams (for people already in care at
+    the start, whose group is not otherwise known)."""
+    w = np.zeros(len(layout.groups))
+    for arrival in system.arrivals.values():
+        rate = arrival.rate_per_day if arrival.rate_per_day is not None else float(
+            np.mean(list(read_rates_csv(arrival.rates_csv).values())))
+        for g, share in arrival.group_shares.items():
+            w[layout.groups.index(g)] += rate * share
+    return w / w.sum()

@@ -1,0 +1,383 @@
+"""Events to tables: KPIs per replication, daily series, the patient log, summaries with intervals,
+and the files of the outputs contract written with their provenance.
+
+Definitions (all over the measured window ``[warmup_days, horizon_days)``):
+
+- ``admissions``: acute admissions in the window (people already in care at day 0 are not counted).
+- ``discharges``: acute stays ended alive in the window; ``deaths``: deaths in any setting.
+- ``in_system_end``: people in a service or waiting for one at the horizon.
+- a *delay* is time spent ready to leave a service while waiting for the next one; in acute it runs
+  from no criteria to reside to leaving the bed (discharge process, assessment, and the wait for a
+  place). ``delayed_bed_days`` is the time-integral of delayed patients in acute beds over the window
+  (so it is the sum of the parts of delays inside the window), split by responsible organisation
+  (``_nhs``, ``_social_care``, ``_both``) and by DTOC reason code (``_<reason>``).
+- ``delayed_patients``: patients whose acute delay was positive and ended inside the window;
+  ``mean_delay_days``: the mean acute delay of those patients, each delay counted whole.
+- ``nctr_mean``: ``delayed_bed_days`` divided by the window's length (mean beds held by people ready
+  to leave). ``acute_occupancy_mean``: mean occupied acute beds; ``acute_occupancy_p95``: the 95th
+  percentile of daily mean occupancy.
+- ``boarding_hours``: hours spent waiting for an acute bed (the front door), all admissions.
+- ``care_home_admissions``: entries to care home services; ``readmissions``: acute admissions of
+  people already discharged (within 30 days, by pathway).
+- ``home_at_91_days_rate``: of people discharged from acute to reablement in the window (at least 91
+  days before the horizon), the share at home (not dead, not in hospital, a care home or a
+  community bed) 91 days later (ASCOF 2B(1)).
+- costs: occupied days x cost per occupied day + capacity days x cost per capacity day, to the
+  organisation that pays for the service (``cost_nhs_gbp``, ``cost_social_care_gbp``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy import stats
+
+from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, Config
+from flowsim.model import COMMUNITY, FRONT_DOOR, OPEN, READMIT, Events
+from flowsim.patients import DEATH, HOME
+
+KPI_CONTRACT = (
+    "admissions", "discharges", "deaths", "in_system_end", "delayed_bed_days",
+    "delayed_bed_days_nhs", "delayed_bed_days_social_care", "delayed_bed_days_both",
+    "delayed_patients", "mean_delay_days", "acute_occupancy_mean", "acute_occupancy_p95",
+    "nctr_mean", "boarding_hours", "care_home_admissions", "home_at_91_days_rate", "readmissions",
+    "cost_nhs_gbp", "cost_social_care_gbp", "cost_total_gbp",
+)
+HEADLINE = (
+    ("delayed_bed_days", "Delayed bed days (acute)"),
+    ("nctr_mean", "Beds held by people ready to leave"),
+    ("delayed_patients", "People delayed"),
+    ("mean_delay_days", "Mean delay, days"),
+    ("acute_occupancy_mean", "Acute beds occupied"),
+    ("boarding_hours", "Boarding hours"),
+    ("home_at_91_days_rate", "At home 91 days after reablement"),
+    ("cost_total_gbp", "Cost to NHS and council, GBP"),
+)
+
+
+# -- time integrals ---------------------------------------------------------------------------
+
+
+def integral_until(starts: np.ndarray, ends: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """For each x: the integral over [0, x] of the number of intervals [start, end) covering t.
+
+    ``sum_i min(x, end_i) - min(x, start_i)``, computed with sorted prefix sums in O(n log n).
+    """
+    x = np.asarray(x, dtype=np.float64)
+
+    def sum_min(v: np.ndarray) -> np.ndarray:
+        v = np.sort(v)
+        prefix = np.concatenate([[0.0], np.cumsum(v)])
+        k = np.searchsorted(v, x, side="left")
+        return prefix[k] + x * (len(v) - k)
+
+    return sum_min(ends) - sum_min(starts)
+
+
+def daily_integral(starts: np.ndarray, ends: np.ndarray, n_days: int) -> np.ndarray:
+    """Time-integral of the count of intervals on each whole day 0..n_days-1 (= mean count)."""
+    return np.diff(integral_until(starts, ends, np.arange(n_days + 1, dtype=np.float64)))
+
+
+def window_integral(starts: np.ndarray, ends: np.ndarray, a: float, b: float) -> float:
+    f = integral_until(starts, ends, np.array([a, b]))
+    return float(f[1] - f[0])
+
+
+def capacity_integral(steps: list[tuple[float, int]], a: float, b: float) -> float:
+    """Place-days of capacity in force over [a, b)."""
+    total = 0.0
+    for k, (day, cap) in enumerate(steps):
+        end = steps[k + 1][0] if k + 1 < len(steps) else math.inf
+        total += cap * max(0.0, min(b, end) - max(a, day))
+    return total
+
+
+def _closed(ends: np.ndarray, horizon: float) -> np.ndarray:
+    return np.where(np.isnan(ends), horizon, ends)
+
+
+# -- KPIs -------------------------------------------------------------------------------------
+
+
+def kpis(ev: Events, config: Config) -> dict[str, float]:
+    """The KPI row of one replication (see the module docstring for definitions)."""
+    system = config.system
+    W, H = float(config.run.warmup_days), ev.horizon_days
+    L = H - W
+    lay = ev.layout
+    v, w = ev.visits, ev.waits
+    v_leave = _closed(v["leave"], H)
+    w_end = _closed(w["end"], H)
+    in_window = lambda t: (t >= W) & (t < H)  # noqa: E731
+    acute = v["service"] == 0
+    new = v["episode"] >= ev.n_initial
+    out: dict[str, float] = {}
+    out["admissions"] = int(np.sum(acute & new & in_window(v["enter"])))
+    ended = (v["outcome"] != OPEN) & in_window(v["leave"])
+    out["discharges"] = int(np.sum(acute & ended & (v["outcome"] != DEATH)))
+    out["deaths"] = int(np.sum(ended & (v["outcome"] == DEATH)))
+    open_waits = np.isnan(w["end"]) & np.isin(w["place"], (FRONT_DOOR, COMMUNITY))
+    out["in_system_end"] = int(np.sum(np.isnan(v["leave"])) + np.sum(open_waits))
+
+    in_acute = w["place"] == 0
+    out["delayed_bed_days"] = window_integral(w["start"][in_acute], w_end[in_acute], W, H)
+    for k, r in enumerate(RESPONSIBLE):
+        m = in_acute & (w["responsible"] == k)
+        out[f"delayed_bed_days_{r}"] = window_integral(w["start"][m], w_end[m], W, H)
+    for k in reasons_used(config):
+        m = in_acute & (w["reason"] == REASONS.index(k))
+        out[f"delayed_bed_days_{k}"] = window_integral(w["start"][m], w_end[m], W, H)
+    done = acute & ended & (v["outcome"] != DEATH)
+    delay = v["leave"][done] - v["ready"][done]
+    delayed = delay > 0
+    out["delayed_patients"] = int(np.sum(delayed))
+    out["mean_delay_days"] = float(delay[delayed].mean()) if delayed.any() else math.nan
+
+    daily_occ = daily_integral(v["enter"][acute], v_leave[acute], math.ceil(H))
+    out["acute_occupancy_mean"] = window_integral(v["enter"][acute], v_leave[acute], W, H) / L
+    measured = daily_occ[int(math.ceil(W)):int(math.floor(H))]
+    out["acute_occupancy_p95"] = float(np.percentile(measured, 95)) if measured.size else math.nan
+    acute_cap = capacity_integral(ev.capacity_steps[0], W, H) / L
+    out["acute_occupancy_rate"] = out["acute_occupancy_mean"] / acute_cap
+    out["nctr_mean"] = out["delayed_bed_days"] / L
+    out["nctr_share_of_occupied"] = out["nctr_mean"] / max(out["acute_occupancy_mean"], 1e-12)
+    fd = w["place"] == FRONT_DOOR
+    out["boarding_hours"] = 24.0 * window_integral(w["start"][fd], w_end[fd], W, H)
+    cw = w["place"] == COMMUNITY
+    out["community_wait_days"] = window_integral(w["start"][cw], w_end[cw], W, H)
+
+    care_homes = [lay.services.index(s) for s in lay.services if s.startswith("care_home")]
+    out["care_home_admissions"] = int(np.sum(np.isin(v["service"], care_homes) & new
+                                             & in_window(v["enter"])))
+    out["home_at_91_days_rate"] = _home_at_91(v, v_leave, lay, W, H)
+    out["readmissions"] = int(np.sum(acute & (v["episode"] != v["person"]) & in_window(v["enter"])))
+    for k, p in enumerate(PATHWAYS):
+        out[f"discharges_{p}"] = int(np.sum(done & (v["pathway"] == k)))
+
+    nhs = social = 0.0
+    for code, s in enumerate(lay.services):
+        svc = system.services[s]
+        m = v["service"] == code
+        cost = (svc.cost_per_occupied_day_gbp * window_integral(v["enter"][m], v_leave[m], W, H)
+                + svc.cost_per_capacity_day_gbp * capacity_integral(ev.capacity_steps[code], W, H))
+        out[f"cost_{s}_gbp"] = cost
+        if svc.paid_by == "nhs":
+            nhs += cost
+        else:
+            social += cost
+    out["cost_nhs_gbp"] = nhs
+    out["cost_social_care_gbp"] = social
+    out["cost_total_gbp"] = nhs + social
+    return out
+
+
+def reasons_used(config: Config) -> list[str]:
+    """DTOC reason codes that some wait in this system is recorded under, in code order."""
+    s = config.system
+    used = {svc.wait.reason for svc in s.services.values() if svc.wait is not None}
+    used |= {p.process_wait.reason for p in s.discharge.pathways.values()}
+    return [r for r in REASONS if r in used]
+
+
+def _home_at_91(v: dict, v_leave: np.ndarray, lay, W: float, H: float) -> float:
+    """ASCOF 2B(1)-style: share at home 91 days after discharge from acute into reablement."""
+    if "reablement" not in lay.services:
+        return math.nan
+    reab = lay.services.index("reablement")
+    idx = np.flatnonzero((v["service"] == 0) & (v["outcome"] == reab) & (v["leave"] >= W)
+                         & (v["leave"] < H - 91))
+    if idx.size == 0:
+        return math.nan
+    persons = v["person"][idx]
+    check_at = v["leave"][idx] + 91.0
+    away = {lay.services.index(s) for s in lay.services
+            if s == "acute" or s.startswith(("care_home", "step_down"))}
+    # visits of these people, ordered by person then time
+    sel = np.flatnonzero(np.isin(v["person"], persons))
+    order = sel[np.lexsort((v["enter"][sel], v["person"][sel]))]
+    by_person: dict[int, list[int]] = {}
+    for j in order.tolist():
+        by_person.setdefault(int(v["person"][j]), []).append(j)
+    home = 0
+    for person, t in zip(persons.tolist(), check_at.tolist()):
+        at_home = True
+        for j in by_person[person]:
+            if v["outcome"][j] == DEATH and v_leave[j] <= t:
+                at_home = False
+                break
+            if v["enter"][j] <= t < v_leave[j] and int(v["service"][j]) in away:
+                at_home = False
+                break
+        home += at_home
+    return home / idx.size
+
+
+# -- daily series and the patient log -----------------------------------------------------------
+
+
+def daily(ev: Events, config: Config) -> pd.DataFrame:
+    """One row per (day, place): occupancy, capacity, admissions, exits, waits and delays.
+
+    ``delayed_mean`` counts people in the place who are ready to leave and waiting (by reason in
+    ``delayed_<reason>``); ``waiting_mean`` counts people waiting to enter it, wherever they wait.
+    ``front_door`` is the queue for an acute bed. Days in the warm-up are flagged ``warmup``.
+    """
+    H = ev.horizon_days
+    n_days = math.ceil(H)
+    lay = ev.layout
+    v, w = ev.visits, ev.waits
+    v_leave, w_end = _closed(v["leave"], H), _closed(w["end"], H)
+    reasons = reasons_used(config)
+    days = np.arange(n_days)
+    frames = []
+    places = [(code, s) for code, s in enumerate(lay.services)] + [(FRONT_DOOR, "front_door")]
+    for code, s in places:
+        if code == FRONT_DOOR:
+            m = w["place"] == FRONT_DOOR
+            occ = daily_integral(w["start"][m], w_end[m], n_days)
+            adm = np.bincount(np.floor(w["start"][m]).astype(int), minlength=n_days)[:n_days]
+            ex_t = w["end"][m][~np.isnan(w["end"][m])]
+            cap = np.full(n_days, np.nan)
+        else:
+            m = v["service"] == code
+            occ = daily_integral(v["enter"][m], v_leave[m], n_days)
+            adm = np.bincount(np.floor(v["enter"][m]).astype(int), minlength=n_days)[:n_days]
+            ex_t = v["leave"][m][~np.isnan(v["leave"][m])]
+            cap = np.array([capacity_integral(ev.capacity_steps[code], d, d + 1) for d in days])
+        ex = np.bincount(np.floor(ex_t).astype(int), minlength=n_days)[:n_days]
+        frame = {"day": days, "service": s, "occupancy_mean": occ, "capacity": cap,
+                 "admissions": adm, "exits": ex}
+        held = w["place"] == code
+        frame["delayed_mean"] = daily_integral(w["start"][held], w_end[held], n_days)
+        for r in reasons:
+            mr = held & (w["reason"] == REASONS.index(r))
+            frame[f"delayed_{r}"] = daily_integral(w["start"][mr], w_end[mr], n_days)
+        waiting = (w["waits_for"] == code) & (w["place"] != code)
+        if code == 0:
+            waiting = w["place"] == FRONT_DOOR
+        frame["waiting_mean"] = (daily_integral(w["start"][waiting], w_end[waiting], n_days)
+                                 if code != FRONT_DOOR else np.zeros(n_days))
+        frames.append(pd.DataFrame(frame))
+    out = pd.concat(frames, ignore_index=True)
+    out["warmup"] = out["day"] < config.run.warmup_days
+    return out
+
+
+def patient_log(ev: Events) -> pd.DataFrame:
+    """The event log: one row per stay in a service (``ready`` = ready to leave; ``outcome`` = where
+    the person went next)."""
+    lay = ev.layout
+    names = {**dict(enumerate(lay.services)), HOME: "home", DEATH: "death", READMIT: "readmission",
+             OPEN: "still_in_service"}
+    v = ev.visits
+    return pd.DataFrame({
+        "episode": v["episode"], "person": v["person"],
+        "service": pd.Categorical.from_codes(v["service"], lay.services),
+        "group": pd.Categorical.from_codes(v["group"], lay.groups),
+        "pathway": pd.Categorical.from_codes(v["pathway"], list(PATHWAYS)),
+        "enter_day": v["enter"], "ready_day": v["ready"], "leave_day": v["leave"],
+        "outcome": [names[int(o)] for o in v["outcome"]],
+    })
+
+
+# -- summaries --------------------------------------------------------------------------------
+
+
+def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval across replications (NaN bounds when n < 2)."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    n = x.size
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if n < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    return mean, mean - half, mean + half
+
+
+def summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (scenario, KPI): mean, 95% CI, p5/p50/p95, n replications."""
+    rows = []
+    kpi_cols = [c for c in runs.columns if c not in ("scenario", "replication")]
+    for scenario, grp in runs.groupby("scenario", sort=False):
+        for k in kpi_cols:
+            x = grp[k].to_numpy(dtype=np.float64)
+            mean, lo, hi = interval(x)
+            finite = x[~np.isnan(x)]
+            q = np.percentile(finite, [5, 50, 95]) if finite.size else [math.nan] * 3
+            rows.append({"scenario": scenario, "kpi": k, "mean": mean, "ci_low": lo, "ci_high": hi,
+                         "p5": q[0], "p50": q[1], "p95": q[2], "n": int(finite.size)})
+    return pd.DataFrame(rows)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def config_hash(resolved: dict) -> str:
+    """SHA-256 of the resolved config, keys sorted: the same config always has the same hash."""
+    blob = json.dumps(resolved, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def versions() -> dict[str, str]:
+    import platform
+
+    import numba
+    import simpy
+
+    import flowsim
+
+    return {"flowsim": flowsim.__version__, "python": platform.python_version(),
+            "simpy": simpy.__version__, "numpy": np.__version__, "numba": numba.__version__}
+
+
+def manifest(resolved: dict, seed: int) -> dict:
+    return {"config": resolved, "config_hash": config_hash(resolved), "seed": seed,
+            "versions": versions()}
+
+
+def _atomic(path: Path, write) -> None:
+    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_parquet(df: pd.DataFrame, path: Path, meta: dict) -> None:
+    """Parquet with the provenance (``flowsim`` key: config hash, seed, versions) in its metadata."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    extra = {b"flowsim": json.dumps(meta, default=str).encode()}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+    _atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    _atomic(path, lambda tmp: df.to_csv(tmp, index=False))
+
+
+def write_json(obj: dict, path: Path) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=2, default=str)
+            fh.write("\n")
+
+    _atomic(path, write)
