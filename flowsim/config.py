@@ -290,8 +290,8 @@ class Run(Strict):
     def _window(self) -> Run:
         if self.warmup_days >= self.horizon_days:
             raise ValueError(
-                f"warmup_days ({self.warmup_days:g}) must be shorter than horizon_days "
-                f"({self.horizon_days:g}): KPIs are measured after the warm-up"
+                f"warmup_days: must be shorter than horizon_days ({self.warmup_days:g} >= "
+                f"{self.horizon_days:g}); KPIs are measured after the warm-up"
             )
         return self
 
@@ -567,7 +567,11 @@ def _format_error(err: ValidationError) -> str:
         got = e.get("input")
         shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
         lines.append(f"{where}: {msg}{shown}" if where else f"{msg}{shown}")
-    # a union error reports each branch; keep each line once
+    # a union (integer or schedule) reports each branch: drop the "valid list" branch when the
+    # same field has a more specific message, and keep each line once
+    fields = [ln.split(":")[0] for ln in lines]
+    lines = [ln for ln, f in zip(lines, fields)
+             if not ("Input should be a valid list" in ln and fields.count(f) > 1)]
     return "\n".join(dict.fromkeys(lines))
 
 
