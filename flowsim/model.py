@@ -257,13 +257,45 @@ class Model:
             for i, t in enumerate(times):
                 yield env.timeout(t - env.now)
                 ep = self._new_episode()
-                env.process(self._acute(rows, i, ep, ep, kind))
+                if kind == "front_door":
+                    self._admit(rows, i, ep, ep)
+                else:
+                    env.process(self._acute(rows, i, ep, ep, kind))
         else:
             code = self.layout.code(arrival.to)
             for i, t in enumerate(times):
                 yield env.timeout(t - env.now)
                 ep = self._new_episode()
                 env.process(self._referral(rows, i, ep, code))
+
+    def _admit(self, rows: _Rows, i: int, ep: int, person: int) -> None:
+        """An admission through the front door. The common case (a bed is free, pathway 0: home
+        with no new support) needs no process: its whole stay is known on arrival, so one timeout
+        releases the bed. Everyone else gets an ``_acute`` process."""
+        acute = self.pools[0]
+        if rows.pathway[i] != 0 or acute.busy >= acute.capacity or acute.waiters:
+            self.env.process(self._acute(rows, i, ep, person, "front_door"))
+            return
+        acute.busy += 1
+        now = self.env.now
+        g = rows.group[i]
+        leave = now + rows.treatment[i]
+        visit = [ep, person, 0, now, leave, leave, DEATH, 0, g]
+        if not rows.dies[i]:
+            proc = rows.process[i]
+            if proc > 0:
+                reason, resp = self.proc_wait[0]
+                self.waits.append([ep, person, 0, HOME, reason, resp, leave, leave + proc])
+                leave += proc
+            visit[5] = leave
+            visit[6] = HOME
+            if rows.u_readmit[i] < self.readmit_p[0]:
+                self._readmit_at(leave + rows.readmit_delay[i], person, g)
+        self.visits.append(visit)
+        self.env.timeout(leave - now).callbacks.append(self._free_bed)
+
+    def _free_bed(self, _event) -> None:
+        self.pools[0].release()
 
     def _referral(self, rows: _Rows, i: int, ep: int, code: int):
         """A community referral: waits at home for a place, then stays and moves on."""
@@ -293,26 +325,27 @@ class Model:
                 w[7] = env.now
         visit = [ep, person, 0, env.now, _NAN, _NAN, OPEN, p, g]
         self.visits.append(visit)
-        if kind in ("front_door", "in_treatment"):
-            yield env.timeout(rows.treatment[i])
-            if rows.dies[i]:
-                visit[4] = visit[5] = env.now
-                visit[6] = DEATH
-                acute.release()
-                return
-        t_ready = visit[4] = env.now
+        treat = rows.treatment[i] if kind in ("front_door", "in_treatment") else 0.0
+        if treat > 0 and rows.dies[i]:
+            yield env.timeout(treat)
+            visit[4] = visit[5] = env.now
+            visit[6] = DEATH
+            acute.release()
+            return
+        # treatment and the discharge process in one timeout; times past the horizon are
+        # cleared when the events are collected
+        t_ready = visit[4] = env.now + treat
         to = self.to
         target = to[p][g] if queued_for < 0 else queued_for
         assessed = not self.needs_assessment[p] or queued_for >= 0
         d2a = False
+        proc = rows.process[i] if queued_for < 0 else 0.0
+        if proc > 0:
+            reason, resp = self.proc_wait[p]
+            waits.append([ep, person, 0, target, reason, resp, t_ready, t_ready + proc])
+        if treat + proc > 0:
+            yield env.timeout(treat + proc)
         if queued_for < 0:
-            proc = rows.process[i]
-            if proc > 0:
-                reason, resp = self.proc_wait[p]
-                w = [ep, person, 0, target, reason, resp, env.now, _NAN]
-                waits.append(w)
-                yield env.timeout(proc)
-                w[7] = env.now
             if not assessed and self.d2a[p]:
                 d2a, assessed = True, True
             if not assessed:
@@ -450,15 +483,26 @@ class Model:
             rows, k = _Rows(cohort), 0
         self._readmission_rows[g] = (rows, k + 1)
         ep = self._new_episode()
-        self.env.process(self._acute(rows, k, ep, person, "front_door"))
+        self._admit(rows, k, ep, person)
 
     # -- run ---------------------------------------------------------------------------------
 
     def run(self) -> Events:
         self.env.run(until=self.horizon)
+        visits = _columns(self.visits, VISIT_FIELDS)
+        waits = _columns(self.waits, WAIT_FIELDS)
+        # stays and waits written ahead of time: what lies beyond the horizon has not happened
+        H = self.horizon
+        late = visits["leave"] > H
+        visits["leave"][late] = _NAN
+        visits["outcome"][late] = OPEN
+        visits["ready"][visits["ready"] > H] = _NAN
+        keep = ~(waits["start"] > H)
+        waits = {k: v[keep] for k, v in waits.items()}
+        waits["end"][waits["end"] > H] = _NAN
         return Events(
-            visits=_columns(self.visits, VISIT_FIELDS),
-            waits=_columns(self.waits, WAIT_FIELDS),
+            visits=visits,
+            waits=waits,
             capacity_steps=self.capacity_steps,
             horizon_days=self.horizon,
             layout=self.layout,
