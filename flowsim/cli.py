@@ -80,6 +80,8 @@ def main(cfg: DictConfig) -> float:
         results.write_parquet(outcome.patients, out_dir / "patients.parquet", provenance)
     results.write_csv(summary, out_dir / "summary.csv")
     results.write_json(meta, out_dir / "manifest.json")
+    for warning in results.warmup_check(outcome.daily, run.warmup_days):
+        log.warning(warning)
     print_summary(summary, f"flowsim: {config.system.name} system, "
                            f"{run.horizon_days - run.warmup_days:g} days after a "
                            f"{run.warmup_days:g}-day warm-up")

@@ -381,3 +381,48 @@ def write_json(obj: dict, path: Path) -> None:
             fh.write("\n")
 
     _atomic(path, write)
+
+
+# -- warm-up check ----------------------------------------------------------------------------
+
+
+def mser5(series: np.ndarray) -> int:
+    """MSER-5 truncation point (White 1997): the number of leading observations to delete.
+
+    Batch means of 5 observations; choose the number of leading batches ``d`` (at most half of
+    them) minimising ``sum_{i>d} (Y_i - mean_{>d})^2 / (b - d)^2``. Returns observations (5 d).
+    """
+    y = np.asarray(series, dtype=np.float64)
+    b = y.size // 5
+    if b < 4:
+        return 0
+    batches = y[: b * 5].reshape(b, 5).mean(axis=1)
+    best, best_d = math.inf, 0
+    for d in range(b // 2 + 1):
+        rest = batches[d:]
+        score = float(np.sum((rest - rest.mean()) ** 2)) / (b - d) ** 2
+        if score < best:
+            best, best_d = score, d
+    return 5 * best_d
+
+
+WARMUP_CHECKED = (("acute", "occupancy_mean"), ("acute", "delayed_mean"))
+
+
+def warmup_check(daily_table: pd.DataFrame, warmup_days: float) -> list[str]:
+    """Warnings where MSER-5 on the replication-mean daily series suggests a longer warm-up.
+
+    Checked: acute occupancy and beds held by people ready to leave (the series every headline KPI
+    rests on). Long-stay services started warm are not checked: their drift is slow by design.
+    """
+    warnings = []
+    for scenario, grp in daily_table.groupby("scenario", sort=False):
+        for service, column in WARMUP_CHECKED:
+            s = grp[grp["service"] == service].groupby("day")[column].mean().to_numpy()
+            cut = mser5(s)
+            if cut > warmup_days:
+                warnings.append(
+                    f"warm-up may be too short for {scenario}: MSER-5 on daily {service} "
+                    f"{column} suggests deleting the first {cut} days (warm-up is "
+                    f"{warmup_days:g}); consider run.warmup_days={cut}")
+    return warnings
