@@ -438,6 +438,10 @@ def check_network(system: System) -> None:
                              f"day-0 capacity {svc.capacity_steps()[0][1]}")
         if top == 0:
             raise ValueError(f"services.{name}.capacity: the schedule never has a place")
+        if svc.start_queue and not any(
+                name in (pw.to, *pw.to_by_group.values()) for pw in d.pathways.values()):
+            raise ValueError(f"services.{name}.start_queue: no discharge pathway leads there, so "
+                             f"no one can be waiting in hospital for it")
     queued = sum(s.start_queue for s in services.values())
     acute0 = services["acute"].capacity_steps()[0][1]
     if services["acute"].start_occupancy + queued > acute0:

@@ -189,7 +189,9 @@ class Model:
                     cohort = patients.draw(sys, lay, streams, name, np.zeros(n), group=group)
                     cohort.pathway = pathway
                 else:
-                    group = _choose(streams.uniforms(f"{name}.group", n), mix)
+                    weights = mix * self._reaches(code)
+                    group = _choose(streams.uniforms(f"{name}.group", n),
+                                    weights if weights.sum() > 0 else mix)
                     cohort = patients.draw(sys, lay, streams, name, np.zeros(n), group=group)
                     self._residual(cohort, code, svc, name, group)
                 rows = _Rows(cohort)
@@ -220,6 +222,28 @@ class Model:
         else:
             cohort.stay[code] = out
 
+    def _reaches(self, code: int) -> np.ndarray:
+        """1 for each group whose patients can reach service ``code`` (by a pathway, an arrival
+        stream or onward routing), else 0: people found there at the start are of these groups."""
+        sys, lay = self.system, self.layout
+        out = np.zeros(len(lay.groups))
+        for k, g in enumerate(lay.groups):
+            frontier = {self.to[p][k] for p in range(len(PATHWAYS))}
+            frontier |= {lay.code(a.to) for a in sys.arrivals.values()
+                         if a.group_shares.get(g, 0) > 0 and a.to not in ("front_door",
+                                                                          "ready_to_leave")}
+            frontier = {c for c in frontier if c >= 0} | {0}
+            seen: set[int] = set()
+            while frontier:
+                c = frontier.pop()
+                seen.add(c)
+                if lay.services[c] in sys.services and c > 0:
+                    nxt = sys.services[lay.services[c]].next_for(g)
+                    frontier |= {lay.code(t) for t, q in nxt.items() if q > 0
+                                 and lay.code(t) >= 0} - seen
+            out[k] = float(code in seen or code == self.assessment)
+        return out
+
     def _queue_groups(self, service: str, mix: np.ndarray, u: np.ndarray):
         """Groups and pathways of people queued at the start for ``service``: the groups whose
         pathway leads there, in proportion to the group mix."""
@@ -227,8 +251,6 @@ class Model:
         code = lay.code(service)
         options = [(g, p) for g in range(len(lay.groups)) for p in range(len(PATHWAYS))
                    if self.to[p][g] == code]
-        if not options:
-            raise ValueError(f"services.{service}.start_queue: no discharge pathway leads there")
         weights = np.array([mix[g] for g, _ in options])
         if weights.sum() == 0:
             weights = np.ones(len(options))

@@ -414,8 +414,11 @@ def warmup_check(daily_table: pd.DataFrame, warmup_days: float) -> list[str]:
 
     Checked: acute occupancy and beds held by people ready to leave (the series every headline KPI
     rests on). Long-stay services started warm are not checked: their drift is slow by design.
+    With no warm-up (a snapshot start, studying the path from today) there is nothing to check.
     """
-    warnings = []
+    warnings: list[str] = []
+    if warmup_days == 0:  # a snapshot start studies the transient from today: nothing to cut
+        return warnings
     for scenario, grp in daily_table.groupby("scenario", sort=False):
         for service, column in WARMUP_CHECKED:
             s = grp[grp["service"] == service].groupby("day")[column].mean().to_numpy()
