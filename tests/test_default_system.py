@@ -1,0 +1,105 @@
+"""The default system against the national figures in DOMAIN.md (plausibility, not a fit), and a
+back test of a small fixed run against saved outputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from flowsim import model, runner
+from flowsim.config import PATHWAYS, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden" / "default_backtest.csv"
+
+
+def default_config(**run):
+    system = yaml.safe_load((ROOT / "configs/system/default.yaml").read_text())
+    base = yaml.safe_load((ROOT / "configs/run/default.yaml").read_text())
+    return validate({"system": system, "run": {**base, **run, "progress": False}})
+
+
+@pytest.fixture(scope="module")
+def default_runs():
+    # 4 replications of the full default horizon: enough for the means below to sit well inside
+    # the ranges (replication-to-replication SD of the shares is ~1-2 points)
+    cfg = default_config(replications=4, jobs=2)
+    out = runner.run([("baseline", cfg)], jobs=2)
+    assert not out.errors
+    return cfg, out.runs
+
+
+def test_acute_occupancy_is_88_to_97_percent(default_runs):
+    _, runs = default_runs
+    rate = runs["acute_occupancy_rate"].mean()
+    assert 0.88 <= rate <= 0.97, rate
+
+
+def test_people_ready_to_leave_hold_8_to_15_percent_of_occupied_beds(default_runs):
+    _, runs = default_runs
+    share = (runs["nctr_mean"] / runs["acute_occupancy_mean"]).mean()
+    assert 0.08 <= share <= 0.15, share
+
+
+def test_delay_split_by_responsible_organisation(default_runs):
+    # DOMAIN.md s2: Jul 2019 60.6% NHS / 29.8% social care / 9.6% both; Sep 2016 57.8 / 34.4 / 7.8
+    _, runs = default_runs
+    total = runs["delayed_bed_days"].sum()
+    nhs = runs["delayed_bed_days_nhs"].sum() / total
+    social = runs["delayed_bed_days_social_care"].sum() / total
+    both = runs["delayed_bed_days_both"].sum() / total
+    assert nhs + social + both == pytest.approx(1.0, abs=1e-9)
+    assert 0.45 <= nhs <= 0.70, nhs
+    assert 0.20 <= social <= 0.45, social
+    assert 0.03 <= both <= 0.15, both
+
+
+def test_reasons_add_up_to_delayed_bed_days(default_runs):
+    _, runs = default_runs
+    parts = runs[[c for c in runs.columns if c.startswith("delayed_bed_days_")
+                  and c.removeprefix("delayed_bed_days_") not in ("nhs", "social_care", "both")]]
+    np.testing.assert_allclose(parts.sum(axis=1), runs["delayed_bed_days"], rtol=1e-9)
+
+
+def test_pathway_shares_of_people_65_plus_near_planning_assumption():
+    # DHSC planning assumption for people 65+: P0 ~50%, P1 ~45%, P2 ~4%, P3 ~1%. "Near": within
+    # 10 points for P0/P1, and P2/P3 present but at most twice their planning share (deconditioning
+    # moves some P1 patients up, so P2/P3 may sit above the assumption by design). One replication
+    # has ~30,000 such discharges: sampling error in a share is under half a point.
+    cfg = default_config(replications=1)
+    ev = model.simulate(cfg.system, cfg.run.seed, 0, cfg.run.horizon_days)
+    v = ev.visits
+    old = [ev.layout.groups.index(g) for g in ("age_65_84", "age_85_plus")]
+    done = ((v["service"] == 0) & (v["outcome"] != model.OPEN) & (v["outcome"] != -2)
+            & np.isin(v["group"], old) & (v["leave"] >= cfg.run.warmup_days))
+    shares = np.bincount(v["pathway"][done], minlength=4) / done.sum()
+    got = dict(zip(PATHWAYS, shares))
+    assert abs(got["P0"] - 0.50) <= 0.10, got
+    assert abs(got["P1"] - 0.45) <= 0.10, got
+    assert 0.0 < got["P2"] <= 0.08, got
+    assert 0.0 < got["P3"] <= 0.02, got
+
+
+def _backtest_runs() -> pd.DataFrame:
+    cfg = default_config(replications=2, horizon_days=150, warmup_days=50, seed=11)
+    return runner.run([("baseline", cfg)], jobs=1).runs
+
+
+def test_back_test_matches_saved_outputs():
+    """A small fixed run of the default system reproduces saved outputs exactly. After a change
+    that is meant to change results, regenerate with FLOWSIM_UPDATE_GOLDEN=1 and say why in the
+    commit."""
+    runs = _backtest_runs()
+    if os.environ.get("FLOWSIM_UPDATE_GOLDEN") == "1":
+        GOLDEN.parent.mkdir(exist_ok=True)
+        runs.to_csv(GOLDEN, index=False, float_format="%.17g")
+    saved = pd.read_csv(GOLDEN)
+    assert list(saved.columns) == list(runs.columns)
+    # %.17g round-trips a float64 exactly, so the comparison is exact
+    pd.testing.assert_frame_equal(runs.reset_index(drop=True), saved, check_dtype=False,
+                                  check_exact=True)
