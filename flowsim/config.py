@@ -307,13 +307,18 @@ class Config(Strict):
     def _rates_cover_horizon(self) -> Config:
         for name, arrival in self.system.arrivals.items():
             if arrival.rates_csv is not None:
-                rates = read_rates_csv(arrival.rates_csv)
-                last = self.system.start_date + dt.timedelta(days=math.ceil(self.run.horizon_days) - 1)
-                missing = [d for d in (self.system.start_date, last) if d not in rates]
-                if missing:
+                field = f"system.arrivals.{name}.rates_csv"
+                try:
+                    rates = read_rates_csv(arrival.rates_csv)
+                except ValueError as err:
+                    raise ValueError(f"{field}: {err}") from None
+                start = self.system.start_date
+                days = (start + dt.timedelta(days=k) for k in range(math.ceil(self.run.horizon_days)))
+                missing = next((d for d in days if d not in rates), None)
+                if missing is not None:
                     raise ValueError(
-                        f"system.arrivals.{name}.rates_csv: {arrival.rates_csv} has no rate for "
-                        f"{missing[0]}; it must cover every day from start_date for horizon_days"
+                        f"{field}: {arrival.rates_csv} has no rate for {missing}; it must cover "
+                        f"every day from start_date ({start}) for horizon_days"
                     )
         return self
 

@@ -1,0 +1,257 @@
+"""The ``flowsim`` console script end to end: output files of the contract (DESIGN.md section 4),
+determinism across worker counts, and bad input rejected with no traceback and nothing written
+(DESIGN.md section 8). Runs are tiny; each distinct run happens once per module."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from pandas.testing import assert_frame_equal
+
+import flowsim
+from flowsim import results
+from flowsim.config import validate
+
+TINY = ["run.replications=2", "run.horizon_days=60", "run.warmup_days=20"]
+SEED = 4242
+ACUTE_CAPACITY = 735  # an override the manifest must echo back
+SUMMARY_COLUMNS = ["scenario", "kpi", "mean", "ci_low", "ci_high", "p5", "p50", "p95", "n"]
+VERSION_KEYS = {"flowsim", "python", "simpy", "numpy", "numba"}
+
+
+def _command() -> list[str]:
+    exe = shutil.which("flowsim")
+    if exe is None:  # installed next to this interpreter but not on PATH
+        candidate = Path(sys.executable).with_name("flowsim")
+        if candidate.exists():
+            exe = str(candidate)
+    if exe is None:
+        pytest.fail("the flowsim console script is not installed (pip install -e .)")
+    return [exe]
+
+
+class Run:
+    def __init__(self, proc: subprocess.CompletedProcess, cwd: Path, out: Path) -> None:
+        self.rc, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
+        self.cwd, self.out = cwd, out
+
+    def __repr__(self) -> str:
+        return f"rc={self.rc}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+
+
+def _start(tmp_path_factory, name: str, overrides: list[str]):
+    cwd = tmp_path_factory.mktemp(name)  # a working directory outside the repo
+    out = cwd / "out"
+    env = {k: v for k, v in os.environ.items() if k != "FLOWSIM_ROOT"}
+    proc = subprocess.Popen([*_command(), *overrides, f"hydra.run.dir={out}"], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, cwd, out
+
+
+def _finish(started, timeout: float = 300) -> Run:
+    proc, cwd, out = started
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return Run(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), cwd, out)
+
+
+def flowsim_run(tmp_path_factory, name: str, overrides: list[str]) -> Run:
+    return _finish(_start(tmp_path_factory, name, overrides))
+
+
+def _ok(run: Run) -> Run:
+    assert run.rc == 0, run
+    assert "Traceback" not in run.stderr, run
+    return run
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> Run:
+    """Two workers (the default ``run.jobs``), with an acute capacity override."""
+    return _ok(flowsim_run(tmp_path_factory, "default", [
+        *TINY, f"run.seed={SEED}", f"system.services.acute.capacity={ACUTE_CAPACITY}",
+        "run.jobs=2"]))
+
+
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory) -> Run:
+    """The same config and seed as ``default_run`` on one worker."""
+    return _ok(flowsim_run(tmp_path_factory, "serial", [
+        *TINY, f"run.seed={SEED}", f"system.services.acute.capacity={ACUTE_CAPACITY}",
+        "run.jobs=1"]))
+
+
+@pytest.fixture(scope="module")
+def other_seed_run(tmp_path_factory) -> Run:
+    return _ok(flowsim_run(tmp_path_factory, "other_seed", [
+        *TINY, f"run.seed={SEED + 1}", f"system.services.acute.capacity={ACUTE_CAPACITY}",
+        "run.jobs=1"]))
+
+
+@pytest.fixture(scope="module")
+def patient_log_run(tmp_path_factory) -> Run:
+    return _ok(flowsim_run(tmp_path_factory, "patient_log",
+                           [*TINY, f"run.seed={SEED}", "run.jobs=1", "run.patient_log=true"]))
+
+
+# -- the default command ------------------------------------------------------------------------
+
+
+def test_default_command_prints_summary(default_run):
+    assert "95% CI" in default_run.stdout
+    assert "Delayed bed days" in default_run.stdout
+
+
+def test_default_command_writes_contract_files(default_run):
+    files = {p.name for p in default_run.out.iterdir()}
+    assert {"runs.parquet", "daily.parquet", "summary.csv", "manifest.json"} <= files
+    assert "patients.parquet" not in files  # only with run.patient_log=true
+    assert "errors.json" not in files
+    assert not [f for f in files if f.endswith(".tmp")]  # no half-written leftovers
+    # nothing written into the working directory beside the chosen output folder
+    assert sorted(p.name for p in default_run.cwd.iterdir()) == ["out"]
+
+
+@pytest.fixture(scope="module")
+def manifest(default_run) -> dict:
+    return json.loads((default_run.out / "manifest.json").read_text())
+
+
+def test_manifest(manifest):
+    assert {"config", "config_hash", "seed", "versions"} <= set(manifest)
+    config = manifest["config"]
+    assert "hydra" not in config
+    assert config["run"]["replications"] == 2
+    assert config["run"]["horizon_days"] == 60
+    assert config["run"]["warmup_days"] == 20
+    assert config["system"]["services"]["acute"]["capacity"] == ACUTE_CAPACITY
+    assert manifest["seed"] == SEED == config["run"]["seed"]
+    assert manifest["config_hash"] == results.config_hash(config)
+    assert re.fullmatch(r"[0-9a-f]{64}", manifest["config_hash"])
+    versions = manifest["versions"]
+    assert VERSION_KEYS <= set(versions)
+    assert all(isinstance(v, str) and v for v in versions.values())
+    assert versions["flowsim"] == flowsim.__version__
+    assert versions["python"] == ".".join(map(str, sys.version_info[:3]))
+    validate(config)  # the manifest's config reproduces the run
+
+
+def test_runs_parquet_has_contract_columns(default_run, manifest):
+    runs = pd.read_parquet(default_run.out / "runs.parquet")
+    reasons = results.reasons_used(validate(manifest["config"]))
+    assert reasons, "the default system records waits under some DTOC reason"
+    expected = {"scenario", "replication", *results.KPI_CONTRACT,
+                *(f"delayed_bed_days_{r}" for r in reasons)}
+    assert expected <= set(runs.columns), sorted(expected - set(runs.columns))
+    # one row per replication, in order, for the one scenario
+    assert len(runs) == 2
+    assert runs["replication"].tolist() == [0, 1]
+    assert set(runs["scenario"]) == {manifest["config"]["scenario"]["name"]}
+    # a busy system admits people and keeps beds occupied, within the capacity
+    assert (runs["admissions"] > 0).all()
+    assert (runs["acute_occupancy_mean"] > 0).all()
+    assert (runs["acute_occupancy_mean"] <= ACUTE_CAPACITY).all()
+    # delays split by responsible organisation add back up to the total
+    parts = runs[["delayed_bed_days_nhs", "delayed_bed_days_social_care",
+                  "delayed_bed_days_both"]].sum(axis=1)
+    pd.testing.assert_series_equal(parts, runs["delayed_bed_days"], check_names=False, rtol=1e-9)
+
+
+def test_summary_csv(default_run):
+    runs = pd.read_parquet(default_run.out / "runs.parquet")
+    summary = pd.read_csv(default_run.out / "summary.csv")
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    kpis = [c for c in runs.columns if c not in ("scenario", "replication")]
+    assert set(summary["kpi"]) == set(kpis)
+    row = summary.set_index("kpi").loc["admissions"]
+    assert row["n"] == 2
+    assert row["mean"] == pytest.approx(runs["admissions"].mean())
+    assert row["ci_low"] <= row["mean"] <= row["ci_high"]
+
+
+@pytest.mark.parametrize("name", ["runs.parquet", "daily.parquet"])
+def test_parquet_provenance(default_run, manifest, name):
+    meta = pq.read_schema(default_run.out / name).metadata
+    assert b"flowsim" in meta
+    provenance = json.loads(meta[b"flowsim"])
+    assert provenance["config_hash"] == manifest["config_hash"]
+    assert provenance["seed"] == SEED
+
+
+def test_daily_parquet_shape(default_run):
+    daily = pd.read_parquet(default_run.out / "daily.parquet")
+    assert {"scenario", "replication"} <= set(daily.columns)
+    assert sorted(daily["replication"].unique()) == [0, 1]
+    assert len(daily) > 0
+
+
+def test_patient_log(patient_log_run):
+    path = patient_log_run.out / "patients.parquet"
+    assert path.is_file()
+    log = pd.read_parquet(path)
+    assert len(log) > 0
+    assert sorted(log["replication"].unique()) == [0, 1]
+    assert "patients.parquet" in patient_log_run.stdout
+    assert b"flowsim" in pq.read_schema(path).metadata
+
+
+# -- determinism --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["runs.parquet", "daily.parquet"])
+def test_same_seed_same_tables_whatever_the_workers(default_run, serial_run, name):
+    a = pd.read_parquet(default_run.out / name)
+    b = pd.read_parquet(serial_run.out / name)
+    assert_frame_equal(a, b, check_exact=True)
+
+
+def test_different_seed_different_runs(serial_run, other_seed_run):
+    a = pd.read_parquet(serial_run.out / "runs.parquet")
+    b = pd.read_parquet(other_seed_run.out / "runs.parquet")
+    assert list(a.columns) == list(b.columns)
+    kpis = ["admissions", "discharges", "delayed_bed_days", "acute_occupancy_mean"]
+    assert not a[kpis].equals(b[kpis])
+    assert (a["admissions"] != b["admissions"]).any()
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+BAD_CLI = {
+    # id: (overrides, field, rule regex)
+    "negative_capacity": (["system.services.acute.capacity=-5"], "capacity", r"greater than 0"),
+    "warmup_too_long": (["run.warmup_days=600"], "warmup_days", r"shorter than horizon_days"),
+    "nan_capacity": (["system.services.acute.capacity=nan"], "capacity", r"finite"),
+    "unknown_key": (["+system.unknown_key=1"], "unknown_key", r"[Ee]xtra inputs are not permitted"),
+    "probabilities": (["system.services.reablement.next.home=0.5"],
+                      "system.services.reablement.next", r"sum to 1"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory) -> dict[str, Run]:
+    # rejected runs only import and validate: start them all, then wait for each
+    started = {k: _start(tmp_path_factory, f"bad_{k}", [*TINY[:1], *overrides])
+               for k, (overrides, _, _) in BAD_CLI.items()}
+    return {k: _finish(s, timeout=120) for k, s in started.items()}
+
+
+@pytest.mark.parametrize("case", list(BAD_CLI))
+def test_bad_input_rejected_cleanly(bad_runs, case):
+    _, field, rule = BAD_CLI[case]
+    run = bad_runs[case]
+    assert run.rc != 0, run
+    assert "Traceback" not in run.stderr and "Traceback" not in run.stdout, run
+    assert field in run.stderr, run
+    assert re.search(rule, run.stderr), run
+    # nothing half-written: no output folder (or an empty one), nothing else in the cwd
+    assert not run.out.exists() or not any(run.out.iterdir()), list(run.out.iterdir())
+    assert [p.name for p in run.cwd.iterdir() if p.name != "out"] == []
+    assert "95% CI" not in run.stdout
