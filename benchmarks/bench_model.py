@@ -32,10 +32,12 @@ def load_config():
 
 def first_call_seconds() -> float:
     """Wall time of import + one short replication in a fresh process (compile or cache load)."""
-    code = ("import time; t=time.perf_counter(); import sys; sys.path.insert(0, %r);"
-            "from benchmarks.bench_model import load_config; from flowsim import model;"
-            "c=load_config(); model.simulate(c.system, 1, 0, 5.0);"
-            "print(time.perf_counter()-t)") % str(ROOT)
+    code = (
+        f"import time; t=time.perf_counter(); import sys; sys.path.insert(0, {str(ROOT)!r});"
+        "from benchmarks.bench_model import load_config; from flowsim import model;"
+        "c=load_config(); model.simulate(c.system, 1, 0, 5.0);"
+        "print(time.perf_counter()-t)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -63,9 +65,11 @@ def main() -> None:
     per_rep = [a + b for a, b in zip(sim, reduce_)]
     report = {
         "workload": f"default system, {cfg.run.horizon_days:g} days "
-                    f"({cfg.run.warmup_days:g} warm-up + "
-                    f"{cfg.run.horizon_days - cfg.run.warmup_days:g} measured)",
-        "first_call_s (fresh process: import + compile or cache load)": [round(x, 2) for x in first],
+        f"({cfg.run.warmup_days:g} warm-up + "
+        f"{cfg.run.horizon_days - cfg.run.warmup_days:g} measured)",
+        "first_call_s (fresh process: import + compile or cache load)": [
+            round(x, 2) for x in first
+        ],
         "seconds_per_replication_median": round(statistics.median(per_rep), 3),
         "simulate_s_median": round(statistics.median(sim), 3),
         "tables_s_median": round(statistics.median(reduce_), 3),

@@ -61,16 +61,27 @@ def main(cfg: DictConfig) -> float:
         _fail(str(err), out_dir)
     run = config.run
     started = time.perf_counter()
-    log.info("system %s, scenario %s: %d replications of %g days (warm-up %g) on %d workers",
-             config.system.name, config.scenario.name, run.replications, run.horizon_days,
-             run.warmup_days, run.jobs)
-    outcome = runner.run([(config.scenario.name, config)], jobs=run.jobs,
-                         progress=run.progress and sys.stderr.isatty())
+    log.info(
+        "system %s, scenario %s: %d replications of %g days (warm-up %g) on %d workers",
+        config.system.name,
+        config.scenario.name,
+        run.replications,
+        run.horizon_days,
+        run.warmup_days,
+        run.jobs,
+    )
+    outcome = runner.run(
+        [(config.scenario.name, config)],
+        jobs=run.jobs,
+        progress=run.progress and sys.stderr.isatty(),
+    )
     meta = results.manifest(resolved, run.seed)
     if outcome.errors:
         results.write_json({"errors": outcome.errors, **meta}, out_dir / "errors.json")
-        print(f"flowsim: {len(outcome.errors)} replication(s) failed; see {out_dir / 'errors.json'}",
-              file=sys.stderr)
+        print(
+            f"flowsim: {len(outcome.errors)} replication(s) failed; see {out_dir / 'errors.json'}",
+            file=sys.stderr,
+        )
         sys.exit(1)
     provenance = {k: meta[k] for k in ("config_hash", "seed", "versions")}
     summary = results.summary(outcome.runs)
@@ -82,15 +93,21 @@ def main(cfg: DictConfig) -> float:
     results.write_json(meta, out_dir / "manifest.json")
     for warning in results.warmup_check(outcome.daily, run.warmup_days):
         log.warning(warning)
-    print_summary(summary, f"flowsim: {config.system.name} system, "
-                           f"{run.horizon_days - run.warmup_days:g} days after a "
-                           f"{run.warmup_days:g}-day warm-up")
+    print_summary(
+        summary,
+        f"flowsim: {config.system.name} system, "
+        f"{run.horizon_days - run.warmup_days:g} days after a "
+        f"{run.warmup_days:g}-day warm-up",
+    )
     seconds = time.perf_counter() - started
-    print(f"\n  wrote runs.parquet, daily.parquet, summary.csv, manifest.json"
-          f"{', patients.parquet' if outcome.patients is not None else ''} to {out_dir}"
-          f"  ({seconds:.0f} s)")
-    value = summary.set_index(["scenario", "kpi"]).loc[(config.scenario.name, "delayed_bed_days"),
-                                                       "mean"]
+    print(
+        f"\n  wrote runs.parquet, daily.parquet, summary.csv, manifest.json"
+        f"{', patients.parquet' if outcome.patients is not None else ''} to {out_dir}"
+        f"  ({seconds:.0f} s)"
+    )
+    value = summary.set_index(["scenario", "kpi"]).loc[
+        (config.scenario.name, "delayed_bed_days"), "mean"
+    ]
     return float(value) if not math.isnan(value) else math.inf
 
 

@@ -79,8 +79,11 @@ class Dist(Strict):
 
     @model_validator(mode="after")
     def _parameters(self) -> Dist:
-        given = {k for k in ("mean", "sd", "median", "shape", "scale", "value", "values", "csv")
-                 if getattr(self, k) is not None}
+        given = {
+            k
+            for k in ("mean", "sd", "median", "shape", "scale", "value", "values", "csv")
+            if getattr(self, k) is not None
+        }
         allowed = {
             "exponential": [{"mean"}],
             "lognormal": [{"mean", "sd"}, {"median", "mean"}],
@@ -91,9 +94,13 @@ class Dist(Strict):
         }[self.dist]
         if given not in allowed:
             options = " or ".join("+".join(sorted(a)) for a in allowed)
-            raise ValueError(f"dist '{self.dist}' takes {options}; got {sorted(given) or 'nothing'}")
+            raise ValueError(
+                f"dist '{self.dist}' takes {options}; got {sorted(given) or 'nothing'}"
+            )
         if self.dist == "lognormal" and self.median is not None and self.mean <= self.median:
-            raise ValueError("lognormal by median and mean needs mean > median (a right-skewed stay)")
+            raise ValueError(
+                "lognormal by median and mean needs mean > median (a right-skewed stay)"
+            )
         if self.dist == "empirical" and self.values is not None and len(self.values) == 0:
             raise ValueError("empirical 'values' must not be empty")
         if self.csv is not None:
@@ -186,7 +193,8 @@ class Discharge(Strict):
 class Deconditioning(Strict):
     """Per-day probability that a delayed patient's need escalates (P1 -> P2 -> P3).
 
-    Applies to time spent ready to leave an acute bed. The rate is an explicit, uncertain assumption.
+    Applies to time spent ready to leave an acute bed. The rate is an explicit, uncertain
+    assumption.
     """
 
     enabled: bool = True
@@ -201,7 +209,8 @@ class Arrival(Strict):
     already in an acute bed with no criteria to reside, on ``pathway``), or a service name (a
     community referral, waiting at home). The rate on a day is ``rate_per_day x day_of_week[weekday]
     x month[month]``, or read from ``rates_csv`` (columns ``date,rate_per_day``). ``treatment`` and
-    ``pathway_shares`` replace the acute stay and the pathway shares for this stream (e.g. electives).
+    ``pathway_shares`` replace the acute stay and the pathway shares for this stream (e.g.
+    electives).
     """
 
     to: str
@@ -313,7 +322,9 @@ class Config(Strict):
                 except ValueError as err:
                     raise ValueError(f"{field}: {err}") from None
                 start = self.system.start_date
-                days = (start + dt.timedelta(days=k) for k in range(math.ceil(self.run.horizon_days)))
+                days = (
+                    start + dt.timedelta(days=k) for k in range(math.ceil(self.run.horizon_days))
+                )
                 missing = next((d for d in days if d not in rates), None)
                 if missing is not None:
                     raise ValueError(
@@ -351,11 +362,18 @@ def check_network(system: System) -> None:
     for name in downstream:
         svc = services[name]
         if svc.wait is None:
-            raise ValueError(f"services.{name}.wait: give the DTOC reason and responsible organisation")
-        tables = {"next": svc.next, **{f"next_by_group.{g}": t for g, t in svc.next_by_group.items()}}
+            raise ValueError(
+                f"services.{name}.wait: give the DTOC reason and responsible organisation"
+            )
+        tables = {
+            "next": svc.next,
+            **{f"next_by_group.{g}": t for g, t in svc.next_by_group.items()},
+        }
         if set(svc.next_by_group) - groups:
-            raise ValueError(f"services.{name}.next_by_group: unknown group "
-                             f"{sorted(set(svc.next_by_group) - groups)[0]!r}")
+            raise ValueError(
+                f"services.{name}.next_by_group: unknown group "
+                f"{sorted(set(svc.next_by_group) - groups)[0]!r}"
+            )
         if not svc.next:
             raise ValueError(f"services.{name}.next: routing after the stay is required")
         for label, table in tables.items():
@@ -368,28 +386,36 @@ def check_network(system: System) -> None:
                 if target == name:
                     raise ValueError(f"services.{name}.{label}: a service cannot route to itself")
             if not _close_to_one(sum(table.values())):
-                raise ValueError(f"services.{name}.{label}: probabilities must sum to 1 "
-                                 f"(they sum to {sum(table.values()):.6g})")
+                raise ValueError(
+                    f"services.{name}.{label}: probabilities must sum to 1 "
+                    f"(they sum to {sum(table.values()):.6g})"
+                )
     for name in ("acute", "assessment"):
         if name in services and (services[name].next or services[name].next_by_group):
             raise ValueError(f"services.{name}.next: {name} routing is set by discharge.pathways")
     _check_acyclic(system)
     d = system.discharge
     for p, pathway in d.pathways.items():
-        for label, target in {"to": pathway.to, **{f"to_by_group.{g}": t for g, t in
-                                                   pathway.to_by_group.items()}}.items():
+        for label, target in {
+            "to": pathway.to,
+            **{f"to_by_group.{g}": t for g, t in pathway.to_by_group.items()},
+        }.items():
             if target != "home" and target not in downstream:
                 raise ValueError(f"discharge.pathways.{p}.{label}: unknown service {target!r}")
         if set(pathway.to_by_group) - groups:
-            raise ValueError(f"discharge.pathways.{p}.to_by_group: unknown group "
-                             f"{sorted(set(pathway.to_by_group) - groups)[0]!r}")
+            raise ValueError(
+                f"discharge.pathways.{p}.to_by_group: unknown group "
+                f"{sorted(set(pathway.to_by_group) - groups)[0]!r}"
+            )
         if (pathway.assessment or pathway.discharge_to_assess) and "assessment" not in services:
             raise ValueError(f"discharge.pathways.{p}.assessment: needs an 'assessment' service")
         if pathway.discharge_to_assess and not pathway.assessment:
             raise ValueError(f"discharge.pathways.{p}.discharge_to_assess: needs assessment: true")
         if pathway.discharge_to_assess and pathway.to == "home":
-            raise ValueError(f"discharge.pathways.{p}.discharge_to_assess: needs a service to "
-                             f"assess in, not 'home'")
+            raise ValueError(
+                f"discharge.pathways.{p}.discharge_to_assess: needs a service to "
+                f"assess in, not 'home'"
+            )
     if d.readmission_delay.max is None or d.readmission_delay.max > 30:
         raise ValueError("discharge.readmission_delay.max: must be set and at most 30 days")
     for g in system.groups:
@@ -398,55 +424,79 @@ def check_network(system: System) -> None:
             raise ValueError(f"discharge.pathway_shares_by_group: missing group {g!r}")
         for p in shares:
             if p not in d.pathways:
-                raise ValueError(f"discharge.pathway_shares_by_group.{g}: pathway {p} is not "
-                                 f"defined in discharge.pathways")
+                raise ValueError(
+                    f"discharge.pathway_shares_by_group.{g}: pathway {p} is not "
+                    f"defined in discharge.pathways"
+                )
         if not _close_to_one(sum(shares.values())):
-            raise ValueError(f"discharge.pathway_shares_by_group.{g}: probabilities must sum to 1 "
-                             f"(they sum to {sum(shares.values()):.6g})")
-    for label, table in (("pathway_shares_by_group", d.pathway_shares_by_group),
-                         ("death_in_hospital_probability_by_group",
-                          d.death_in_hospital_probability_by_group)):
+            raise ValueError(
+                f"discharge.pathway_shares_by_group.{g}: probabilities must sum to 1 "
+                f"(they sum to {sum(shares.values()):.6g})"
+            )
+    for label, table in (
+        ("pathway_shares_by_group", d.pathway_shares_by_group),
+        ("death_in_hospital_probability_by_group", d.death_in_hospital_probability_by_group),
+    ):
         if set(table) - groups:
             raise ValueError(f"discharge.{label}: unknown group {sorted(set(table) - groups)[0]!r}")
     if system.deconditioning.enabled:
         for p in ("P1", "P2", "P3"):
             if p not in d.pathways:
-                raise ValueError(f"deconditioning: escalation P1 -> P2 -> P3 needs pathway {p} "
-                                 f"defined (or set deconditioning.enabled: false)")
+                raise ValueError(
+                    f"deconditioning: escalation P1 -> P2 -> P3 needs pathway {p} "
+                    f"defined (or set deconditioning.enabled: false)"
+                )
     for name, arrival in system.arrivals.items():
         if arrival.to not in ("front_door", "ready_to_leave") and arrival.to not in downstream:
-            raise ValueError(f"arrivals.{name}.to: unknown target {arrival.to!r} (use front_door, "
-                             f"ready_to_leave or a downstream service)")
+            raise ValueError(
+                f"arrivals.{name}.to: unknown target {arrival.to!r} (use front_door, "
+                f"ready_to_leave or a downstream service)"
+            )
         if arrival.pathway is not None and arrival.pathway not in d.pathways:
             raise ValueError(f"arrivals.{name}.pathway: {arrival.pathway} is not defined")
         if set(arrival.group_shares) - groups:
-            raise ValueError(f"arrivals.{name}.group_shares: unknown group "
-                             f"{sorted(set(arrival.group_shares) - groups)[0]!r}")
+            raise ValueError(
+                f"arrivals.{name}.group_shares: unknown group "
+                f"{sorted(set(arrival.group_shares) - groups)[0]!r}"
+            )
         if arrival.pathway_shares is not None:
             if set(arrival.pathway_shares) - set(d.pathways):
-                raise ValueError(f"arrivals.{name}.pathway_shares: pathway "
-                                 f"{sorted(set(arrival.pathway_shares) - set(d.pathways))[0]} is "
-                                 f"not defined in discharge.pathways")
+                raise ValueError(
+                    f"arrivals.{name}.pathway_shares: pathway "
+                    f"{sorted(set(arrival.pathway_shares) - set(d.pathways))[0]} is "
+                    f"not defined in discharge.pathways"
+                )
             if not _close_to_one(sum(arrival.pathway_shares.values())):
-                raise ValueError(f"arrivals.{name}.pathway_shares: probabilities must sum to 1 "
-                                 f"(they sum to {sum(arrival.pathway_shares.values()):.6g})")
+                raise ValueError(
+                    f"arrivals.{name}.pathway_shares: probabilities must sum to 1 "
+                    f"(they sum to {sum(arrival.pathway_shares.values()):.6g})"
+                )
         if not _close_to_one(sum(arrival.group_shares.values())):
-            raise ValueError(f"arrivals.{name}.group_shares: probabilities must sum to 1 "
-                             f"(they sum to {sum(arrival.group_shares.values()):.6g})")
+            raise ValueError(
+                f"arrivals.{name}.group_shares: probabilities must sum to 1 "
+                f"(they sum to {sum(arrival.group_shares.values()):.6g})"
+            )
     for name, svc in services.items():
         if svc.start_queue and name in ("acute", "assessment"):
-            raise ValueError(f"services.{name}.start_queue: a start queue is for services patients "
-                             f"wait to be discharged to")
+            raise ValueError(
+                f"services.{name}.start_queue: a start queue is for services patients "
+                f"wait to be discharged to"
+            )
         top = max(c for _, c in svc.capacity_steps())
         if svc.start_occupancy > svc.capacity_steps()[0][1]:
-            raise ValueError(f"services.{name}.start_occupancy: {svc.start_occupancy} is above the "
-                             f"day-0 capacity {svc.capacity_steps()[0][1]}")
+            raise ValueError(
+                f"services.{name}.start_occupancy: {svc.start_occupancy} is above the "
+                f"day-0 capacity {svc.capacity_steps()[0][1]}"
+            )
         if top == 0:
             raise ValueError(f"services.{name}.capacity: the schedule never has a place")
         if svc.start_queue and not any(
-                name in (pw.to, *pw.to_by_group.values()) for pw in d.pathways.values()):
-            raise ValueError(f"services.{name}.start_queue: no discharge pathway leads there, so "
-                             f"no one can be waiting in hospital for it")
+            name in (pw.to, *pw.to_by_group.values()) for pw in d.pathways.values()
+        ):
+            raise ValueError(
+                f"services.{name}.start_queue: no discharge pathway leads there, so "
+                f"no one can be waiting in hospital for it"
+            )
     queued = sum(s.start_queue for s in services.values())
     acute0 = services["acute"].capacity_steps()[0][1]
     if services["acute"].start_occupancy + queued > acute0:
@@ -471,9 +521,11 @@ def _check_acyclic(system: System) -> None:
         state[node] = 1
         for nxt in graph.get(node, ()):
             if state.get(nxt) == 1:
-                cycle = " -> ".join([*path[path.index(nxt):], nxt]) if nxt in path else nxt
-                raise ValueError(f"services: routing has a cycle ({cycle}); each service may be "
-                                 f"visited once between acute discharges")
+                cycle = " -> ".join([*path[path.index(nxt) :], nxt]) if nxt in path else nxt
+                raise ValueError(
+                    f"services: routing has a cycle ({cycle}); each service may be "
+                    f"visited once between acute discharges"
+                )
             if nxt not in state:
                 visit(nxt, [*path, nxt])
         state[node] = 2
@@ -533,20 +585,25 @@ def read_rates_csv(path: str) -> dict[dt.date, float]:
     with _open_csv(path) as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None or {"date", "rate_per_day"} - {
-                f.strip() for f in reader.fieldnames}:
-            raise ValueError(f"{path}: needs columns 'date' and 'rate_per_day' "
-                             f"(found {reader.fieldnames})")
+            f.strip() for f in reader.fieldnames
+        }:
+            raise ValueError(
+                f"{path}: needs columns 'date' and 'rate_per_day' (found {reader.fieldnames})"
+            )
         for i, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
             try:
                 day = dt.date.fromisoformat(row["date"])
             except ValueError:
-                raise ValueError(f"{path} line {i}: date {row['date']!r} is not YYYY-MM-DD") from None
+                raise ValueError(
+                    f"{path} line {i}: date {row['date']!r} is not YYYY-MM-DD"
+                ) from None
             try:
                 rate = float(row["rate_per_day"])
             except ValueError:
-                raise ValueError(f"{path} line {i}: rate_per_day {row['rate_per_day']!r} is not a "
-                                 f"number") from None
+                raise ValueError(
+                    f"{path} line {i}: rate_per_day {row['rate_per_day']!r} is not a number"
+                ) from None
             if not math.isfinite(rate) or rate < 0:
                 raise ValueError(f"{path} line {i}: rate_per_day must be a finite number >= 0")
             if day in rates:
@@ -564,23 +621,27 @@ def read_rates_csv(path: str) -> dict[dt.date, float]:
 def _format_error(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-after",
-                                                                          "constrained")))
+        loc = ".".join(
+            str(p) for p in e["loc"] if not str(p).startswith(("function-after", "constrained"))
+        )
         # pydantic adds union-branch names to loc (e.g. 'int', 'list[CapacityStep]'); drop them
         parts = [p for p in loc.split(".") if p and "[" not in p and p not in ("int", "float")]
         where = ".".join(parts)
         msg = e["msg"].removeprefix("Value error, ")
         inner = re.match(r"^([A-Za-z_][\w.]*): ", msg)
         if inner and where:  # a cross-field rule names its own sub-field
-            where, msg = f"{where}.{inner.group(1)}", msg[inner.end():]
+            where, msg = f"{where}.{inner.group(1)}", msg[inner.end() :]
         got = e.get("input")
         shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
         lines.append(f"{where}: {msg}{shown}" if where else f"{msg}{shown}")
     # a union (integer or schedule) reports each branch: drop the "valid list" branch when the
     # same field has a more specific message, and keep each line once
     fields = [ln.split(":")[0] for ln in lines]
-    lines = [ln for ln, f in zip(lines, fields)
-             if not ("Input should be a valid list" in ln and fields.count(f) > 1)]
+    lines = [
+        ln
+        for ln, f in zip(lines, fields)
+        if not ("Input should be a valid list" in ln and fields.count(f) > 1)
+    ]
     return "\n".join(dict.fromkeys(lines))
 
 

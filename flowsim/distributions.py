@@ -88,7 +88,8 @@ def residual(d: Dist, u_pick: np.ndarray, u_frac: np.ndarray, u_pool: np.ndarray
     """Equilibrium residual stays: the time left for people found in service at a random moment.
 
     A person found in service is on a length-biased stay (density ``x f(x) / E[S]``) and has a
-    uniform fraction of it left, so the residual has density ``(1 - F(x)) / E[S]``. We draw a pool of
+    uniform fraction of it left, so the residual has density ``(1 - F(x)) / E[S]``. We draw a pool
+    of
     stays from ``u_pool``, pick from it with probability proportional to length (``u_pick``), and
     keep the fraction ``u_frac``. A uniform fraction of an ordinary (not length-biased) stay would
     understate residual stays: a known bias of simple snapshot starts.

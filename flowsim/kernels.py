@@ -74,5 +74,8 @@ def categorical(u: np.ndarray, rows: np.ndarray, probabilities: np.ndarray) -> n
         raise ValueError("probabilities must be a 2-D table of rows summing to 1")
     cumulative = np.cumsum(p, axis=1)
     _, route = _compiled()
-    return route(np.ascontiguousarray(u, dtype=np.float64),
-                 np.ascontiguousarray(rows, dtype=np.int64), cumulative)
+    return route(
+        np.ascontiguousarray(u, dtype=np.float64),
+        np.ascontiguousarray(rows, dtype=np.int64),
+        cumulative,
+    )

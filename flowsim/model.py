@@ -29,8 +29,17 @@ FRONT_DOOR = -5
 COMMUNITY = -6
 """Place code: waiting at home (a community referral)."""
 
-VISIT_FIELDS = ("episode", "person", "service", "enter", "ready", "leave", "outcome", "pathway",
-                "group")
+VISIT_FIELDS = (
+    "episode",
+    "person",
+    "service",
+    "enter",
+    "ready",
+    "leave",
+    "outcome",
+    "pathway",
+    "group",
+)
 WAIT_FIELDS = ("episode", "person", "place", "waits_for", "reason", "responsible", "start", "end")
 _NAN = math.nan
 _INF = math.inf
@@ -98,8 +107,19 @@ class Events:
 class _Rows:
     """A cohort's columns as Python lists: indexing a list is much cheaper than a NumPy array."""
 
-    __slots__ = ("group", "pathway", "treatment", "dies", "process", "assess", "decondition",
-                 "u_readmit", "readmit_delay", "stay", "route")
+    __slots__ = (
+        "group",
+        "pathway",
+        "treatment",
+        "dies",
+        "process",
+        "assess",
+        "decondition",
+        "u_readmit",
+        "readmit_delay",
+        "stay",
+        "route",
+    )
 
     def __init__(self, c: patients.Cohort) -> None:
         self.group = c.group.tolist()
@@ -120,16 +140,22 @@ class Model:
 
     READMISSION_BLOCK = 512
 
-    def __init__(self, system: System, streams: Streams, horizon_days: float,
-                 capacity_steps: dict[str, list[tuple[float, int]]] | None = None) -> None:
+    def __init__(
+        self,
+        system: System,
+        streams: Streams,
+        horizon_days: float,
+        capacity_steps: dict[str, list[tuple[float, int]]] | None = None,
+    ) -> None:
         self.system = system
         self.streams = streams
         self.horizon = float(horizon_days)
         self.layout = layout = Layout.of(system)
         self.env = env = simpy.Environment()
         steps = capacity_steps or {}
-        self.capacity_steps = [steps.get(s, system.services[s].capacity_steps())
-                               for s in layout.services]
+        self.capacity_steps = [
+            steps.get(s, system.services[s].capacity_steps()) for s in layout.services
+        ]
         self.pools = [Pool(env, st[0][1]) for st in self.capacity_steps]
         self.visits: list[list] = []
         self.waits: list[list] = []
@@ -161,8 +187,10 @@ class Model:
             if pw is None:
                 continue
             self.to[k] = [lay.code(pw.to_for(g)) for g in lay.groups]
-            self.proc_wait[k] = (REASONS.index(pw.process_wait.reason),
-                                 RESPONSIBLE.index(pw.process_wait.responsible))
+            self.proc_wait[k] = (
+                REASONS.index(pw.process_wait.reason),
+                RESPONSIBLE.index(pw.process_wait.responsible),
+            )
             self.needs_assessment[k] = pw.assessment
             self.d2a[k] = pw.discharge_to_assess
             self.readmit_p[k] = pw.readmission_30d_probability
@@ -185,13 +213,16 @@ class Model:
                     continue
                 name = f"start.{s}.{what}"
                 if what == "queue":  # in an acute bed, ready to leave, waiting for s
-                    group, pathway = self._queue_groups(s, mix, streams.uniforms(f"{name}.group", n))
+                    group, pathway = self._queue_groups(
+                        s, mix, streams.uniforms(f"{name}.group", n)
+                    )
                     cohort = patients.draw(sys, lay, streams, name, np.zeros(n), group=group)
                     cohort.pathway = pathway
                 else:
                     weights = mix * self._reaches(code)
-                    group = _choose(streams.uniforms(f"{name}.group", n),
-                                    weights if weights.sum() > 0 else mix)
+                    group = _choose(
+                        streams.uniforms(f"{name}.group", n), weights if weights.sum() > 0 else mix
+                    )
                     cohort = patients.draw(sys, lay, streams, name, np.zeros(n), group=group)
                     self._residual(cohort, code, svc, name, group)
                 rows = _Rows(cohort)
@@ -214,9 +245,11 @@ class Model:
             if mask.any():
                 m = int(mask.sum())
                 out[mask] = distributions.residual(
-                    svc.stay_for(g), st.uniforms(f"{name}.pick.{g}", m),
+                    svc.stay_for(g),
+                    st.uniforms(f"{name}.pick.{g}", m),
                     st.uniforms(f"{name}.fraction.{g}", m),
-                    st.uniforms(f"{name}.pool.{g}", 20_000))
+                    st.uniforms(f"{name}.pool.{g}", 20_000),
+                )
         if code == 0:
             cohort.treatment = out
         else:
@@ -229,9 +262,11 @@ class Model:
         out = np.zeros(len(lay.groups))
         for k, g in enumerate(lay.groups):
             frontier = {self.to[p][k] for p in range(len(PATHWAYS))}
-            frontier |= {lay.code(a.to) for a in sys.arrivals.values()
-                         if a.group_shares.get(g, 0) > 0 and a.to not in ("front_door",
-                                                                          "ready_to_leave")}
+            frontier |= {
+                lay.code(a.to)
+                for a in sys.arrivals.values()
+                if a.group_shares.get(g, 0) > 0 and a.to not in ("front_door", "ready_to_leave")
+            }
             frontier = {c for c in frontier if c >= 0} | {0}
             seen: set[int] = set()
             while frontier:
@@ -239,8 +274,9 @@ class Model:
                 seen.add(c)
                 if lay.services[c] in sys.services and c > 0:
                     nxt = sys.services[lay.services[c]].next_for(g)
-                    frontier |= {lay.code(t) for t, q in nxt.items() if q > 0
-                                 and lay.code(t) >= 0} - seen
+                    frontier |= {
+                        lay.code(t) for t, q in nxt.items() if q > 0 and lay.code(t) >= 0
+                    } - seen
             out[k] = float(code in seen or code == self.assessment)
         return out
 
@@ -249,14 +285,20 @@ class Model:
         pathway leads there, in proportion to the group mix."""
         lay = self.layout
         code = lay.code(service)
-        options = [(g, p) for g in range(len(lay.groups)) for p in range(len(PATHWAYS))
-                   if self.to[p][g] == code]
+        options = [
+            (g, p)
+            for g in range(len(lay.groups))
+            for p in range(len(PATHWAYS))
+            if self.to[p][g] == code
+        ]
         weights = np.array([mix[g] for g, _ in options])
         if weights.sum() == 0:
             weights = np.ones(len(options))
         pick = _choose(u, weights / weights.sum())
-        return (np.array([options[j][0] for j in pick], dtype=np.int64),
-                np.array([options[j][1] for j in pick], dtype=np.int64))
+        return (
+            np.array([options[j][0] for j in pick], dtype=np.int64),
+            np.array([options[j][1] for j in pick], dtype=np.int64),
+        )
 
     def _new_episode(self) -> int:
         self._episodes += 1
@@ -424,16 +466,26 @@ class Model:
         ev = pool.request()
         if ev is not None:
             yield ev
-        visit = [ep, person, self.assessment, env.now, _NAN, _NAN, OPEN, rows.pathway[i],
-                 rows.group[i]]
+        visit = [
+            ep,
+            person,
+            self.assessment,
+            env.now,
+            _NAN,
+            _NAN,
+            OPEN,
+            rows.pathway[i],
+            rows.group[i],
+        ]
         self.visits.append(visit)
         yield env.timeout(rows.assess[i])
         pool.release()
         w[7] = visit[4] = visit[5] = env.now
         visit[6] = place
 
-    def _downstream(self, rows: _Rows, i: int, ep: int, person: int, code: int, deadline: float,
-                    d2a: bool):
+    def _downstream(
+        self, rows: _Rows, i: int, ep: int, person: int, code: int, deadline: float, d2a: bool
+    ):
         """Stays in settings after acute care (the place in ``code`` is already held), moving on
         by the routing until home, death, or readmission at ``deadline``."""
         env = self.env
@@ -500,8 +552,14 @@ class Model:
             self._readmission_blocks[g] += 1
             name = f"readmission.{self.layout.groups[g]}.block{block}"
             n = self.READMISSION_BLOCK
-            cohort = patients.draw(self.system, self.layout, self.streams, name, np.zeros(n),
-                                   group=np.full(n, g, dtype=np.int64))
+            cohort = patients.draw(
+                self.system,
+                self.layout,
+                self.streams,
+                name,
+                np.zeros(n),
+                group=np.full(n, g, dtype=np.int64),
+            )
             rows, k = _Rows(cohort), 0
         self._readmission_rows[g] = (rows, k + 1)
         ep = self._new_episode()
@@ -549,7 +607,12 @@ def _choose(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.minimum(np.searchsorted(cum / cum[-1], u, side="right"), len(weights) - 1)
 
 
-def simulate(system: System, seed: int, replication: int, horizon_days: float,
-             capacity_steps: dict[str, list[tuple[float, int]]] | None = None) -> Events:
+def simulate(
+    system: System,
+    seed: int,
+    replication: int,
+    horizon_days: float,
+    capacity_steps: dict[str, list[tuple[float, int]]] | None = None,
+) -> Events:
     """Run one replication and return its events."""
     return Model(system, Streams(seed, replication), horizon_days, capacity_steps).run()

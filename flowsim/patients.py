@@ -1,6 +1,6 @@
 """Patients' attributes, drawn at arrival from their own named streams.
 
-Every attribute of a patient (group, pathway need, treatment stay, onward stays and routes, ...) is a
+Every attribute of a patient (group, pathway need, treatment stay, onward stays and routes) is a
 function of uniforms from a stream named after the arrival stream and the attribute, indexed by the
 patient's place in that arrival stream. A capacity change therefore never changes which random
 numbers a patient receives: common random numbers across scenarios.
@@ -71,14 +71,24 @@ def rates_by_day(arrival: Arrival, start_date: dt.date, n_days: int) -> np.ndarr
         table = read_rates_csv(arrival.rates_csv)
         return np.array([table[d] for d in days])
     return np.array(
-        [arrival.rate_per_day * arrival.day_of_week[d.weekday()] * arrival.month[d.month - 1]
-         for d in days]
+        [
+            arrival.rate_per_day * arrival.day_of_week[d.weekday()] * arrival.month[d.month - 1]
+            for d in days
+        ]
     )
 
 
-def draw(system: System, layout: Layout, streams: Streams, name: str, time: np.ndarray,
-         group_shares: dict[str, float] | None = None, group: np.ndarray | None = None,
-         pathway: str | None = None, arrival: Arrival | None = None) -> Cohort:
+def draw(
+    system: System,
+    layout: Layout,
+    streams: Streams,
+    name: str,
+    time: np.ndarray,
+    group_shares: dict[str, float] | None = None,
+    group: np.ndarray | None = None,
+    pathway: str | None = None,
+    arrival: Arrival | None = None,
+) -> Cohort:
     """Attributes for patients of the stream ``name`` arriving at ``time``.
 
     The group comes from ``group`` or is drawn from ``group_shares``; the pathway is ``pathway`` or
@@ -93,8 +103,12 @@ def draw(system: System, layout: Layout, streams: Streams, name: str, time: np.n
     d = system.discharge
     if pathway is None:
         own = arrival.pathway_shares if arrival is not None else None
-        table = np.array([[(own or d.pathway_shares_by_group[g]).get(p, 0.0) for p in PATHWAYS]
-                          for g in layout.groups])
+        table = np.array(
+            [
+                [(own or d.pathway_shares_by_group[g]).get(p, 0.0) for p in PATHWAYS]
+                for g in layout.groups
+            ]
+        )
         path = kernels.categorical(u("pathway"), group, table)
     else:
         path = np.full(n, PATHWAYS.index(pathway), dtype=np.int64)
@@ -104,8 +118,9 @@ def draw(system: System, layout: Layout, streams: Streams, name: str, time: np.n
         treatment = distributions.ppf(arrival.treatment, u("treatment"))
     else:
         treatment = _by_group(u("treatment"), group, layout, acute.stay_for)
-    death_p = np.array([d.death_in_hospital_probability_by_group.get(g, 0.0)
-                        for g in layout.groups])
+    death_p = np.array(
+        [d.death_in_hospital_probability_by_group.get(g, 0.0) for g in layout.groups]
+    )
     dies = u("death") < death_p[group]
     process = np.zeros(n)
     u_process = u("process")
@@ -124,9 +139,16 @@ def draw(system: System, layout: Layout, streams: Streams, name: str, time: np.n
     else:
         decondition = np.full((n, 2), np.inf)
     cohort = Cohort(
-        time=np.asarray(time, dtype=np.float64), group=group, pathway=path, treatment=treatment,
-        dies=dies, process=process, assess=assess, decondition=decondition,
-        u_readmit=u("readmit"), readmit_delay=distributions.ppf(d.readmission_delay, u("readmit_delay")),
+        time=np.asarray(time, dtype=np.float64),
+        group=group,
+        pathway=path,
+        treatment=treatment,
+        dies=dies,
+        process=process,
+        assess=assess,
+        decondition=decondition,
+        u_readmit=u("readmit"),
+        readmit_delay=distributions.ppf(d.readmission_delay, u("readmit_delay")),
     )
     for s in layout.downstream:
         code = layout.code(s)
@@ -148,8 +170,9 @@ def _by_group(u: np.ndarray, group: np.ndarray, layout: Layout, dist_for) -> np.
     return out
 
 
-def arrivals(system: System, layout: Layout, streams: Streams, horizon_days: float
-             ) -> list[tuple[str, Cohort]]:
+def arrivals(
+    system: System, layout: Layout, streams: Streams, horizon_days: float
+) -> list[tuple[str, Cohort]]:
     """Every arrival stream's patients over the horizon, each from its own streams."""
     n_days = math.ceil(horizon_days)
     out = []
@@ -157,8 +180,16 @@ def arrivals(system: System, layout: Layout, streams: Streams, horizon_days: flo
         rates = rates_by_day(arrival, system.start_date, n_days)
         times = kernels.arrival_times(rates, streams.generator(f"arrivals.{name}.times"))
         times = times[times < horizon_days]
-        cohort = draw(system, layout, streams, f"arrivals.{name}", times,
-                      group_shares=arrival.group_shares, pathway=arrival.pathway, arrival=arrival)
+        cohort = draw(
+            system,
+            layout,
+            streams,
+            f"arrivals.{name}",
+            times,
+            group_shares=arrival.group_shares,
+            pathway=arrival.pathway,
+            arrival=arrival,
+        )
         out.append((name, cohort))
     return out
 
@@ -168,8 +199,11 @@ def group_mix(system: System, layout: Layout) -> np.ndarray:
     the start, whose group is not otherwise known)."""
     w = np.zeros(len(layout.groups))
     for arrival in system.arrivals.values():
-        rate = arrival.rate_per_day if arrival.rate_per_day is not None else float(
-            np.mean(list(read_rates_csv(arrival.rates_csv).values())))
+        rate = (
+            arrival.rate_per_day
+            if arrival.rate_per_day is not None
+            else float(np.mean(list(read_rates_csv(arrival.rates_csv).values())))
+        )
         for g, share in arrival.group_shares.items():
             w[layout.groups.index(g)] += rate * share
     return w / w.sum()

@@ -8,7 +8,8 @@ Definitions (all over the measured window ``[warmup_days, horizon_days)``):
 - ``in_system_end``: people in a service or waiting for one at the horizon.
 - a *delay* is time spent ready to leave a service while waiting for the next one; in acute it runs
   from no criteria to reside to leaving the bed (discharge process, assessment, and the wait for a
-  place). ``delayed_bed_days`` is the time-integral of delayed patients in acute beds over the window
+  place). ``delayed_bed_days`` is the time-integral of delayed patients in acute beds over the
+  window
   (so it is the sum of the parts of delays inside the window), split by responsible organisation
   (``_nhs``, ``_social_care``, ``_both``) and by DTOC reason code (``_<reason>``).
 - ``delayed_patients``: patients whose acute delay was positive and ended inside the window;
@@ -46,11 +47,26 @@ from flowsim.model import COMMUNITY, FRONT_DOOR, OPEN, READMIT, Events
 from flowsim.patients import DEATH, HOME
 
 KPI_CONTRACT = (
-    "admissions", "discharges", "deaths", "in_system_end", "delayed_bed_days",
-    "delayed_bed_days_nhs", "delayed_bed_days_social_care", "delayed_bed_days_both",
-    "delayed_patients", "mean_delay_days", "acute_occupancy_mean", "acute_occupancy_p95",
-    "nctr_mean", "boarding_hours", "care_home_admissions", "home_at_91_days_rate", "readmissions",
-    "cost_nhs_gbp", "cost_social_care_gbp", "cost_total_gbp",
+    "admissions",
+    "discharges",
+    "deaths",
+    "in_system_end",
+    "delayed_bed_days",
+    "delayed_bed_days_nhs",
+    "delayed_bed_days_social_care",
+    "delayed_bed_days_both",
+    "delayed_patients",
+    "mean_delay_days",
+    "acute_occupancy_mean",
+    "acute_occupancy_p95",
+    "nctr_mean",
+    "boarding_hours",
+    "care_home_admissions",
+    "home_at_91_days_rate",
+    "readmissions",
+    "cost_nhs_gbp",
+    "cost_social_care_gbp",
+    "cost_total_gbp",
 )
 HEADLINE = (
     ("delayed_bed_days", "Delayed bed days (acute)"),
@@ -145,7 +161,7 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
 
     daily_occ = daily_integral(v["enter"][acute], v_leave[acute], math.ceil(H))
     out["acute_occupancy_mean"] = window_integral(v["enter"][acute], v_leave[acute], W, H) / L
-    measured = daily_occ[int(math.ceil(W)):int(math.floor(H))]
+    measured = daily_occ[int(math.ceil(W)) : int(math.floor(H))]
     out["acute_occupancy_p95"] = float(np.percentile(measured, 95)) if measured.size else math.nan
     acute_cap = capacity_integral(ev.capacity_steps[0], W, H) / L
     out["acute_occupancy_rate"] = out["acute_occupancy_mean"] / acute_cap
@@ -157,8 +173,9 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["community_wait_days"] = window_integral(w["start"][cw], w_end[cw], W, H)
 
     care_homes = [lay.services.index(s) for s in lay.services if s.startswith("care_home")]
-    out["care_home_admissions"] = int(np.sum(np.isin(v["service"], care_homes) & new
-                                             & in_window(v["enter"])))
+    out["care_home_admissions"] = int(
+        np.sum(np.isin(v["service"], care_homes) & new & in_window(v["enter"]))
+    )
     out["home_at_91_days_rate"] = _home_at_91(v, v_leave, lay, W, H)
     out["readmissions"] = int(np.sum(acute & (v["episode"] != v["person"]) & in_window(v["enter"])))
     for k, p in enumerate(PATHWAYS):
@@ -168,8 +185,9 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     for code, s in enumerate(lay.services):
         svc = system.services[s]
         m = v["service"] == code
-        cost = (svc.cost_per_occupied_day_gbp * window_integral(v["enter"][m], v_leave[m], W, H)
-                + svc.cost_per_capacity_day_gbp * capacity_integral(ev.capacity_steps[code], W, H))
+        cost = svc.cost_per_occupied_day_gbp * window_integral(
+            v["enter"][m], v_leave[m], W, H
+        ) + svc.cost_per_capacity_day_gbp * capacity_integral(ev.capacity_steps[code], W, H)
         out[f"cost_{s}_gbp"] = cost
         if svc.paid_by == "nhs":
             nhs += cost
@@ -194,14 +212,18 @@ def _home_at_91(v: dict, v_leave: np.ndarray, lay, W: float, H: float) -> float:
     if "reablement" not in lay.services:
         return math.nan
     reab = lay.services.index("reablement")
-    idx = np.flatnonzero((v["service"] == 0) & (v["outcome"] == reab) & (v["leave"] >= W)
-                         & (v["leave"] < H - 91))
+    idx = np.flatnonzero(
+        (v["service"] == 0) & (v["outcome"] == reab) & (v["leave"] >= W) & (v["leave"] < H - 91)
+    )
     if idx.size == 0:
         return math.nan
     persons = v["person"][idx]
     check_at = v["leave"][idx] + 91.0
-    away = {lay.services.index(s) for s in lay.services
-            if s == "acute" or s.startswith(("care_home", "step_down"))}
+    away = {
+        lay.services.index(s)
+        for s in lay.services
+        if s == "acute" or s.startswith(("care_home", "step_down"))
+    }
     # visits of these people, ordered by person then time
     sel = np.flatnonzero(np.isin(v["person"], persons))
     order = sel[np.lexsort((v["enter"][sel], v["person"][sel]))]
@@ -255,8 +277,14 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
             ex_t = v["leave"][m][~np.isnan(v["leave"][m])]
             cap = np.array([capacity_integral(ev.capacity_steps[code], d, d + 1) for d in days])
         ex = np.bincount(np.floor(ex_t).astype(int), minlength=n_days)[:n_days]
-        frame = {"day": days, "service": s, "occupancy_mean": occ, "capacity": cap,
-                 "admissions": adm, "exits": ex}
+        frame = {
+            "day": days,
+            "service": s,
+            "occupancy_mean": occ,
+            "capacity": cap,
+            "admissions": adm,
+            "exits": ex,
+        }
         held = w["place"] == code
         frame["delayed_mean"] = daily_integral(w["start"][held], w_end[held], n_days)
         for r in reasons:
@@ -265,8 +293,11 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
         waiting = (w["waits_for"] == code) & (w["place"] != code)
         if code == 0:
             waiting = w["place"] == FRONT_DOOR
-        frame["waiting_mean"] = (daily_integral(w["start"][waiting], w_end[waiting], n_days)
-                                 if code != FRONT_DOOR else np.zeros(n_days))
+        frame["waiting_mean"] = (
+            daily_integral(w["start"][waiting], w_end[waiting], n_days)
+            if code != FRONT_DOOR
+            else np.zeros(n_days)
+        )
         frames.append(pd.DataFrame(frame))
     out = pd.concat(frames, ignore_index=True)
     out["warmup"] = out["day"] < config.run.warmup_days
@@ -277,17 +308,27 @@ def patient_log(ev: Events) -> pd.DataFrame:
     """The event log: one row per stay in a service (``ready`` = ready to leave; ``outcome`` = where
     the person went next)."""
     lay = ev.layout
-    names = {**dict(enumerate(lay.services)), HOME: "home", DEATH: "death", READMIT: "readmission",
-             OPEN: "still_in_service"}
+    names = {
+        **dict(enumerate(lay.services)),
+        HOME: "home",
+        DEATH: "death",
+        READMIT: "readmission",
+        OPEN: "still_in_service",
+    }
     v = ev.visits
-    return pd.DataFrame({
-        "episode": v["episode"], "person": v["person"],
-        "service": pd.Categorical.from_codes(v["service"], lay.services),
-        "group": pd.Categorical.from_codes(v["group"], lay.groups),
-        "pathway": pd.Categorical.from_codes(v["pathway"], list(PATHWAYS)),
-        "enter_day": v["enter"], "ready_day": v["ready"], "leave_day": v["leave"],
-        "outcome": [names[int(o)] for o in v["outcome"]],
-    })
+    return pd.DataFrame(
+        {
+            "episode": v["episode"],
+            "person": v["person"],
+            "service": pd.Categorical.from_codes(v["service"], lay.services),
+            "group": pd.Categorical.from_codes(v["group"], lay.groups),
+            "pathway": pd.Categorical.from_codes(v["pathway"], list(PATHWAYS)),
+            "enter_day": v["enter"],
+            "ready_day": v["ready"],
+            "leave_day": v["leave"],
+            "outcome": [names[int(o)] for o in v["outcome"]],
+        }
+    )
 
 
 # -- summaries --------------------------------------------------------------------------------
@@ -317,8 +358,19 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
             mean, lo, hi = interval(x)
             finite = x[~np.isnan(x)]
             q = np.percentile(finite, [5, 50, 95]) if finite.size else [math.nan] * 3
-            rows.append({"scenario": scenario, "kpi": k, "mean": mean, "ci_low": lo, "ci_high": hi,
-                         "p5": q[0], "p50": q[1], "p95": q[2], "n": int(finite.size)})
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "kpi": k,
+                    "mean": mean,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "p5": q[0],
+                    "p50": q[1],
+                    "p95": q[2],
+                    "n": int(finite.size),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -339,13 +391,22 @@ def versions() -> dict[str, str]:
 
     import flowsim
 
-    return {"flowsim": flowsim.__version__, "python": platform.python_version(),
-            "simpy": simpy.__version__, "numpy": np.__version__, "numba": numba.__version__}
+    return {
+        "flowsim": flowsim.__version__,
+        "python": platform.python_version(),
+        "simpy": simpy.__version__,
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+    }
 
 
 def manifest(resolved: dict, seed: int) -> dict:
-    return {"config": resolved, "config_hash": config_hash(resolved), "seed": seed,
-            "versions": versions()}
+    return {
+        "config": resolved,
+        "config_hash": config_hash(resolved),
+        "seed": seed,
+        "versions": versions(),
+    }
 
 
 def _atomic(path: Path, write) -> None:
@@ -363,7 +424,7 @@ def _atomic(path: Path, write) -> None:
 
 
 def write_parquet(df: pd.DataFrame, path: Path, meta: dict) -> None:
-    """Parquet with the provenance (``flowsim`` key: config hash, seed, versions) in its metadata."""
+    """Parquet with its provenance (``flowsim`` key: config hash, seed, versions) in the metadata."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     extra = {b"flowsim": json.dumps(meta, default=str).encode()}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
@@ -427,5 +488,6 @@ def warmup_check(daily_table: pd.DataFrame, warmup_days: float) -> list[str]:
                 warnings.append(
                     f"warm-up may be too short for {scenario}: MSER-5 on daily {service} "
                     f"{column} suggests deleting the first {cut} days (warm-up is "
-                    f"{warmup_days:g}); consider run.warmup_days={cut}")
+                    f"{warmup_days:g}); consider run.warmup_days={cut}"
+                )
     return warnings

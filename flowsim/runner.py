@@ -45,13 +45,22 @@ def replicate(config: Config, scenario: str, replication: int) -> dict:
             log_df = results.patient_log(ev)
             log_df.insert(0, "replication", replication)
             log_df.insert(0, "scenario", scenario)
-        return {"row": row, "daily": daily, "patients": log_df,
-                "seconds": time.perf_counter() - start,
-                "events": len(ev.visits["episode"]) + len(ev.waits["episode"])}
+        return {
+            "row": row,
+            "daily": daily,
+            "patients": log_df,
+            "seconds": time.perf_counter() - start,
+            "events": len(ev.visits["episode"]) + len(ev.waits["episode"]),
+        }
     except Exception as exc:  # kept, reported, never silently dropped
-        return {"error": {"scenario": scenario, "replication": replication,
-                          "error": f"{type(exc).__name__}: {exc}",
-                          "traceback": traceback.format_exc()}}
+        return {
+            "error": {
+                "scenario": scenario,
+                "replication": replication,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
+        }
 
 
 def run(scenarios: list[tuple[str, Config]], jobs: int = 1, progress: bool = False) -> Outcome:
@@ -71,14 +80,21 @@ def run(scenarios: list[tuple[str, Config]], jobs: int = 1, progress: bool = Fal
         stream = tqdm(stream, total=len(tasks), desc="replications", unit="rep", leave=False)
     done = list(stream)
     order = {name: k for k, (name, _) in enumerate(scenarios)}
-    ok = sorted((d for d in done if "error" not in d),
-                key=lambda d: (order[d["row"]["scenario"]], d["row"]["replication"]))
+    ok = sorted(
+        (d for d in done if "error" not in d),
+        key=lambda d: (order[d["row"]["scenario"]], d["row"]["replication"]),
+    )
     errors = [d["error"] for d in done if "error" in d]
     for e in errors:
         log.error("replication %s of %s failed: %s", e["replication"], e["scenario"], e["error"])
     runs = pd.DataFrame([d["row"] for d in ok])
     daily = pd.concat([d["daily"] for d in ok], ignore_index=True) if ok else pd.DataFrame()
     logs = [d["patients"] for d in ok if d["patients"] is not None]
-    return Outcome(runs=runs, daily=daily, patients=pd.concat(logs, ignore_index=True) if logs
-                   else None, errors=errors, seconds=[d["seconds"] for d in ok],
-                   events=[d["events"] for d in ok])
+    return Outcome(
+        runs=runs,
+        daily=daily,
+        patients=pd.concat(logs, ignore_index=True) if logs else None,
+        errors=errors,
+        seconds=[d["seconds"] for d in ok],
+        events=[d["events"] for d in ok],
+    )
