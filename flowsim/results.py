@@ -424,7 +424,7 @@ def _atomic(path: Path, write) -> None:
 
 
 def write_parquet(df: pd.DataFrame, path: Path, meta: dict) -> None:
-    """Parquet with its provenance (``flowsim`` key: config hash, seed, versions) in the metadata."""
+    """Parquet with its provenance (``flowsim`` key: config hash, seed, versions) in metadata."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     extra = {b"flowsim": json.dumps(meta, default=str).encode()}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
