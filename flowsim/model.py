@@ -343,20 +343,25 @@ class Model:
         acute.busy += 1
         now = self.env.now
         g = rows.group[i]
-        leave = now + rows.treatment[i]
-        visit = [ep, person, 0, now, leave, leave, DEATH, 0, g]
+        # times are computed as SimPy computes them (now + delay), so the recorded leave is the
+        # exact instant the bed is released
+        treat = rows.treatment[i]
+        ready = now + treat
+        visit = [ep, person, 0, now, ready, ready, DEATH, 0, g]
+        delay = treat
         if not rows.dies[i]:
             proc = rows.process[i]
+            delay = treat + proc
+            leave = now + delay
             if proc > 0:
                 reason, resp = self.proc_wait[0]
-                self.waits.append([ep, person, 0, HOME, reason, resp, leave, leave + proc])
-                leave += proc
+                self.waits.append([ep, person, 0, HOME, reason, resp, ready, leave])
             visit[5] = leave
             visit[6] = HOME
             if rows.u_readmit[i] < self.readmit_p[0]:
                 self._readmit_at(leave + rows.readmit_delay[i], person, g)
         self.visits.append(visit)
-        self.env.timeout(leave - now).callbacks.append(self._free_bed)
+        self.env.timeout(delay).callbacks.append(self._free_bed)
 
     def _free_bed(self, _event) -> None:
         self.pools[0].release()
@@ -406,7 +411,7 @@ class Model:
         proc = rows.process[i] if queued_for < 0 else 0.0
         if proc > 0:
             reason, resp = self.proc_wait[p]
-            waits.append([ep, person, 0, target, reason, resp, t_ready, t_ready + proc])
+            waits.append([ep, person, 0, target, reason, resp, t_ready, env.now + (treat + proc)])
         if treat + proc > 0:
             yield env.timeout(treat + proc)
         if queued_for < 0:
