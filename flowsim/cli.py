@@ -14,11 +14,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from flowsim import results, runner
-from flowsim.config import ConfigError, validate
+from flowsim import results, runner, scenarios
+from flowsim.config import Config, ConfigError, Scenario, validate
 
 log = logging.getLogger("flowsim")
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
+SCENARIO_DIR = Path(CONFIG_DIR).parent / "scenarios"
 
 
 def _fail(message: str, out_dir: Path | None) -> None:
@@ -52,29 +53,43 @@ def print_summary(summary, title: str) -> None:
         print(f"  (scenario {scenario}, {int(rows.loc['admissions', 'n'])} replications)")
 
 
+def arms(config: Config) -> list[tuple[str, Config]]:
+    """The configs to run: the scenario alone if it is the baseline and nothing is compared,
+    else the baseline first and each scenario after it, all on the same measured window."""
+    names = [n for n in config.compare if n != config.scenario.name]
+    if config.scenario.name == "baseline" and not names:
+        return [("baseline", scenarios.apply(config))]
+    picked = [config.scenario] if config.scenario.name != "baseline" else []
+    picked += [scenarios.load(n, SCENARIO_DIR) for n in names]
+    measured = [s.measured_days for s in picked if s.measured_days is not None]
+    base = config.model_copy(deep=True)
+    if measured:
+        base.run.horizon_days = base.run.warmup_days + max(measured)
+    out = [("baseline", scenarios.with_scenario(base, Scenario()))]
+    out += [(s.name, scenarios.with_scenario(base, s)) for s in picked]
+    return out
+
+
 def main(cfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     try:
         config = validate(resolved)
+        todo = arms(config)
     except ConfigError as err:
         _fail(str(err), out_dir)
-    run = config.run
+    run = todo[0][1].run
     started = time.perf_counter()
     log.info(
-        "system %s, scenario %s: %d replications of %g days (warm-up %g) on %d workers",
+        "system %s, %s: %d replications of %g days (warm-up %g) on %d workers",
         config.system.name,
-        config.scenario.name,
+        " vs ".join(name for name, _ in todo),
         run.replications,
         run.horizon_days,
         run.warmup_days,
         run.jobs,
     )
-    outcome = runner.run(
-        [(config.scenario.name, config)],
-        jobs=run.jobs,
-        progress=run.progress and sys.stderr.isatty(),
-    )
+    outcome = runner.run(todo, jobs=run.jobs, progress=run.progress and sys.stderr.isatty())
     meta = results.manifest(resolved, run.seed)
     if outcome.errors:
         results.write_json({"errors": outcome.errors, **meta}, out_dir / "errors.json")
@@ -90,25 +105,54 @@ def main(cfg: DictConfig) -> float:
     if outcome.patients is not None:
         results.write_parquet(outcome.patients, out_dir / "patients.parquet", provenance)
     results.write_csv(summary, out_dir / "summary.csv")
+    written = ["runs.parquet", "daily.parquet", "summary.csv"]
+    comparison = None
+    if len(todo) > 1:
+        comparison = scenarios.compare(outcome.runs)
+        results.write_csv(comparison, out_dir / "comparison.csv")
+        written.append("comparison.csv")
     results.write_json(meta, out_dir / "manifest.json")
+    written.append("manifest.json")
+    if outcome.patients is not None:
+        written.append("patients.parquet")
     for warning in results.warmup_check(outcome.daily, run.warmup_days):
         log.warning(warning)
-    print_summary(
-        summary,
-        f"flowsim: {config.system.name} system, "
-        f"{run.horizon_days - run.warmup_days:g} days after a "
-        f"{run.warmup_days:g}-day warm-up",
+    title = (
+        f"flowsim: {config.system.name} system, {run.horizon_days - run.warmup_days:g} days "
+        f"after a {run.warmup_days:g}-day warm-up"
     )
+    print_summary(summary, title)
+    if comparison is not None:
+        print_comparison(comparison)
     seconds = time.perf_counter() - started
-    print(
-        f"\n  wrote runs.parquet, daily.parquet, summary.csv, manifest.json"
-        f"{', patients.parquet' if outcome.patients is not None else ''} to {out_dir}"
-        f"  ({seconds:.0f} s)"
-    )
-    value = summary.set_index(["scenario", "kpi"]).loc[
-        (config.scenario.name, "delayed_bed_days"), "mean"
-    ]
+    print(f"\n  wrote {', '.join(written)} to {out_dir}  ({seconds:.0f} s)")
+    value = summary.set_index(["scenario", "kpi"]).loc[(todo[-1][0], "delayed_bed_days"), "mean"]
     return float(value) if not math.isnan(value) else math.inf
+
+
+COMPARED = (
+    ("delayed_bed_days", "Delayed bed days"),
+    ("delayed_bed_days_social_care", "  of which social care"),
+    ("acute_bed_days", "Acute bed days"),
+    ("boarding_hours", "Boarding hours"),
+    ("delayed_patients", "People delayed"),
+    ("care_home_admissions", "Care home admissions"),
+    ("investment_cost_gbp", "Investment, GBP"),
+    ("cost_total_gbp", "Net system cost, GBP"),
+    ("cost_per_delayed_bed_day_avoided_gbp", "Net cost per delayed bed day avoided"),
+)
+
+
+def print_comparison(comparison) -> None:
+    print("\nPaired change against the baseline (scenario - baseline, same random numbers)")
+    for name, grp in comparison.groupby("scenario", sort=False):
+        rows = grp.set_index("kpi")
+        print(f"  {name}")
+        for kpi, label in COMPARED:
+            if kpi in rows.index:
+                r = rows.loc[kpi]
+                ci = f"{_format(r.diff_ci_low, kpi)} to {_format(r.diff_ci_high, kpi)}"
+                print(f"    {label:<38} {_format(r.diff_mean, kpi):>10}   {ci:>23}")
 
 
 def entry() -> None:

@@ -263,25 +263,53 @@ class System(Strict):
 
 
 class Investment(Strict):
-    """A change to one numeric parameter over a time window (built out in scenarios.py)."""
+    """A change to one numeric parameter (``lever``, a dotted path in the system).
+
+    Exactly one of ``add`` (units, e.g. places), ``budget_gbp`` (turned into whole units through
+    ``cost_gbp_per_unit_year`` over the funded days) or ``multiply``. Days count from the end of
+    the warm-up. Cost: units x days x ``cost_gbp_per_unit_year`` / 365, plus ``cost_gbp_per_year``
+    x days / 365, charged to ``funder``. ``units``, ``start_time`` and ``end_time`` are filled in
+    when the scenario is applied (absolute simulation days).
+    """
 
     lever: str
     add: float | None = None
     budget_gbp: NonNegativeFloat | None = None
+    multiply: PositiveFloat | None = None
     start_day: NonNegativeFloat = 0.0
     end_day: PositiveFloat | None = None
     funder: str = "ibcf"
     cost_gbp_per_unit_year: NonNegativeFloat = 0.0
+    cost_gbp_per_year: NonNegativeFloat = 0.0
     price_year: str = ""
     source: str = ""
+    units: float | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+
+    @model_validator(mode="after")
+    def _one_change(self) -> Investment:
+        given = [k for k in ("add", "budget_gbp", "multiply") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of add, budget_gbp or multiply (got {given})")
+        if self.end_day is not None and self.end_day <= self.start_day:
+            raise ValueError("end_day: must be after start_day")
+        return self
 
 
 class Scenario(Strict):
-    """What a what-if changes; the baseline changes nothing."""
+    """What a what-if changes; the baseline changes nothing.
+
+    ``changes`` sets system parameters for the whole run (dotted path -> value);
+    ``investments`` are funded, costed changes; ``measured_days`` asks for a measured window of
+    that length (e.g. two years to see what happens after funding stops).
+    """
 
     name: str = "baseline"
     description: str = "The system as configured, no investment."
+    changes: dict[str, Any] = {}
     investments: list[Investment] = []
+    measured_days: PositiveFloat | None = None
 
 
 class Run(Strict):
@@ -311,6 +339,8 @@ class Config(Strict):
     system: System
     scenario: Scenario = Scenario()
     run: Run = Run()
+    compare: list[str] = []
+    """More scenarios (names in scenarios/) to compare with the baseline in the same command."""
 
     @model_validator(mode="after")
     def _rates_cover_horizon(self) -> Config:

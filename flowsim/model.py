@@ -28,6 +28,8 @@ FRONT_DOOR = -5
 """Place code: waiting for an acute bed (boarding)."""
 COMMUNITY = -6
 """Place code: waiting at home (a community referral)."""
+PROCESS = -7
+"""What a wait is for: the discharge process (medicines, transport, arranging support)."""
 
 VISIT_FIELDS = (
     "episode",
@@ -355,7 +357,7 @@ class Model:
             leave = now + delay
             if proc > 0:
                 reason, resp = self.proc_wait[0]
-                self.waits.append([ep, person, 0, HOME, reason, resp, ready, leave])
+                self.waits.append([ep, person, 0, PROCESS, reason, resp, ready, leave])
             visit[5] = leave
             visit[6] = HOME
             if rows.u_readmit[i] < self.readmit_p[0]:
@@ -411,7 +413,7 @@ class Model:
         proc = rows.process[i] if queued_for < 0 else 0.0
         if proc > 0:
             reason, resp = self.proc_wait[p]
-            waits.append([ep, person, 0, target, reason, resp, t_ready, env.now + (treat + proc)])
+            waits.append([ep, person, 0, PROCESS, reason, resp, t_ready, env.now + (treat + proc)])
         if treat + proc > 0:
             yield env.timeout(treat + proc)
         if queued_for < 0:
@@ -461,6 +463,31 @@ class Model:
             return
         yield from self._downstream(rows, i, ep, person, target, deadline, d2a)
 
+    def _assess_after_discharge(self, rows: _Rows, i: int, ep: int, person: int):
+        """Discharge to assess: an assessor sees the person at home or in the community bed while
+        their stay goes on, so the assessment takes assessor time but delays no one's transfer."""
+        env = self.env
+        pool = self.pools[self.assessment]
+        ev = pool.request()
+        if ev is not None:
+            yield ev
+        visit = [
+            ep,
+            person,
+            self.assessment,
+            env.now,
+            _NAN,
+            _NAN,
+            OPEN,
+            rows.pathway[i],
+            rows.group[i],
+        ]
+        self.visits.append(visit)
+        yield env.timeout(rows.assess[i])
+        pool.release()
+        visit[4] = visit[5] = env.now
+        visit[6] = HOME
+
     def _assess(self, rows: _Rows, i: int, ep: int, person: int, place: int):
         """A discharge assessment by an assessor (finite capacity), while holding ``place``."""
         env = self.env
@@ -500,8 +527,8 @@ class Model:
         while True:
             visit = [ep, person, code, env.now, _NAN, _NAN, OPEN, p, g]
             self.visits.append(visit)
-            if d2a:  # discharge to assess: assessed here, not in hospital
-                yield from self._assess(rows, i, ep, person, code)
+            if d2a:  # discharge to assess: assessed here, during the stay, not in hospital
+                env.process(self._assess_after_discharge(rows, i, ep, person))
                 d2a = False
             stay = rows.stay[code][i]
             if env.now + stay >= deadline:

@@ -11,7 +11,8 @@ Definitions (all over the measured window ``[warmup_days, horizon_days)``):
   place). ``delayed_bed_days`` is the time-integral of delayed patients in acute beds over the
   window
   (so it is the sum of the parts of delays inside the window), split by responsible organisation
-  (``_nhs``, ``_social_care``, ``_both``) and by DTOC reason code (``_<reason>``).
+  (``_nhs``, ``_social_care``, ``_both``), by DTOC reason code (``_<reason>``) and by what the
+  patient waits for (``_for_<service>``, ``_for_discharge_process``).
 - ``delayed_patients``: patients whose acute delay was positive and ended inside the window;
   ``mean_delay_days``: the mean acute delay of those patients, each delay counted whole.
 - ``nctr_mean``: ``delayed_bed_days`` divided by the window's length (mean beds held by people ready
@@ -24,7 +25,11 @@ Definitions (all over the measured window ``[warmup_days, horizon_days)``):
   days before the horizon), the share at home (not dead, not in hospital, a care home or a
   community bed) 91 days later (ASCOF 2B(1)).
 - costs: occupied days x cost per occupied day + capacity days x cost per capacity day, to the
-  organisation that pays for the service (``cost_nhs_gbp``, ``cost_social_care_gbp``).
+  organisation that pays for the service, plus investments (``investment_cost_gbp``, by funder in
+  ``investment_cost_<funder>_gbp``) to the organisation of their funder (iBCF and councils: social
+  care; NHS and ICBs: NHS). ``cost_total_gbp`` is the net system cost, investments included.
+  Capacity bought by an investment is costed once, by the investment.
+- ``acute_bed_days``: occupied acute bed days in the window.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import pyarrow.parquet as pq
 from scipy import stats
 
 from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, Config
-from flowsim.model import COMMUNITY, FRONT_DOOR, OPEN, READMIT, Events
+from flowsim.model import COMMUNITY, FRONT_DOOR, OPEN, PROCESS, READMIT, Events
 from flowsim.patients import DEATH, HOME
 
 KPI_CONTRACT = (
@@ -118,6 +123,29 @@ def capacity_integral(steps: list[tuple[float, int]], a: float, b: float) -> flo
     return total
 
 
+def occupied_within_base(
+    enter: np.ndarray, leave: np.ndarray, steps: list[tuple[float, int]], bought, a: float, b: float
+) -> float:
+    """Integral over [a, b) of min(occupancy, capacity not bought by an investment).
+
+    The base capacity at t is the capacity in force minus the units of investments active at t.
+    """
+    times = np.concatenate([enter, leave, [a, b]])
+    delta = np.concatenate([np.ones(enter.size), -np.ones(leave.size), [0.0, 0.0]])
+    order = np.argsort(times, kind="stable")
+    times, occ = times[order], np.cumsum(delta[order])
+    seg_start, seg_end = times[:-1], times[1:]
+    lo, hi = np.clip(seg_start, a, b), np.clip(seg_end, a, b)
+    days = np.maximum(hi - lo, 0.0)
+    mid = (lo + hi) / 2
+    step_days = np.array([d for d, _ in steps])
+    caps = np.array([c for _, c in steps], dtype=float)
+    base = caps[np.searchsorted(step_days, mid, side="right") - 1]
+    for inv in bought:
+        base -= np.where((mid >= inv.start_time) & (mid < inv.end_time), inv.units, 0.0)
+    return float(np.sum(np.minimum(occ[:-1], np.maximum(base, 0.0)) * days))
+
+
 def _closed(ends: np.ndarray, horizon: float) -> np.ndarray:
     return np.where(np.isnan(ends), horizon, ends)
 
@@ -144,8 +172,9 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["deaths"] = int(np.sum(ended & (v["outcome"] == DEATH)))
     open_waits = np.isnan(w["end"]) & np.isin(w["place"], (FRONT_DOOR, COMMUNITY))
     # an assessment happens while holding a bed: count the bed, not the assessment too
-    placed = v["service"] != (lay.services.index("assessment") if "assessment" in lay.services
-                              else -1)
+    placed = v["service"] != (
+        lay.services.index("assessment") if "assessment" in lay.services else -1
+    )
     out["in_system_end"] = int(np.sum(np.isnan(v["leave"]) & placed) + np.sum(open_waits))
 
     in_acute = w["place"] == 0
@@ -156,6 +185,11 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     for k in reasons_used(config):
         m = in_acute & (w["reason"] == REASONS.index(k))
         out[f"delayed_bed_days_{k}"] = window_integral(w["start"][m], w_end[m], W, H)
+    for code, s in enumerate(lay.services[1:], start=1):
+        m = in_acute & (w["waits_for"] == code)
+        out[f"delayed_bed_days_for_{s}"] = window_integral(w["start"][m], w_end[m], W, H)
+    m = in_acute & (w["waits_for"] == PROCESS)
+    out["delayed_bed_days_for_discharge_process"] = window_integral(w["start"][m], w_end[m], W, H)
     done = acute & ended & (v["outcome"] != DEATH)
     delay = v["leave"][done] - v["ready"][done]
     delayed = delay > 0
@@ -184,21 +218,37 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     for k, p in enumerate(PATHWAYS):
         out[f"discharges_{p}"] = int(np.sum(done & (v["pathway"] == k)))
 
-    nhs = social = 0.0
+    # capacity bought by an investment is costed by the investment, not again by the service
+    from flowsim.scenarios import capacity_service, investment_costs, organisation
+
+    invest = investment_costs(config, W, H)
+    org = {"nhs": 0.0, "social_care": 0.0, "other": 0.0}
     for code, s in enumerate(lay.services):
         svc = system.services[s]
         m = v["service"] == code
-        cost = svc.cost_per_occupied_day_gbp * window_integral(
-            v["enter"][m], v_leave[m], W, H
-        ) + svc.cost_per_capacity_day_gbp * capacity_integral(ev.capacity_steps[code], W, H)
-        out[f"cost_{s}_gbp"] = cost
-        if svc.paid_by == "nhs":
-            nhs += cost
+        bought = [i for i in config.scenario.investments if capacity_service(i.lever) == s]
+        place_days = capacity_integral(ev.capacity_steps[code], W, H) - invest.get(
+            f"_place_days_{s}", 0.0
+        )
+        if bought:  # people in bought places are paid for by the investment
+            occupied = occupied_within_base(
+                v["enter"][m], v_leave[m], ev.capacity_steps[code], bought, W, H
+            )
         else:
-            social += cost
-    out["cost_nhs_gbp"] = nhs
-    out["cost_social_care_gbp"] = social
-    out["cost_total_gbp"] = nhs + social
+            occupied = window_integral(v["enter"][m], v_leave[m], W, H)
+        cost = svc.cost_per_occupied_day_gbp * occupied + svc.cost_per_capacity_day_gbp * place_days
+        out[f"cost_{s}_gbp"] = cost
+        org[svc.paid_by] += cost
+    out["investment_cost_gbp"] = 0.0
+    for funder, cost in invest.items():
+        if not funder.startswith("_"):
+            out[f"investment_cost_{funder}_gbp"] = cost
+            out["investment_cost_gbp"] += cost
+            org[organisation(funder)] += cost
+    out["acute_bed_days"] = out["acute_occupancy_mean"] * L
+    out["cost_nhs_gbp"] = org["nhs"]
+    out["cost_social_care_gbp"] = org["social_care"]
+    out["cost_total_gbp"] = org["nhs"] + org["social_care"] + org["other"]
     return out
 
 

@@ -60,9 +60,17 @@ def test_delay_split_by_responsible_organisation(default_runs):
 
 
 def test_reasons_add_up_to_delayed_bed_days(default_runs):
+    cfg, runs = default_runs
+    from flowsim.results import reasons_used
+
+    parts = runs[[f"delayed_bed_days_{r}" for r in reasons_used(cfg)]]
+    np.testing.assert_allclose(parts.sum(axis=1), runs["delayed_bed_days"], rtol=1e-9)
+
+
+def test_what_people_wait_for_adds_up_to_delayed_bed_days(default_runs):
     _, runs = default_runs
-    parts = runs[[c for c in runs.columns if c.startswith("delayed_bed_days_")
-                  and c.removeprefix("delayed_bed_days_") not in ("nhs", "social_care", "both")]]
+    parts = runs[[c for c in runs.columns if c.startswith("delayed_bed_days_for_")]]
+    assert "delayed_bed_days_for_reablement" in parts.columns
     np.testing.assert_allclose(parts.sum(axis=1), runs["delayed_bed_days"], rtol=1e-9)
 
 

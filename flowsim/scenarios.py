@@ -1,0 +1,242 @@
+"""What-if scenarios: apply a scenario's changes and investments to a system, and compare
+scenarios with the baseline using common random numbers (paired differences).
+
+Investment days count from the end of the warm-up: ``start_day: 0`` is the first measured day.
+A capacity lever (``services.<name>.capacity``) with ``start_day``/``end_day`` adds places for that
+window only: when the money stops the places go, and people already in them finish their stay.
+Any other numeric lever changes for the whole run.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flowsim.config import Config, ConfigError, Investment, Scenario, validate
+from flowsim.results import interval
+
+FUNDER_ORGANISATION = {
+    "ibcf": "social_care",
+    "council": "social_care",
+    "social_care": "social_care",
+    "bcf": "social_care",
+    "nhs": "nhs",
+    "icb": "nhs",
+    "trust": "nhs",
+}
+"""Which organisation's costs an investment is counted in (iBCF is a grant to councils)."""
+
+
+def organisation(funder: str) -> str:
+    return FUNDER_ORGANISATION.get(funder, "other")
+
+
+def _get(tree: dict, path: list[str], where: str) -> Any:
+    node: Any = tree
+    for k in path:
+        if not isinstance(node, dict) or k not in node:
+            raise ConfigError(f"{where}: no parameter system.{'.'.join(path)}")
+        node = node[k]
+    return node
+
+
+def _set(tree: dict, path: list[str], value: Any) -> None:
+    node = tree
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+
+
+def capacity_service(lever: str) -> str | None:
+    """The service whose capacity a lever moves (``services.<name>.capacity``), else None."""
+    parts = lever.split(".")
+    if len(parts) == 3 and parts[0] == "services" and parts[2] == "capacity":
+        return parts[1]
+    return None
+
+
+def _units(inv: Investment, where: str, window_days: float) -> float:
+    """Units bought: the fixed ``add`` or what ``budget_gbp`` buys over the funded days."""
+    if inv.add is not None:
+        return float(inv.add)
+    if inv.cost_gbp_per_unit_year <= 0:
+        raise ConfigError(f"{where}.cost_gbp_per_unit_year: a budget needs a unit cost > 0")
+    days = (inv.end_day if inv.end_day is not None else window_days) - inv.start_day
+    return float(math.floor(inv.budget_gbp / (inv.cost_gbp_per_unit_year * days / 365.0)))
+
+
+def apply(config: Config) -> Config:
+    """The config with its scenario applied to the system (validated again).
+
+    Sets each investment's resolved ``units`` and absolute simulation days (``start_time``,
+    ``end_time``), used by the model (capacity schedules) and by the cost accounting.
+    """
+    scenario = config.scenario
+    raw = config.model_dump(mode="json")
+    system = raw["system"]
+    W, H = config.run.warmup_days, config.run.horizon_days
+    for path, value in scenario.changes.items():
+        where = f"scenario.changes.{path}"
+        _get(system, path.split("."), where)
+        _set(system, path.split("."), value)
+    resolved = []
+    for k, inv in enumerate(scenario.investments):
+        where = f"scenario.investments.{k}"
+        path = inv.lever.split(".")
+        current = _get(system, path, f"{where}.lever")
+        units = _units(inv, where, H - W)
+        start = W + inv.start_day
+        end = min(H, W + inv.end_day) if inv.end_day is not None else H
+        if start >= H:
+            raise ConfigError(f"{where}.start_day: starts after the horizon")
+        service = capacity_service(inv.lever)
+        if service is not None:
+            steps = config.system.services[service].capacity_steps()
+            system["services"][service]["capacity"] = [
+                {"from_day": d, "capacity": c} for d, c in add_window(steps, units, start, end)
+            ]
+        else:
+            if not isinstance(current, int | float) or isinstance(current, bool):
+                raise ConfigError(f"{where}.lever: system.{inv.lever} is not a number")
+            if inv.start_day != 0 or inv.end_day is not None:
+                raise ConfigError(
+                    f"{where}.end_day: only capacity levers can be time-limited; "
+                    f"system.{inv.lever} changes for the whole run"
+                )
+            value = current * inv.multiply if inv.multiply is not None else current + units
+            _set(system, path, type(current)(value) if isinstance(current, int) else value)
+        resolved.append(
+            inv.model_copy(update={"units": units, "start_time": start, "end_time": end})
+        )
+    raw["scenario"]["investments"] = [r.model_dump(mode="json") for r in resolved]
+    try:
+        return validate(raw)
+    except ConfigError as err:
+        raise ConfigError(f"scenario {scenario.name!r} makes the system invalid:\n{err}") from None
+
+
+def add_window(
+    steps: list[tuple[float, int]], units: float, start: float, end: float
+) -> list[tuple[float, int]]:
+    """A capacity schedule with ``units`` more places on ``[start, end)``."""
+    add = int(round(units))
+    points = sorted({d for d, _ in steps} | {start, end})
+    out: list[tuple[float, int]] = []
+    for d in points:
+        base = [c for day, c in steps if day <= d][-1]
+        cap = max(0, base + add) if start <= d < end else base
+        if not out or out[-1][1] != cap:
+            out.append((float(d), int(cap)))
+    return out
+
+
+def investment_costs(config: Config, a: float, b: float) -> dict[str, float]:
+    """Cost of each funder's investments over ``[a, b)``: units x days x unit cost / 365 plus any
+    flat yearly cost, and the place-days of capacity they bought per service."""
+    out: dict[str, float] = {}
+    for inv in config.scenario.investments:
+        if inv.start_time is None:
+            continue
+        days = max(0.0, min(b, inv.end_time) - max(a, inv.start_time))
+        cost = (abs(inv.units or 0.0) * inv.cost_gbp_per_unit_year + inv.cost_gbp_per_year) * (
+            days / 365.0
+        )
+        out[inv.funder] = out.get(inv.funder, 0.0) + cost
+        service = capacity_service(inv.lever)
+        if service is not None:
+            key = f"_place_days_{service}"
+            out[key] = out.get(key, 0.0) + (inv.units or 0.0) * days
+    return out
+
+
+# -- comparison -------------------------------------------------------------------------------
+
+
+def compare(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
+    """Paired differences (scenario - baseline, replication by replication) with 95% CIs.
+
+    One row per (scenario, KPI): ``baseline_mean``, ``scenario_mean``, ``diff_mean``,
+    ``diff_ci_low``, ``diff_ci_high``, ``n``. Replication r of every scenario used the same random
+    streams, so the pairs share their randomness (common random numbers).
+    """
+    base = runs[runs["scenario"] == baseline].set_index("replication")
+    kpis = [c for c in runs.columns if c not in ("scenario", "replication")]
+    rows = []
+    for name, grp in runs[runs["scenario"] != baseline].groupby("scenario", sort=False):
+        g = grp.set_index("replication")
+        common = g.index.intersection(base.index)
+        for k in kpis:
+            b = base.loc[common, k].to_numpy(dtype=float)
+            s = g.loc[common, k].to_numpy(dtype=float)
+            ok = ~(np.isnan(b) | np.isnan(s))
+            d_mean, lo, hi = interval(s[ok] - b[ok])
+            rows.append(
+                {
+                    "scenario": name,
+                    "kpi": k,
+                    "baseline_mean": float(np.mean(b[ok])) if ok.any() else math.nan,
+                    "scenario_mean": float(np.mean(s[ok])) if ok.any() else math.nan,
+                    "diff_mean": d_mean,
+                    "diff_ci_low": lo,
+                    "diff_ci_high": hi,
+                    "n": int(ok.sum()),
+                }
+            )
+        rows.extend(_cost_per_day_avoided(name, b_runs=base.loc[common], s_runs=g.loc[common]))
+    return pd.DataFrame(rows)
+
+
+def _cost_per_day_avoided(name: str, b_runs: pd.DataFrame, s_runs: pd.DataFrame) -> list[dict]:
+    """Net system cost per delayed bed day avoided: a ratio of mean paired differences, with a
+    95% percentile bootstrap interval over replications (paired resampling, fixed seed)."""
+    dc = (s_runs["cost_total_gbp"] - b_runs["cost_total_gbp"]).to_numpy(dtype=float)
+    da = (b_runs["delayed_bed_days"] - s_runs["delayed_bed_days"]).to_numpy(dtype=float)
+    n = len(dc)
+    ratio = dc.mean() / da.mean() if n and da.mean() > 0 else math.nan
+    lo = hi = math.nan
+    if n >= 2 and da.mean() > 0:
+        rng = np.random.default_rng(20170)
+        idx = rng.integers(0, n, size=(2000, n))
+        num, den = dc[idx].mean(axis=1), da[idx].mean(axis=1)
+        good = den > 0
+        if good.mean() > 0.95:
+            lo, hi = np.percentile(num[good] / den[good], [2.5, 97.5])
+    return [
+        {
+            "scenario": name,
+            "kpi": "cost_per_delayed_bed_day_avoided_gbp",
+            "baseline_mean": math.nan,
+            "scenario_mean": math.nan,
+            "diff_mean": ratio,
+            "diff_ci_low": lo,
+            "diff_ci_high": hi,
+            "n": n,
+        }
+    ]
+
+
+def load(name: str, scenarios_dir) -> Scenario:
+    """A scenario file ``<scenarios_dir>/<name>.yaml`` as a validated Scenario."""
+    import yaml
+
+    path = scenarios_dir / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in scenarios_dir.glob("*.yaml"))
+        raise ConfigError(f"compare: no scenario {name!r} (known: {', '.join(known)})")
+    raw = yaml.safe_load(path.read_text()) or {}
+    raw.pop("defaults", None)
+    try:
+        return Scenario.model_validate(raw)
+    except Exception as err:  # pydantic error, reported with the file's name
+        raise ConfigError(f"scenarios/{name}.yaml: {err}") from None
+
+
+def with_scenario(config: Config, scenario: Scenario) -> Config:
+    """The same system and run with another scenario, applied."""
+    c = copy.deepcopy(config)
+    c.scenario = scenario
+    return apply(c)
