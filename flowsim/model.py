@@ -8,6 +8,7 @@ NumPy arrays at the end (``Events``); ``results.py`` turns those into tables and
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -53,23 +54,47 @@ class Pool:
     ``request`` takes a free place at once (returns ``None``, no event and no yield) or returns an
     event that succeeds when a place is handed over. A released place goes straight to the next
     waiter. Capacity may change: a cut lets current occupants finish (no one is evicted).
+
+    A place whose release time is known when it is taken (``hold_until``) costs no event: the
+    release is kept in a heap and applied when the pool is next asked, and turned into a real
+    wake-up event only while someone is waiting for a place.
     """
 
-    __slots__ = ("env", "capacity", "busy", "waiters")
+    __slots__ = ("env", "capacity", "busy", "waiters", "due", "wake_at")
 
     def __init__(self, env: simpy.Environment, capacity: int) -> None:
         self.env = env
         self.capacity = capacity
         self.busy = 0
         self.waiters: deque[simpy.Event] = deque()
+        self.due: list[float] = []
+        self.wake_at = _INF
+
+    def take(self) -> bool:
+        """Take a place now if one is free and no one is waiting; no event either way."""
+        if self.due:
+            self._flush()
+        if self.busy < self.capacity and not self.waiters:
+            self.busy += 1
+            return True
+        return False
 
     def request(self) -> simpy.Event | None:
+        if self.due:
+            self._flush()
         if self.busy < self.capacity and not self.waiters:
             self.busy += 1
             return None
         ev = self.env.event()
         self.waiters.append(ev)
+        self._schedule_wake()
         return ev
+
+    def hold_until(self, t: float) -> None:
+        """The place just taken is given back at time ``t``."""
+        heapq.heappush(self.due, t)
+        if self.waiters:
+            self._schedule_wake()
 
     def cancel(self, ev: simpy.Event) -> None:
         """Withdraw a request; a place already handed over is given back."""
@@ -83,8 +108,28 @@ class Pool:
         self._hand_over()
 
     def set_capacity(self, capacity: int) -> None:
+        self._flush()
         self.capacity = capacity
         self._hand_over()
+
+    def _flush(self) -> None:
+        due = self.due
+        now = self.env._now
+        while due and due[0] <= now:
+            heapq.heappop(due)
+            self.busy -= 1
+
+    def _schedule_wake(self) -> None:
+        if self.due and self.due[0] < self.wake_at:
+            self.wake_at = self.due[0]
+            self.env.timeout(self.wake_at - self.env._now).callbacks.append(self._wake)
+
+    def _wake(self, _event) -> None:
+        self.wake_at = _INF
+        self._flush()
+        self._hand_over()
+        if self.waiters:
+            self._schedule_wake()
 
     def _hand_over(self) -> None:
         waiters = self.waiters
@@ -336,13 +381,13 @@ class Model:
 
     def _admit(self, rows: _Rows, i: int, ep: int, person: int) -> None:
         """An admission through the front door. The common case (a bed is free, pathway 0: home
-        with no new support) needs no process: its whole stay is known on arrival, so one timeout
-        releases the bed. Everyone else gets an ``_acute`` process."""
+        with no new support) needs no process and no event: its whole stay is known on arrival, so
+        the bed's release is booked in the pool (``hold_until``). Everyone else gets an ``_acute``
+        process."""
         acute = self.pools[0]
-        if rows.pathway[i] != 0 or acute.busy >= acute.capacity or acute.waiters:
+        if rows.pathway[i] != 0 or not acute.take():
             self.env.process(self._acute(rows, i, ep, person, "front_door"))
             return
-        acute.busy += 1
         now = self.env.now
         g = rows.group[i]
         # times are computed as SimPy computes them (now + delay), so the recorded leave is the
@@ -363,10 +408,7 @@ class Model:
             if rows.u_readmit[i] < self.readmit_p[0]:
                 self._readmit_at(leave + rows.readmit_delay[i], person, g)
         self.visits.append(visit)
-        self.env.timeout(delay).callbacks.append(self._free_bed)
-
-    def _free_bed(self, _event) -> None:
-        self.pools[0].release()
+        acute.hold_until(now + delay)
 
     def _referral(self, rows: _Rows, i: int, ep: int, code: int):
         """A community referral: waits at home for a place, then stays and moves on."""
