@@ -80,6 +80,8 @@ def main(cfg: DictConfig) -> float:
         _fail(str(err), out_dir)
     run = todo[0][1].run
     started = time.perf_counter()
+    if _appraising(config):
+        return _appraise(config, resolved, out_dir, started)
     log.info(
         "system %s, %s: %d replications of %g days (warm-up %g) on %d workers",
         config.system.name,
@@ -128,6 +130,64 @@ def main(cfg: DictConfig) -> float:
     print(f"\n  wrote {', '.join(written)} to {out_dir}  ({seconds:.0f} s)")
     value = summary.set_index(["scenario", "kpi"]).loc[(todo[-1][0], "delayed_bed_days"), "mean"]
     return float(value) if not math.isnan(value) else math.inf
+
+
+def _appraising(config: Config) -> bool:
+    a = config.appraise
+    return bool(
+        a.capacity_sweep.service
+        or a.bottleneck_units
+        or (a.allocate.levers and a.allocate.budget_gbp)
+    )
+
+
+def _appraise(config: Config, resolved: dict, out_dir: Path, started: float) -> float:
+    """Capacity sweep, bottleneck view and budget allocation, as asked in ``appraise``."""
+    from flowsim import appraisal
+
+    run = config.run
+    tables = appraisal.run_appraisals(config, run.jobs, run.progress and sys.stderr.isatty())
+    meta = results.manifest(resolved, run.seed)
+    for stem, table in tables.items():
+        if stem.endswith("_runs"):
+            provenance = {k: meta[k] for k in ("config_hash", "seed", "versions")}
+            results.write_parquet(table, out_dir / f"{stem}.parquet", provenance)
+        else:
+            results.write_csv(table, out_dir / f"{stem}.csv")
+    results.write_json(meta, out_dir / "manifest.json")
+    value = math.inf
+    if "capacity_sweep" in tables:
+        t = tables["capacity_sweep"]
+        print("\nCost against capacity (mean total cost with 95% CI; * optimum, ~ not worse)")
+        for _, r in t.iterrows():
+            mark = "*" if r["optimal"] else ("~" if r["near_optimal"] else " ")
+            print(
+                f"  {mark} {r['service']} {int(r['capacity']):>6}   "
+                f"{_format(r['total_cost_mean_gbp'], 'gbp'):>10}   "
+                f"{_format(r['total_cost_ci_low_gbp'], 'gbp')} to "
+                f"{_format(r['total_cost_ci_high_gbp'], 'gbp')}"
+            )
+        if "capacity_for_target" in t:
+            print(f"  capacity for {t['target'].iloc[0]}: {t['capacity_for_target'].iloc[0]}")
+        value = float(t["total_cost_mean_gbp"].min())
+    if "bottlenecks" in tables:
+        print("\nBottlenecks: delayed bed days avoided per extra unit (95% CI), per GBP 1k a year")
+        for _, r in tables["bottlenecks"].iterrows():
+            print(
+                f"  {r['service']:<14} {r['per_unit']:>8.1f}   "
+                f"({r['ci_low'] / r['units_added']:.1f} to {r['ci_high'] / r['units_added']:.1f})"
+                f"   {r['per_gbp_1000_a_year']:.2f}"
+            )
+    if "allocation_frontier" in tables:
+        f = tables["allocation_frontier"]
+        print("\nBest mix at each budget (objective mean with 95% CI)")
+        print(f.to_string(index=False))
+        value = float(f["objective_mean"].iloc[-1])
+    seconds = time.perf_counter() - started
+    print(
+        f"\n  wrote {', '.join(sorted(tables))} and manifest.json to {out_dir}  ({seconds:.0f} s)"
+    )
+    return value
 
 
 COMPARED = (

@@ -333,6 +333,44 @@ class Run(Strict):
         return self
 
 
+class CapacitySweep(Strict):
+    """Cost against capacity for one service (``flowsim appraise.capacity_sweep.service=...``)."""
+
+    service: str | None = None
+    capacities: list[Annotated[int, Field(gt=0)]] = []
+    capacity_cost_per_day_gbp: NonNegativeFloat | None = None
+    delay_cost_per_day_gbp: NonNegativeFloat = 395.0
+    delay_kpi: str = "delayed_bed_days"
+    target_kpi: str | None = None
+    target: float | None = None
+    confidence: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.95
+
+
+class LeverOption(Strict):
+    """A capacity the allocator may buy, in steps of ``step`` units up to ``max_units``."""
+
+    service: str
+    unit_cost_gbp_per_year: PositiveFloat
+    max_units: Annotated[int, Field(gt=0)]
+    step: Annotated[int, Field(gt=0)] = 1
+
+
+class Allocate(Strict):
+    """Find the mix of levers that minimises ``objective`` within ``budget_gbp`` a year."""
+
+    budget_gbp: NonNegativeFloat = 0.0
+    objective: str = "delayed_bed_days"
+    levers: list[LeverOption] = []
+
+
+class Appraise(Strict):
+    """Appraisals beyond a single what-if; when any is set, the command runs it instead."""
+
+    capacity_sweep: CapacitySweep = CapacitySweep()
+    bottleneck_units: Annotated[int, Field(ge=0)] = 0
+    allocate: Allocate = Allocate()
+
+
 class Config(Strict):
     """Everything one invocation needs."""
 
@@ -341,6 +379,20 @@ class Config(Strict):
     run: Run = Run()
     compare: list[str] = []
     """More scenarios (names in scenarios/) to compare with the baseline in the same command."""
+    appraise: Appraise = Appraise()
+
+    @model_validator(mode="after")
+    def _appraisal_services(self) -> Config:
+        a = self.appraise
+        named = [("capacity_sweep.service", a.capacity_sweep.service)] + [
+            (f"allocate.levers.{k}.service", lv.service) for k, lv in enumerate(a.allocate.levers)
+        ]
+        for where, service in named:
+            if service is not None and service not in self.system.services:
+                raise ValueError(f"appraise.{where}: unknown service {service!r}")
+        if a.capacity_sweep.service is not None and not a.capacity_sweep.capacities:
+            raise ValueError("appraise.capacity_sweep.capacities: list the capacities to try")
+        return self
 
     @model_validator(mode="after")
     def _rates_cover_horizon(self) -> Config:

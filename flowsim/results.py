@@ -17,7 +17,8 @@ Definitions (all over the measured window ``[warmup_days, horizon_days)``):
   ``mean_delay_days``: the mean acute delay of those patients, each delay counted whole.
 - ``nctr_mean``: ``delayed_bed_days`` divided by the window's length (mean beds held by people ready
   to leave). ``acute_occupancy_mean``: mean occupied acute beds; ``acute_occupancy_p95``: the 95th
-  percentile of daily mean occupancy.
+  percentile of daily mean occupancy; ``acute_days_over_95pct``: days whose mean occupancy was
+  above 95% of the beds in force.
 - ``boarding_hours``: hours spent waiting for an acute bed (the front door), all admissions.
 - ``care_home_admissions``: entries to care home services; ``readmissions``: acute admissions of
   people already discharged (within 30 days, by pathway).
@@ -202,6 +203,13 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["acute_occupancy_p95"] = float(np.percentile(measured, 95)) if measured.size else math.nan
     acute_cap = capacity_integral(ev.capacity_steps[0], W, H) / L
     out["acute_occupancy_rate"] = out["acute_occupancy_mean"] / acute_cap
+    daily_cap = np.array(
+        [
+            capacity_integral(ev.capacity_steps[0], d, d + 1)
+            for d in range(int(math.ceil(W)), int(math.floor(H)))
+        ]
+    )
+    out["acute_days_over_95pct"] = int(np.sum(measured > 0.95 * daily_cap))
     out["nctr_mean"] = out["delayed_bed_days"] / L
     out["nctr_share_of_occupied"] = out["nctr_mean"] / max(out["acute_occupancy_mean"], 1e-12)
     fd = w["place"] == FRONT_DOOR

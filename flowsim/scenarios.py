@@ -2,6 +2,8 @@
 scenarios with the baseline using common random numbers (paired differences).
 
 Investment days count from the end of the warm-up: ``start_day: 0`` is the first measured day.
+An investment with ``start_day: 0`` and no ``end_day`` is permanent: it is in place from the start
+of the run, warm-up included (costs are still counted over the measured window only).
 A capacity lever (``services.<name>.capacity``) with ``start_day``/``end_day`` adds places for that
 window only: when the money stops the places go, and people already in them finish their stay.
 Any other numeric lever changes for the whole run.
@@ -89,7 +91,8 @@ def apply(config: Config) -> Config:
         path = inv.lever.split(".")
         current = _get(system, path, f"{where}.lever")
         units = _units(inv, where, H - W)
-        start = W + inv.start_day
+        permanent = inv.start_day == 0 and inv.end_day is None
+        start = 0.0 if permanent else W + inv.start_day
         end = min(H, W + inv.end_day) if inv.end_day is not None else H
         if start >= H:
             raise ConfigError(f"{where}.start_day: starts after the horizon")
