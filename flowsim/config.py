@@ -356,7 +356,8 @@ class LeverOption(Strict):
 
 
 class Allocate(Strict):
-    """Find the mix of levers that minimises ``objective`` within ``budget_gbp`` a year."""
+    """Find the mix of levers that minimises ``objective`` spending at most ``budget_gbp`` over
+    the measured window."""
 
     budget_gbp: NonNegativeFloat = 0.0
     objective: str = "delayed_bed_days"
