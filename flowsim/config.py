@@ -137,10 +137,15 @@ class Service(Strict):
     paid_by: Literal["nhs", "social_care"] = "nhs"
     start_occupancy: Annotated[int, Field(ge=0)] = 0
     start_queue: Annotated[int, Field(ge=0)] = 0
+    open_days: Annotated[list[bool], Field(min_length=7, max_length=7)] = [True] * 7
+    """Days of the week (Monday first) on which the service takes people in; people already in
+    a place stay. E.g. no weekend discharges: ``[true, true, true, true, true, false, false]``."""
     source: str = ""
 
     @model_validator(mode="after")
     def _schedule(self) -> Service:
+        if not any(self.open_days):
+            raise ValueError("open_days: the service must take people in on at least one day")
         if isinstance(self.capacity, list):
             if not self.capacity:
                 raise ValueError("capacity schedule must not be empty")

@@ -60,7 +60,7 @@ class Pool:
     wake-up event only while someone is waiting for a place.
     """
 
-    __slots__ = ("env", "capacity", "busy", "waiters", "due", "wake_at")
+    __slots__ = ("env", "capacity", "busy", "waiters", "due", "wake_at", "open")
 
     def __init__(self, env: simpy.Environment, capacity: int) -> None:
         self.env = env
@@ -69,12 +69,13 @@ class Pool:
         self.waiters: deque[simpy.Event] = deque()
         self.due: list[float] = []
         self.wake_at = _INF
+        self.open = True
 
     def take(self) -> bool:
         """Take a place now if one is free and no one is waiting; no event either way."""
         if self.due:
             self._flush()
-        if self.busy < self.capacity and not self.waiters:
+        if self.busy < self.capacity and not self.waiters and self.open:
             self.busy += 1
             return True
         return False
@@ -82,7 +83,7 @@ class Pool:
     def request(self) -> simpy.Event | None:
         if self.due:
             self._flush()
-        if self.busy < self.capacity and not self.waiters:
+        if self.busy < self.capacity and not self.waiters and self.open:
             self.busy += 1
             return None
         ev = self.env.event()
@@ -112,6 +113,13 @@ class Pool:
         self.capacity = capacity
         self._hand_over()
 
+    def set_open(self, is_open: bool) -> None:
+        """Open or close the door: while closed no one is taken in; occupants stay."""
+        self.open = is_open
+        if is_open:
+            self._flush()
+            self._hand_over()
+
     def _flush(self) -> None:
         due = self.due
         now = self.env._now
@@ -132,6 +140,8 @@ class Pool:
             self._schedule_wake()
 
     def _hand_over(self) -> None:
+        if not self.open:
+            return
         waiters = self.waiters
         while waiters and self.busy < self.capacity:
             self.busy += 1
@@ -213,6 +223,9 @@ class Model:
         for k, st in enumerate(self.capacity_steps):
             if len(st) > 1:
                 env.process(self._capacity(self.pools[k], st))
+            open_days = system.services[layout.services[k]].open_days
+            if not all(open_days):
+                env.process(self._opening(self.pools[k], open_days))
         self._start_state()
         self.n_initial = self._episodes
         for name, cohort in patients.arrivals(system, layout, streams, self.horizon):
@@ -358,6 +371,18 @@ class Model:
         for day, capacity in steps[1:]:
             yield env.timeout(day - env.now)
             pool.set_capacity(capacity)
+
+    def _opening(self, pool: Pool, open_days: list[bool]):
+        """Open the service's door on its open days of the week, close it on the others."""
+        env = self.env
+        first = self.system.start_date.weekday()
+        day = 0
+        while day < self.horizon:
+            is_open = open_days[(first + day) % 7]
+            if is_open != pool.open:
+                pool.set_open(is_open)
+            day += 1
+            yield env.timeout(day - env.now)
 
     def _arrivals(self, arrival, cohort: patients.Cohort):
         env = self.env
