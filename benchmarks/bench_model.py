@@ -43,7 +43,8 @@ def first_call_seconds() -> float:
 
 
 def engine_events(env) -> int:
-    """Events SimPy scheduled: its event-id counter (``itertools.count``) shows the next id."""
+    """Events SimPy scheduled: its event-id counter (``itertools.count``) shows the next id.
+    (Arrivals, fed to the loop from a sorted list, are added separately.)"""
     text = repr(env._eid)  # "count(N)"
     return int(text[text.index("(") + 1 : text.rindex(")")])
 
@@ -69,7 +70,7 @@ def main() -> None:
         t2 = time.process_time()
         sim.append(t1 - t0)
         reduce_.append(t2 - t1)
-        events.append(engine_events(m.env))
+        events.append(engine_events(m.env) + len(m.arrival_times))
     per_rep = [a + b for a, b in zip(sim, reduce_)]
     report = {
         "workload": f"default system, {cfg.run.horizon_days:g} days "
@@ -81,8 +82,8 @@ def main() -> None:
         "seconds_per_replication_median": round(statistics.median(per_rep), 3),
         "simulate_s_median": round(statistics.median(sim), 3),
         "tables_s_median": round(statistics.median(reduce_), 3),
-        "simpy_events_per_replication": int(statistics.median(events)),
-        "simpy_events_per_second": round(statistics.median(events) / statistics.median(sim)),
+        "events_per_replication (simpy events + arrivals)": int(statistics.median(events)),
+        "events_per_second": round(statistics.median(events) / statistics.median(sim)),
         "target_s_per_replication": 3.0,
     }
     print(json.dumps(report, indent=2))

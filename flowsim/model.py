@@ -228,8 +228,7 @@ class Model:
                 env.process(self._opening(self.pools[k], open_days))
         self._start_state()
         self.n_initial = self._episodes
-        for name, cohort in patients.arrivals(system, layout, streams, self.horizon):
-            env.process(self._arrivals(system.arrivals[name], cohort))
+        self._merge_arrivals(patients.arrivals(system, layout, streams, self.horizon))
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -294,7 +293,20 @@ class Model:
                     elif code == 0:
                         self.env.process(self._acute(rows, i, ep, ep, "in_treatment"))
                     else:
-                        self.env.process(self._downstream(rows, i, ep, ep, code, _INF, False))
+                        self._already_in(rows, i, ep, code)
+
+    def _already_in(self, rows: _Rows, i: int, ep: int, code: int) -> None:
+        """Someone in a setting at day 0: no process until their (residual) stay ends, and none
+        at all if it ends after the horizon (most care home residents)."""
+        visit = [ep, ep, code, 0.0, _NAN, _NAN, OPEN, rows.pathway[i], rows.group[i]]
+        self.visits.append(visit)
+        stay = rows.stay[code][i]
+        if stay < self.horizon:
+            self.env.timeout(stay).callbacks.append(
+                lambda _ev: self.env.process(
+                    self._downstream(rows, i, ep, ep, code, _INF, False, visit)
+                )
+            )
 
     def _residual(self, cohort: patients.Cohort, code: int, svc, name: str, group) -> None:
         st = self.streams
@@ -384,25 +396,36 @@ class Model:
             day += 1
             yield env.timeout(day - env.now)
 
-    def _arrivals(self, arrival, cohort: patients.Cohort):
-        env = self.env
-        rows = _Rows(cohort)
-        times = cohort.time.tolist()
-        if arrival.to in ("front_door", "ready_to_leave"):
-            kind = arrival.to
-            for i, t in enumerate(times):
-                yield env.timeout(t - env.now)
-                ep = self._new_episode()
-                if kind == "front_door":
-                    self._admit(rows, i, ep, ep)
-                else:
-                    env.process(self._acute(rows, i, ep, ep, kind))
+    def _merge_arrivals(self, cohorts: list[tuple[str, patients.Cohort]]) -> None:
+        """All arrival streams merged in time order. Arrivals are known in advance, so they are
+        fed to the event loop directly (``_run_until``) instead of being scheduled as events."""
+        kinds, rows, times, streams, index = [], [], [], [], []
+        for k, (name, cohort) in enumerate(cohorts):
+            to = self.system.arrivals[name].to
+            kinds.append(to if to in ("front_door", "ready_to_leave") else self.layout.code(to))
+            rows.append(_Rows(cohort))
+            times.append(cohort.time)
+            streams.append(np.full(len(cohort), k))
+            index.append(np.arange(len(cohort)))
+        t = np.concatenate(times) if times else np.empty(0)
+        order = np.argsort(t, kind="stable")
+        self._arrival_kinds, self._arrival_rows = kinds, rows
+        self.arrival_times = t[order].tolist()
+        self._arrival_stream = np.concatenate(streams)[order].tolist() if times else []
+        self._arrival_index = np.concatenate(index)[order].tolist() if times else []
+
+    def arrive(self, k: int) -> None:
+        """The k-th arrival (in time order) happens now."""
+        stream = self._arrival_stream[k]
+        rows, i = self._arrival_rows[stream], self._arrival_index[k]
+        kind = self._arrival_kinds[stream]
+        ep = self._new_episode()
+        if kind == "front_door":
+            self._admit(rows, i, ep, ep)
+        elif kind == "ready_to_leave":
+            self.env.process(self._acute(rows, i, ep, ep, kind))
         else:
-            code = self.layout.code(arrival.to)
-            for i, t in enumerate(times):
-                yield env.timeout(t - env.now)
-                ep = self._new_episode()
-                env.process(self._referral(rows, i, ep, code))
+            self.env.process(self._referral(rows, i, ep, kind))
 
     def _admit(self, rows: _Rows, i: int, ep: int, person: int) -> None:
         """An admission through the front door. The common case (a bed is free, pathway 0: home
@@ -583,25 +606,35 @@ class Model:
         visit[6] = place
 
     def _downstream(
-        self, rows: _Rows, i: int, ep: int, person: int, code: int, deadline: float, d2a: bool
+        self,
+        rows: _Rows,
+        i: int,
+        ep: int,
+        person: int,
+        code: int,
+        deadline: float,
+        d2a: bool,
+        visit: list | None = None,
     ):
         """Stays in settings after acute care (the place in ``code`` is already held), moving on
-        by the routing until home, death, or readmission at ``deadline``."""
+        by the routing until home, death, or readmission at ``deadline``. With ``visit`` given,
+        the stay in ``code`` has just ended (someone already there at the start)."""
         env = self.env
         pools = self.pools
         g = rows.group[i]
         p = rows.pathway[i]
         while True:
-            visit = [ep, person, code, env.now, _NAN, _NAN, OPEN, p, g]
-            self.visits.append(visit)
-            if d2a:  # discharge to assess: assessed here, during the stay, not in hospital
-                env.process(self._assess_after_discharge(rows, i, ep, person))
-                d2a = False
-            stay = rows.stay[code][i]
-            if env.now + stay >= deadline:
-                yield env.timeout(max(deadline - env.now, 0.0))
-                return self._readmitted(visit, pools[code], person, g)
-            yield env.timeout(stay)
+            if visit is None:
+                visit = [ep, person, code, env.now, _NAN, _NAN, OPEN, p, g]
+                self.visits.append(visit)
+                if d2a:  # discharge to assess: assessed here, during the stay, not in hospital
+                    env.process(self._assess_after_discharge(rows, i, ep, person))
+                    d2a = False
+                stay = rows.stay[code][i]
+                if env.now + stay >= deadline:
+                    yield env.timeout(max(deadline - env.now, 0.0))
+                    return self._readmitted(visit, pools[code], person, g)
+                yield env.timeout(stay)
             visit[4] = env.now
             nxt = rows.route[code][i]
             if nxt >= 0:
@@ -627,6 +660,7 @@ class Model:
                     self._readmit_at(deadline, person, g)
                 return
             code = nxt
+            visit = None
 
     # -- readmissions ------------------------------------------------------------------------
 
@@ -667,7 +701,7 @@ class Model:
     # -- run ---------------------------------------------------------------------------------
 
     def run(self) -> Events:
-        self.env.run(until=self.horizon)
+        _run_until(self.env, self.horizon, self.arrival_times, self.arrive)
         visits = _columns(self.visits, VISIT_FIELDS)
         waits = _columns(self.waits, WAIT_FIELDS)
         # stays and waits written ahead of time: what lies beyond the horizon has not happened
@@ -687,6 +721,41 @@ class Model:
             layout=self.layout,
             n_initial=self.n_initial,
         )
+
+
+def _run_until(env: simpy.Environment, until: float, arrivals: list[float], arrive) -> None:
+    """Process events and arrivals before ``until``, in time order.
+
+    ``Environment.run(until)`` with the per-event method calls inlined, and with arrivals (known
+    in advance, sorted) taken from their own list rather than scheduled as events: together about
+    a third of the engine's work. Events at exactly ``until`` are not processed (as in SimPy); a
+    failed event that no one handled is raised.
+    """
+    queue = env._queue
+    pop = heapq.heappop
+    inf = math.inf
+    n = len(arrivals)
+    k = 0
+    next_arrival = arrivals[0] if n else inf
+    while True:
+        next_event = queue[0][0] if queue else inf
+        if next_arrival <= next_event:
+            if next_arrival >= until:
+                break
+            env._now = next_arrival
+            arrive(k)
+            k += 1
+            next_arrival = arrivals[k] if k < n else inf
+            continue
+        if next_event >= until:
+            break
+        env._now, _, _, event = pop(queue)
+        callbacks, event.callbacks = event.callbacks, None
+        for callback in callbacks:
+            callback(event)
+        if not event._ok and not hasattr(event, "_defused"):
+            raise event._value
+    env._now = until
 
 
 def _columns(rows: list[list], fields: tuple[str, ...]) -> dict[str, np.ndarray]:
