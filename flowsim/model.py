@@ -8,6 +8,7 @@ NumPy arrays at the end (``Events``); ``results.py`` turns those into tables and
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 from collections import deque
@@ -782,5 +783,17 @@ def simulate(
     horizon_days: float,
     capacity_steps: dict[str, list[tuple[float, int]]] | None = None,
 ) -> Events:
-    """Run one replication and return its events."""
-    return Model(system, Streams(seed, replication), horizon_days, capacity_steps).run()
+    """Run one replication and return its events.
+
+    Python's cyclic garbage collector is paused for the replication: a run allocates hundreds of
+    thousands of small records that the collector would otherwise rescan again and again (a
+    third of the run time), and nothing in a run relies on collecting cycles. Peak memory grows
+    by about 100 MB on the default system; the collector is back on when the run returns.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return Model(system, Streams(seed, replication), horizon_days, capacity_steps).run()
+    finally:
+        if paused:
+            gc.enable()
