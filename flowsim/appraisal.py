@@ -151,25 +151,38 @@ def allocate(
     years: float,
     evaluate: Callable[[list[tuple[int, ...]]], dict[tuple[int, ...], np.ndarray]],
     budgets: list[float] | None = None,
+    method: str = "auto",
+    max_grid: int = 60,
+    trials: int = 40,
+    seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Search mixes of levers under a budget; lower objective is better.
 
-    ``evaluate`` maps mixes to per-replication objective values (paired across mixes). The search
-    is exhaustive on the grid (fine for small menus; larger menus want an optimiser such as optuna,
-    not built yet). Returns (every mix evaluated, the frontier: the best mix at each budget level,
-    with the 95% CI of its objective).
+    ``evaluate`` maps mixes to per-replication objective values (paired across mixes: the same
+    replications). ``method``: ``grid`` evaluates every mix within the budget; ``optuna`` runs
+    ``trials`` evaluations chosen by optuna's TPE sampler (seeded, so repeatable), proposing
+    units on each lever's grid and skipping mixes over the budget; ``auto`` uses the grid when it
+    has at most ``max_grid`` mixes. Returns (every mix evaluated, the frontier: the best mix
+    evaluated at each budget level, with the 95% CI of its objective).
     """
     candidates = mixes(levers, budget_gbp, years)
-    values = evaluate(candidates)
+    if method == "grid" or (method == "auto" and len(candidates) <= max_grid):
+        values = evaluate(candidates)
+    elif method in ("optuna", "auto"):
+        values = _optuna_search(levers, budget_gbp, years, evaluate, trials, seed)
+    else:
+        raise ConfigError(f"allocate.method: unknown method {method!r} (grid, optuna or auto)")
+
+    def cost(mix):
+        return sum(u * lv.unit_cost_gbp_per_year * years for u, lv in zip(mix, levers))
+
     rows = []
-    for mix in candidates:
-        v = np.asarray(values[mix], dtype=float)
-        mean, lo, hi = interval(v)
-        cost = sum(u * lv.unit_cost_gbp_per_year * years for u, lv in zip(mix, levers))
+    for mix, v in values.items():
+        mean, lo, hi = interval(np.asarray(v, dtype=float))
         rows.append(
             {
                 **{f"units_{lv.service}": u for u, lv in zip(mix, levers)},
-                "cost_gbp": cost,
+                "cost_gbp": cost(mix),
                 "objective_mean": mean,
                 "objective_ci_low": lo,
                 "objective_ci_high": hi,
@@ -181,9 +194,36 @@ def allocate(
     frontier = []
     for b in levels:
         within = table[table["cost_gbp"] <= b + 1e-9]
-        best = within.loc[within["objective_mean"].idxmin()]
-        frontier.append({"budget_gbp": b, **best.to_dict()})
+        if len(within):
+            best = within.loc[within["objective_mean"].idxmin()]
+            frontier.append({"budget_gbp": b, **best.to_dict()})
     return table, pd.DataFrame(frontier)
+
+
+def _optuna_search(levers, budget_gbp, years, evaluate, trials, seed):
+    """TPE search over the levers' grids within the budget; the zero mix is always evaluated."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    values: dict[tuple[int, ...], np.ndarray] = {}
+    zero = tuple(0 for _ in levers)
+    values.update(evaluate([zero]))
+
+    def objective(trial):
+        mix = tuple(
+            trial.suggest_int(f"units_{lv.service}", 0, lv.max_units, step=lv.step) for lv in levers
+        )
+        if sum(u * lv.unit_cost_gbp_per_year * years for u, lv in zip(mix, levers)) > (
+            budget_gbp + 1e-9
+        ):
+            raise optuna.TrialPruned()  # over budget: never evaluated, never chosen
+        if mix not in values:
+            values.update(evaluate([mix]))
+        return float(np.mean(values[mix]))
+
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=trials)
+    return values
 
 
 def simulated_objective(
@@ -302,7 +342,15 @@ def run_appraisals(config: Config, jobs: int, progress: bool) -> dict[str, pd.Da
             for lv in a.allocate.levers
         ]
         evaluate = simulated_objective(base, levers, a.allocate.objective, jobs, progress)
-        table, frontier = allocate(levers, a.allocate.budget_gbp, L / 365.0, evaluate)
+        table, frontier = allocate(
+            levers,
+            a.allocate.budget_gbp,
+            L / 365.0,
+            evaluate,
+            method=a.allocate.method,
+            trials=a.allocate.trials,
+            seed=config.run.seed,
+        )
         tables["allocation"] = table
         tables["allocation_frontier"] = frontier
     return tables

@@ -367,6 +367,8 @@ class Allocate(Strict):
     budget_gbp: NonNegativeFloat = 0.0
     objective: str = "delayed_bed_days"
     levers: list[LeverOption] = []
+    method: Literal["auto", "grid", "optuna"] = "auto"
+    trials: Annotated[int, Field(gt=0)] = 40
 
 
 class Appraise(Strict):
