@@ -65,6 +65,8 @@ def _units(inv: Investment, where: str, window_days: float) -> float:
     """Units bought: the fixed ``add`` or what ``budget_gbp`` buys over the funded days."""
     if inv.add is not None:
         return float(inv.add)
+    if inv.multiply is not None:
+        return 0.0  # a multiplied parameter buys no units; its cost is cost_gbp_per_year
     if inv.cost_gbp_per_unit_year <= 0:
         raise ConfigError(f"{where}.cost_gbp_per_unit_year: a budget needs a unit cost > 0")
     days = (inv.end_day if inv.end_day is not None else window_days) - inv.start_day
