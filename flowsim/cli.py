@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from flowsim import results, runner, scenarios
-from flowsim.config import Config, ConfigError, Scenario, validate
+from flowsim.config import Config, ConfigError, validate
 
 log = logging.getLogger("flowsim")
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
@@ -53,29 +53,12 @@ def print_summary(summary, title: str) -> None:
         print(f"  (scenario {scenario}, {int(rows.loc['admissions', 'n'])} replications)")
 
 
-def arms(config: Config) -> list[tuple[str, Config]]:
-    """The configs to run: the scenario alone if it is the baseline and nothing is compared,
-    else the baseline first and each scenario after it, all on the same measured window."""
-    names = [n for n in config.compare if n != config.scenario.name]
-    if config.scenario.name == "baseline" and not names:
-        return [("baseline", scenarios.apply(config))]
-    picked = [config.scenario] if config.scenario.name != "baseline" else []
-    picked += [scenarios.load(n, SCENARIO_DIR) for n in names]
-    measured = [s.measured_days for s in picked if s.measured_days is not None]
-    base = config.model_copy(deep=True)
-    if measured:
-        base.run.horizon_days = base.run.warmup_days + max(measured)
-    out = [("baseline", scenarios.with_scenario(base, Scenario()))]
-    out += [(s.name, scenarios.with_scenario(base, s)) for s in picked]
-    return out
-
-
 def main(cfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     try:
         config = validate(resolved)
-        todo = arms(config)
+        todo = scenarios.arms(config, SCENARIO_DIR)
     except ConfigError as err:
         _fail(str(err), out_dir)
     run = todo[0][1].run

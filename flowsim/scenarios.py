@@ -240,6 +240,24 @@ def load(name: str, scenarios_dir) -> Scenario:
         raise ConfigError(f"scenarios/{name}.yaml: {err}") from None
 
 
+def arms(config: Config, scenarios_dir) -> list[tuple[str, Config]]:
+    """The configs to run: the scenario alone if it is the baseline and nothing is compared,
+    else the baseline first and each scenario after it (``config.compare`` names more), all on
+    the same measured window (the longest ``measured_days`` asked for)."""
+    names = [n for n in config.compare if n != config.scenario.name]
+    if config.scenario.name == "baseline" and not names:
+        return [("baseline", apply(config))]
+    picked = [config.scenario] if config.scenario.name != "baseline" else []
+    picked += [load(n, scenarios_dir) for n in names]
+    measured = [s.measured_days for s in picked if s.measured_days is not None]
+    base = config.model_copy(deep=True)
+    if measured:
+        base.run.horizon_days = base.run.warmup_days + max(measured)
+    out = [("baseline", with_scenario(base, Scenario()))]
+    out += [(s.name, with_scenario(base, s)) for s in picked]
+    return out
+
+
 def with_scenario(config: Config, scenario: Scenario) -> Config:
     """The same system and run with another scenario, applied."""
     c = copy.deepcopy(config)
