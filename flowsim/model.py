@@ -9,9 +9,7 @@ NumPy arrays at the end (``Events``); ``results.py`` turns those into tables and
 from __future__ import annotations
 
 import gc
-import heapq
 import math
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +17,7 @@ import simpy
 
 from flowsim import distributions, patients
 from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, System
+from flowsim.engine import Pool, run_until
 from flowsim.patients import DEATH, HOME, Layout
 from flowsim.streams import Streams
 
@@ -47,106 +46,6 @@ VISIT_FIELDS = (
 WAIT_FIELDS = ("episode", "person", "place", "waits_for", "reason", "responsible", "start", "end")
 _NAN = math.nan
 _INF = math.inf
-
-
-class Pool:
-    """Places in a care setting, handed out first come first served.
-
-    ``request`` takes a free place at once (returns ``None``, no event and no yield) or returns an
-    event that succeeds when a place is handed over. A released place goes straight to the next
-    waiter. Capacity may change: a cut lets current occupants finish (no one is evicted).
-
-    A place whose release time is known when it is taken (``hold_until``) costs no event: the
-    release is kept in a heap and applied when the pool is next asked, and turned into a real
-    wake-up event only while someone is waiting for a place.
-    """
-
-    __slots__ = ("env", "capacity", "busy", "waiters", "due", "wake_at", "open")
-
-    def __init__(self, env: simpy.Environment, capacity: int) -> None:
-        self.env = env
-        self.capacity = capacity
-        self.busy = 0
-        self.waiters: deque[simpy.Event] = deque()
-        self.due: list[float] = []
-        self.wake_at = _INF
-        self.open = True
-
-    def take(self) -> bool:
-        """Take a place now if one is free and no one is waiting; no event either way."""
-        if self.due:
-            self._flush()
-        if self.busy < self.capacity and not self.waiters and self.open:
-            self.busy += 1
-            return True
-        return False
-
-    def request(self) -> simpy.Event | None:
-        if self.due:
-            self._flush()
-        if self.busy < self.capacity and not self.waiters and self.open:
-            self.busy += 1
-            return None
-        ev = self.env.event()
-        self.waiters.append(ev)
-        self._schedule_wake()
-        return ev
-
-    def hold_until(self, t: float) -> None:
-        """The place just taken is given back at time ``t``."""
-        heapq.heappush(self.due, t)
-        if self.waiters:
-            self._schedule_wake()
-
-    def cancel(self, ev: simpy.Event) -> None:
-        """Withdraw a request; a place already handed over is given back."""
-        if ev.triggered:
-            self.release()
-        else:
-            self.waiters.remove(ev)
-
-    def release(self) -> None:
-        self.busy -= 1
-        self._hand_over()
-
-    def set_capacity(self, capacity: int) -> None:
-        self._flush()
-        self.capacity = capacity
-        self._hand_over()
-
-    def set_open(self, is_open: bool) -> None:
-        """Open or close the door: while closed no one is taken in; occupants stay."""
-        self.open = is_open
-        if is_open:
-            self._flush()
-            self._hand_over()
-
-    def _flush(self) -> None:
-        due = self.due
-        now = self.env._now
-        while due and due[0] <= now:
-            heapq.heappop(due)
-            self.busy -= 1
-
-    def _schedule_wake(self) -> None:
-        if self.due and self.due[0] < self.wake_at:
-            self.wake_at = self.due[0]
-            self.env.timeout(self.wake_at - self.env._now).callbacks.append(self._wake)
-
-    def _wake(self, _event) -> None:
-        self.wake_at = _INF
-        self._flush()
-        self._hand_over()
-        if self.waiters:
-            self._schedule_wake()
-
-    def _hand_over(self) -> None:
-        if not self.open:
-            return
-        waiters = self.waiters
-        while waiters and self.busy < self.capacity:
-            self.busy += 1
-            waiters.popleft().succeed()
 
 
 @dataclass
@@ -399,7 +298,7 @@ class Model:
 
     def _merge_arrivals(self, cohorts: list[tuple[str, patients.Cohort]]) -> None:
         """All arrival streams merged in time order. Arrivals are known in advance, so they are
-        fed to the event loop directly (``_run_until``) instead of being scheduled as events."""
+        fed to the event loop (``engine.run_until``) rather than scheduled as events."""
         kinds, rows, times, streams, index = [], [], [], [], []
         for k, (name, cohort) in enumerate(cohorts):
             to = self.system.arrivals[name].to
@@ -554,57 +453,29 @@ class Model:
             return
         yield from self._downstream(rows, i, ep, person, target, deadline, d2a)
 
-    def _assess_after_discharge(self, rows: _Rows, i: int, ep: int, person: int):
-        """Discharge to assess: an assessor sees the person at home or in the community bed while
-        their stay goes on, so the assessment takes assessor time but delays no one's transfer."""
+    def _assess(self, rows: _Rows, i: int, ep: int, person: int, place: int, delays=True):
+        """A discharge assessment by an assessor (finite capacity). With ``delays`` the patient
+        waits in ``place`` for it (recorded as a delay); without (discharge to assess) an assessor
+        sees them at home or in the community bed while their stay goes on."""
         env = self.env
         pool = self.pools[self.assessment]
+        w = None
+        if delays:
+            reason, resp = self.wait_code[self.assessment]
+            w = [ep, person, place, self.assessment, reason, resp, env.now, _NAN]
+            self.waits.append(w)
         ev = pool.request()
         if ev is not None:
             yield ev
-        visit = [
-            ep,
-            person,
-            self.assessment,
-            env.now,
-            _NAN,
-            _NAN,
-            OPEN,
-            rows.pathway[i],
-            rows.group[i],
-        ]
+        visit = [ep, person, self.assessment, env.now, _NAN, _NAN, OPEN, rows.pathway[i],
+                 rows.group[i]]  # fmt: skip
         self.visits.append(visit)
         yield env.timeout(rows.assess[i])
         pool.release()
         visit[4] = visit[5] = env.now
-        visit[6] = HOME
-
-    def _assess(self, rows: _Rows, i: int, ep: int, person: int, place: int):
-        """A discharge assessment by an assessor (finite capacity), while holding ``place``."""
-        env = self.env
-        pool = self.pools[self.assessment]
-        reason, resp = self.wait_code[self.assessment]
-        w = [ep, person, place, self.assessment, reason, resp, env.now, _NAN]
-        self.waits.append(w)
-        ev = pool.request()
-        if ev is not None:
-            yield ev
-        visit = [
-            ep,
-            person,
-            self.assessment,
-            env.now,
-            _NAN,
-            _NAN,
-            OPEN,
-            rows.pathway[i],
-            rows.group[i],
-        ]
-        self.visits.append(visit)
-        yield env.timeout(rows.assess[i])
-        pool.release()
-        w[7] = visit[4] = visit[5] = env.now
-        visit[6] = place
+        visit[6] = place if delays else HOME
+        if w is not None:
+            w[7] = env.now
 
     def _downstream(
         self,
@@ -629,7 +500,7 @@ class Model:
                 visit = [ep, person, code, env.now, _NAN, _NAN, OPEN, p, g]
                 self.visits.append(visit)
                 if d2a:  # discharge to assess: assessed here, during the stay, not in hospital
-                    env.process(self._assess_after_discharge(rows, i, ep, person))
+                    env.process(self._assess(rows, i, ep, person, code, delays=False))
                     d2a = False
                 stay = rows.stay[code][i]
                 if env.now + stay >= deadline:
@@ -702,7 +573,7 @@ class Model:
     # -- run ---------------------------------------------------------------------------------
 
     def run(self) -> Events:
-        _run_until(self.env, self.horizon, self.arrival_times, self.arrive)
+        run_until(self.env, self.horizon, self.arrival_times, self.arrive)
         visits = _columns(self.visits, VISIT_FIELDS)
         waits = _columns(self.waits, WAIT_FIELDS)
         # stays and waits written ahead of time: what lies beyond the horizon has not happened
@@ -722,41 +593,6 @@ class Model:
             layout=self.layout,
             n_initial=self.n_initial,
         )
-
-
-def _run_until(env: simpy.Environment, until: float, arrivals: list[float], arrive) -> None:
-    """Process events and arrivals before ``until``, in time order.
-
-    ``Environment.run(until)`` with the per-event method calls inlined, and with arrivals (known
-    in advance, sorted) taken from their own list rather than scheduled as events: together about
-    a third of the engine's work. Events at exactly ``until`` are not processed (as in SimPy); a
-    failed event that no one handled is raised.
-    """
-    queue = env._queue
-    pop = heapq.heappop
-    inf = math.inf
-    n = len(arrivals)
-    k = 0
-    next_arrival = arrivals[0] if n else inf
-    while True:
-        next_event = queue[0][0] if queue else inf
-        if next_arrival <= next_event:
-            if next_arrival >= until:
-                break
-            env._now = next_arrival
-            arrive(k)
-            k += 1
-            next_arrival = arrivals[k] if k < n else inf
-            continue
-        if next_event >= until:
-            break
-        env._now, _, _, event = pop(queue)
-        callbacks, event.callbacks = event.callbacks, None
-        for callback in callbacks:
-            callback(event)
-        if not event._ok and not hasattr(event, "_defused"):
-            raise event._value
-    env._now = until
 
 
 def _columns(rows: list[list], fields: tuple[str, ...]) -> dict[str, np.ndarray]:
