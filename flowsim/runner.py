@@ -88,6 +88,8 @@ def run(scenarios: list[tuple[str, Config]], jobs: int = 1, progress: bool = Fal
     for e in errors:
         log.error("replication %s of %s failed: %s", e["replication"], e["scenario"], e["error"])
     runs = pd.DataFrame([d["row"] for d in ok])
+    spent = [c for c in runs.columns if c.startswith("investment_cost")]
+    runs[spent] = runs[spent].fillna(0.0)  # a funder with no investment in a scenario spent 0
     daily = pd.concat([d["daily"] for d in ok], ignore_index=True) if ok else pd.DataFrame()
     logs = [d["patients"] for d in ok if d["patients"] is not None]
     return Outcome(

@@ -100,7 +100,12 @@ def apply(config: Config) -> Config:
             raise ConfigError(f"{where}.start_day: starts after the horizon")
         service = capacity_service(inv.lever)
         if service is not None:
-            steps = config.system.services[service].capacity_steps()
+            current_cap = system["services"][service]["capacity"]  # earlier changes included
+            steps = (
+                [(float(x["from_day"]), int(x["capacity"])) for x in current_cap]
+                if isinstance(current_cap, list)
+                else [(0.0, int(current_cap))]
+            )
             system["services"][service]["capacity"] = [
                 {"from_day": d, "capacity": c} for d, c in add_window(steps, units, start, end)
             ]
@@ -108,8 +113,9 @@ def apply(config: Config) -> Config:
             if not isinstance(current, int | float) or isinstance(current, bool):
                 raise ConfigError(f"{where}.lever: system.{inv.lever} is not a number")
             if inv.start_day != 0 or inv.end_day is not None:
+                field = "end_day" if inv.end_day is not None else "start_day"
                 raise ConfigError(
-                    f"{where}.end_day: only capacity levers can be time-limited; "
+                    f"{where}.{field}: only capacity levers can be time-limited; "
                     f"system.{inv.lever} changes for the whole run"
                 )
             value = current * inv.multiply if inv.multiply is not None else current + units
@@ -168,6 +174,9 @@ def compare(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
     ``diff_ci_low``, ``diff_ci_high``, ``n``. Replication r of every scenario used the same random
     streams, so the pairs share their randomness (common random numbers).
     """
+    runs = runs.copy()
+    spent = [c for c in runs.columns if c.startswith("investment_cost")]
+    runs[spent] = runs[spent].fillna(0.0)  # no investment by a funder: it spent nothing
     base = runs[runs["scenario"] == baseline].set_index("replication")
     kpis = [c for c in runs.columns if c not in ("scenario", "replication")]
     rows = []
