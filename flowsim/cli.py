@@ -14,7 +14,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from flowsim import results, runner, scenarios
+from flowsim import results, runner, scenarios, warmup
 from flowsim.config import Config, ConfigError, validate
 
 log = logging.getLogger("flowsim")
@@ -100,7 +100,7 @@ def main(cfg: DictConfig) -> float:
     written.append("manifest.json")
     if outcome.patients is not None:
         written.append("patients.parquet")
-    for warning in results.warmup_check(outcome.daily, run.warmup_days):
+    for warning in warmup.warmup_check(outcome.daily, run.warmup_days):
         log.warning(warning)
     title = (
         f"flowsim: {config.system.name} system, {run.horizon_days - run.warmup_days:g} days "

@@ -24,6 +24,22 @@ def erlang_c_wait_days(lam: float, mean_stay: float, c: int) -> float:
     return p_wait * mean_stay / (c - a)
 
 
+HOME_ONLY = {
+    # everyone leaves acute care for home at once, with no deconditioning
+    "discharge": {
+        "pathways": {
+            "P0": {
+                "to": "home",
+                "process": {"dist": "fixed", "value": 0},
+                "process_wait": {"reason": "G", "responsible": "nhs"},
+            }
+        },
+        "pathway_shares_by_group": {"all": {"P0": 1.0}},
+    },
+    "deconditioning": {"enabled": False},
+}
+
+
 def single_service_system(lam, mean_stay, c, cost_per_capacity_day):
     return {
         "name": "mmc",
@@ -36,17 +52,7 @@ def single_service_system(lam, mean_stay, c, cost_per_capacity_day):
                 "cost_per_capacity_day_gbp": cost_per_capacity_day,
             }
         },
-        "discharge": {
-            "pathways": {
-                "P0": {
-                    "to": "home",
-                    "process": {"dist": "fixed", "value": 0},
-                    "process_wait": {"reason": "G", "responsible": "nhs"},
-                }
-            },
-            "pathway_shares_by_group": {"all": {"P0": 1.0}},
-        },
-        "deconditioning": {"enabled": False},
+        **HOME_ONLY,
     }
 
 
@@ -121,17 +127,7 @@ def two_queue_system(base):
             "s1": service(base[0], 5.0),
             "s2": service(base[1], 8.0),
         },
-        "discharge": {
-            "pathways": {
-                "P0": {
-                    "to": "home",
-                    "process": {"dist": "fixed", "value": 0},
-                    "process_wait": {"reason": "G", "responsible": "nhs"},
-                }
-            },
-            "pathway_shares_by_group": {"all": {"P0": 1.0}},
-        },
-        "deconditioning": {"enabled": False},
+        **HOME_ONLY,
     }
 
 
