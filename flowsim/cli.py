@@ -76,6 +76,7 @@ def main(cfg: DictConfig) -> float:
     )
     outcome = runner.run(todo, jobs=run.jobs, progress=run.progress and sys.stderr.isatty())
     meta = results.manifest(resolved, run.seed)
+    meta["window"] = _window(run)
     if outcome.errors:
         results.write_json({"errors": outcome.errors, **meta}, out_dir / "errors.json")
         print(
@@ -89,8 +90,9 @@ def main(cfg: DictConfig) -> float:
     results.write_parquet(outcome.daily, out_dir / "daily.parquet", provenance)
     if outcome.patients is not None:
         results.write_parquet(outcome.patients, out_dir / "patients.parquet", provenance)
+    results.write_parquet(outcome.flows, out_dir / "flows.parquet", provenance)
     results.write_csv(summary, out_dir / "summary.csv")
-    written = ["runs.parquet", "daily.parquet", "summary.csv"]
+    written = ["runs.parquet", "daily.parquet", "flows.parquet", "summary.csv"]
     comparison = None
     if len(todo) > 1:
         comparison = scenarios.compare(outcome.runs)
@@ -109,10 +111,38 @@ def main(cfg: DictConfig) -> float:
     print_summary(summary, title)
     if comparison is not None:
         print_comparison(comparison)
+    written += _pack(run, out_dir)
     seconds = time.perf_counter() - started
     print(f"\n  wrote {', '.join(written)} to {out_dir}  ({seconds:.0f} s)")
     value = summary.set_index(["scenario", "kpi"]).loc[(todo[-1][0], "delayed_bed_days"), "mean"]
     return float(value) if not math.isnan(value) else math.inf
+
+
+def _window(run) -> dict:
+    """The window the replications really ran (a scenario's measured_days can lengthen it)."""
+    return {
+        "warmup_days": run.warmup_days,
+        "horizon_days": run.horizon_days,
+        "measured_days": run.horizon_days - run.warmup_days,
+    }
+
+
+def _pack(run, out_dir: Path) -> list[str]:
+    """The summit pack from the tables just written; a failure here keeps the tables."""
+    if not run.report:
+        return []
+    from flowsim import report
+
+    try:
+        return report.build(out_dir, images=run.figures)
+    except Exception as exc:  # the tables are safe; say how to rebuild, exit non-zero
+        log.exception("summit pack failed")
+        print(
+            f"flowsim: the summit pack could not be built ({type(exc).__name__}: {exc}); the "
+            f"tables are written. Rebuild it with: flowsim-report {out_dir}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
 
 
 def _appraising(config: Config) -> bool:
@@ -137,7 +167,9 @@ def _appraise(config: Config, resolved: dict, out_dir: Path, started: float) -> 
             results.write_parquet(table, out_dir / f"{stem}.parquet", provenance)
         else:
             results.write_csv(table, out_dir / f"{stem}.csv")
+    meta["window"] = _window(run)
     results.write_json(meta, out_dir / "manifest.json")
+    pack = _pack(run, out_dir)
     value = math.inf
     if "capacity_sweep" in tables:
         t = tables["capacity_sweep"]
@@ -168,22 +200,10 @@ def _appraise(config: Config, resolved: dict, out_dir: Path, started: float) -> 
         value = float(f["objective_mean"].iloc[-1])
     seconds = time.perf_counter() - started
     print(
-        f"\n  wrote {', '.join(sorted(tables))} and manifest.json to {out_dir}  ({seconds:.0f} s)"
+        f"\n  wrote {', '.join(sorted(tables))}, manifest.json"
+        f"{''.join(', ' + p for p in pack)} to {out_dir}  ({seconds:.0f} s)"
     )
     return value
-
-
-COMPARED = (
-    ("delayed_bed_days", "Delayed bed days"),
-    ("delayed_bed_days_social_care", "  of which social care"),
-    ("acute_bed_days", "Acute bed days"),
-    ("boarding_hours", "Boarding hours"),
-    ("delayed_patients", "People delayed"),
-    ("care_home_admissions", "Care home admissions"),
-    ("investment_cost_gbp", "Investment, GBP"),
-    ("cost_total_gbp", "Net system cost, GBP"),
-    ("cost_per_delayed_bed_day_avoided_gbp", "Net cost per delayed bed day avoided"),
-)
 
 
 def print_comparison(comparison) -> None:
@@ -191,7 +211,7 @@ def print_comparison(comparison) -> None:
     for name, grp in comparison.groupby("scenario", sort=False):
         rows = grp.set_index("kpi")
         print(f"  {name}")
-        for kpi, label in COMPARED:
+        for kpi, label in scenarios.COMPARED:
             if kpi in rows.index:
                 r = rows.loc[kpi]
                 ci = f"{_format(r.diff_ci_low, kpi)} to {_format(r.diff_ci_high, kpi)}"

@@ -318,7 +318,8 @@ class Scenario(Strict):
 
 
 class Run(Strict):
-    """How to run: seed, replications, horizon (including warm-up), warm-up, workers, logging."""
+    """How to run: seed, replications, horizon (including warm-up), warm-up, workers, logging,
+    and the summit pack (``report``; ``figures``: PNG/SVG images through a browser)."""
 
     seed: Annotated[int, Field(ge=0)] = 2026
     replications: Annotated[int, Field(gt=0)] = 20
@@ -327,6 +328,8 @@ class Run(Strict):
     jobs: Annotated[int, Field(ge=1)] = 2
     patient_log: bool = False
     progress: bool = True
+    report: bool = True
+    figures: bool = True
 
     @model_validator(mode="after")
     def _window(self) -> Run:

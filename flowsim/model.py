@@ -18,19 +18,8 @@ import simpy
 from flowsim import distributions, patients
 from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, System
 from flowsim.engine import Pool, run_until
-from flowsim.patients import DEATH, HOME, Layout
+from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT, Layout
 from flowsim.streams import Streams
-
-READMIT = -3
-"""Outcome code: the stay ended because the patient was readmitted to hospital."""
-OPEN = -4
-"""Outcome code: still there at the end of the horizon."""
-FRONT_DOOR = -5
-"""Place code: waiting for an acute bed (boarding)."""
-COMMUNITY = -6
-"""Place code: waiting at home (a community referral)."""
-PROCESS = -7
-"""What a wait is for: the discharge process (medicines, transport, arranging support)."""
 
 VISIT_FIELDS = (
     "episode",

@@ -20,6 +20,16 @@ from flowsim.streams import Streams
 
 HOME, DEATH = -1, -2
 """Place codes for leaving the system (services are coded 0, 1, ... in ``Layout.services``)."""
+READMIT = -3
+"""Outcome code: the stay ended because the patient was readmitted to hospital."""
+OPEN = -4
+"""Outcome code: still there at the end of the horizon."""
+FRONT_DOOR = -5
+"""Place code: waiting for an acute bed (boarding)."""
+COMMUNITY = -6
+"""Place code: waiting at home (a community referral)."""
+PROCESS = -7
+"""What a wait is for: the discharge process (medicines, transport, arranging support)."""
 
 
 @dataclass

@@ -41,6 +41,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -49,8 +50,10 @@ import pyarrow.parquet as pq
 from scipy import stats
 
 from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, Config
-from flowsim.model import COMMUNITY, FRONT_DOOR, OPEN, PROCESS, READMIT, Events
-from flowsim.patients import DEATH, HOME
+from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT
+
+if TYPE_CHECKING:
+    from flowsim.model import Events
 
 KPI_CONTRACT = (
     "admissions",
@@ -389,6 +392,59 @@ def patient_log(ev: Events) -> pd.DataFrame:
             "leave_day": v["leave"],
             "outcome": [names[int(o)] for o in v["outcome"]],
         }
+    )
+
+
+def flows(ev: Events, config: Config) -> pd.DataFrame:
+    """Patients moving between places in the measured window, for the flow (Sankey) diagram.
+
+    One row per (source, target): ``admitted`` / ``readmitted`` / ``community_referral`` into a
+    service; ``acute`` into the discharge pathway it ended on (``P0`` .. ``P3``) or ``death``; a
+    pathway into where its people went; each other service into its onward places (a service,
+    ``home``, ``death`` or ``readmission``). Assessments happen in an acute bed and are not a
+    place here. People already in care at the start enter no flow.
+    """
+    W, H = float(config.run.warmup_days), ev.horizon_days
+    lay = ev.layout
+    v = ev.visits
+    names = {**dict(enumerate(lay.services)), HOME: "home", DEATH: "death", READMIT: "readmission"}
+    assess = lay.services.index("assessment") if "assessment" in lay.services else -99
+    place = v["service"] != assess
+    counts: dict[tuple[str, str], int] = {}
+
+    def add(source: str, target: str, n: int) -> None:
+        if n:
+            counts[(source, target)] = counts.get((source, target), 0) + n
+
+    # entries: the first stay of each episode begun in the window
+    new = place & (v["episode"] >= ev.n_initial)
+    idx = np.flatnonzero(new)
+    order = idx[np.lexsort((v["enter"][idx], v["episode"][idx]))]
+    first = (
+        order[np.r_[True, v["episode"][order][1:] != v["episode"][order][:-1]]] if idx.size else idx
+    )
+    first = first[(v["enter"][first] >= W) & (v["enter"][first] < H)]
+    for j_service, readmit in ((0, True), (0, False)):
+        m = (v["service"][first] == j_service) & (
+            (v["episode"][first] != v["person"][first]) == readmit
+        )
+        add("readmitted" if readmit else "admitted", "acute", int(np.sum(m)))
+    for code in np.unique(v["service"][first]):
+        if code != 0:
+            add("community_referral", names[int(code)], int(np.sum(v["service"][first] == code)))
+    # exits: stays ended in the window
+    ended = place & (v["outcome"] != OPEN) & (v["leave"] >= W) & (v["leave"] < H)
+    for j in np.flatnonzero(ended).tolist():
+        service, outcome = int(v["service"][j]), int(v["outcome"][j])
+        if service == 0 and outcome != DEATH:
+            pathway = PATHWAYS[int(v["pathway"][j])]
+            add("acute", pathway, 1)
+            add(pathway, names[outcome], 1)
+        else:
+            add(names[service], names[outcome], 1)
+    return pd.DataFrame(
+        [{"source": s, "target": t, "patients": n} for (s, t), n in counts.items()],
+        columns=["source", "target", "patients"],
     )
 
 

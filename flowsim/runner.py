@@ -26,6 +26,7 @@ class Outcome:
     runs: pd.DataFrame
     daily: pd.DataFrame
     patients: pd.DataFrame | None
+    flows: pd.DataFrame | None = None
     errors: list[dict] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     events: list[int] = field(default_factory=list)
@@ -40,6 +41,9 @@ def replicate(config: Config, scenario: str, replication: int) -> dict:
         daily = results.daily(ev, config)
         daily.insert(0, "replication", replication)
         daily.insert(0, "scenario", scenario)
+        flows = results.flows(ev, config)
+        flows.insert(0, "replication", replication)
+        flows.insert(0, "scenario", scenario)
         log_df = None
         if config.run.patient_log:
             log_df = results.patient_log(ev)
@@ -48,6 +52,7 @@ def replicate(config: Config, scenario: str, replication: int) -> dict:
         return {
             "row": row,
             "daily": daily,
+            "flows": flows,
             "patients": log_df,
             "seconds": time.perf_counter() - start,
             "events": len(ev.visits["episode"]) + len(ev.waits["episode"]),
@@ -91,11 +96,13 @@ def run(scenarios: list[tuple[str, Config]], jobs: int = 1, progress: bool = Fal
     spent = [c for c in runs.columns if c.startswith("investment_cost")]
     runs[spent] = runs[spent].fillna(0.0)  # a funder with no investment in a scenario spent 0
     daily = pd.concat([d["daily"] for d in ok], ignore_index=True) if ok else pd.DataFrame()
+    flows = pd.concat([d["flows"] for d in ok], ignore_index=True) if ok else None
     logs = [d["patients"] for d in ok if d["patients"] is not None]
     return Outcome(
         runs=runs,
         daily=daily,
         patients=pd.concat(logs, ignore_index=True) if logs else None,
+        flows=flows,
         errors=errors,
         seconds=[d["seconds"] for d in ok],
         events=[d["events"] for d in ok],

@@ -33,6 +33,20 @@ FUNDER_ORGANISATION = {
 """Which organisation's costs an investment is counted in (iBCF is a grant to councils)."""
 
 
+COMPARED = (
+    ("delayed_bed_days", "Delayed bed days"),
+    ("delayed_bed_days_social_care", "  of which social care"),
+    ("acute_bed_days", "Acute bed days"),
+    ("boarding_hours", "Boarding hours"),
+    ("delayed_patients", "People delayed"),
+    ("care_home_admissions", "Care home admissions"),
+    ("investment_cost_gbp", "Investment, GBP"),
+    ("cost_total_gbp", "Net system cost, GBP"),
+    ("cost_per_delayed_bed_day_avoided_gbp", "Net cost per delayed bed day avoided"),
+)
+"""The KPIs of a comparison that the CLI prints and the summit pack shows, with labels."""
+
+
 def organisation(funder: str) -> str:
     return FUNDER_ORGANISATION.get(funder, "other")
 

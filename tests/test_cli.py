@@ -78,7 +78,7 @@ def default_run(tmp_path_factory) -> Run:
     """Two workers (the default ``run.jobs``), with an acute capacity override."""
     return _ok(flowsim_run(tmp_path_factory, "default", [
         *TINY, f"run.seed={SEED}", f"system.services.acute.capacity={ACUTE_CAPACITY}",
-        "run.jobs=2"]))
+        "run.jobs=2", "run.figures=false"]))
 
 
 @pytest.fixture(scope="module")
@@ -86,20 +86,21 @@ def serial_run(tmp_path_factory) -> Run:
     """The same config and seed as ``default_run`` on one worker."""
     return _ok(flowsim_run(tmp_path_factory, "serial", [
         *TINY, f"run.seed={SEED}", f"system.services.acute.capacity={ACUTE_CAPACITY}",
-        "run.jobs=1"]))
+        "run.jobs=1", "run.report=false"]))
 
 
 @pytest.fixture(scope="module")
 def other_seed_run(tmp_path_factory) -> Run:
     return _ok(flowsim_run(tmp_path_factory, "other_seed", [
         *TINY, f"run.seed={SEED + 1}", f"system.services.acute.capacity={ACUTE_CAPACITY}",
-        "run.jobs=1"]))
+        "run.jobs=1", "run.report=false"]))
 
 
 @pytest.fixture(scope="module")
 def patient_log_run(tmp_path_factory) -> Run:
     return _ok(flowsim_run(tmp_path_factory, "patient_log",
-                           [*TINY, f"run.seed={SEED}", "run.jobs=1", "run.patient_log=true"]))
+                           [*TINY, f"run.seed={SEED}", "run.jobs=1", "run.patient_log=true",
+                            "run.report=false"]))
 
 
 # -- the default command ------------------------------------------------------------------------
@@ -113,6 +114,8 @@ def test_default_command_prints_summary(default_run):
 def test_default_command_writes_contract_files(default_run):
     files = {p.name for p in default_run.out.iterdir()}
     assert {"runs.parquet", "daily.parquet", "summary.csv", "manifest.json"} <= files
+    assert {"flows.parquet", "report.html", "summit_pack.xlsx", "summit_pack.pptx"} <= files
+    assert "figures" not in files  # run.figures=false
     assert "patients.parquet" not in files  # only with run.patient_log=true
     assert "errors.json" not in files
     assert not [f for f in files if f.endswith(".tmp")]  # no half-written leftovers
@@ -177,7 +180,7 @@ def test_summary_csv(default_run):
     assert row["ci_low"] <= row["mean"] <= row["ci_high"]
 
 
-@pytest.mark.parametrize("name", ["runs.parquet", "daily.parquet"])
+@pytest.mark.parametrize("name", ["runs.parquet", "daily.parquet", "flows.parquet"])
 def test_parquet_provenance(default_run, manifest, name):
     meta = pq.read_schema(default_run.out / name).metadata
     assert b"flowsim" in meta
@@ -206,7 +209,7 @@ def test_patient_log(patient_log_run):
 # -- determinism --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["runs.parquet", "daily.parquet"])
+@pytest.mark.parametrize("name", ["runs.parquet", "daily.parquet", "flows.parquet"])
 def test_same_seed_same_tables_whatever_the_workers(default_run, serial_run, name):
     a = pd.read_parquet(default_run.out / name)
     b = pd.read_parquet(serial_run.out / name)

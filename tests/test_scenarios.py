@@ -514,7 +514,8 @@ def _command() -> list[str]:
     return [exe]
 
 
-CLI_SHORT = ["run.replications=2", "run.horizon_days=120", "run.warmup_days=30", "run.jobs=1"]
+CLI_SHORT = ["run.replications=2", "run.horizon_days=120", "run.warmup_days=30", "run.jobs=1",
+             "run.report=false"]
 
 
 @pytest.fixture(scope="module")

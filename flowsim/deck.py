@@ -1,0 +1,142 @@
+"""The summit pack's slide deck (``summit_pack.pptx``, python-pptx): a title slide, the headline
+numbers with their intervals, and one slide per key figure with a one-line plain-English reading."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from flowsim.figures import Figure, fmt
+
+if TYPE_CHECKING:
+    from flowsim.report import Tables
+
+KEY_FIGURES = (
+    "flow",
+    "causes_by_reason",
+    "causes_by_organisation",
+    "causes_by_wait",
+    "service_acute",
+    "forest",
+    "cost_effectiveness",
+    "capacity_curve",
+    "allocation_frontier",
+    "bottlenecks",
+)
+"""The figures that get a slide of their own (every figure is in report.html and figures/)."""
+
+
+def headline_cells(r: pd.Series) -> tuple[str, str, str]:
+    """(value, interval, change) texts of one headline row, as the deck shows them."""
+    from flowsim.report import change_text, interval_text
+
+    unit = r["unit"]
+    value = fmt(r["mean"], unit)
+    ci = f"95% CI {interval_text(r['ci_low'], r['ci_high'], unit)}"
+    change = ""
+    if "diff_mean" in r and not pd.isna(r["diff_mean"]):
+        change = (
+            f"change {change_text(r['diff_mean'], unit)} "
+            f"({change_text(r['diff_ci_low'], unit)} to {change_text(r['diff_ci_high'], unit)})"
+        )
+    return value, ci, change
+
+
+def write(
+    path: Path,
+    t: Tables,
+    head: pd.DataFrame,
+    figs: list[Figure],
+    pngs: dict[str, Path],
+    warns: list[str],
+) -> None:
+    from pptx import Presentation
+    from pptx.util import Inches, Pt
+
+    prs = Presentation()
+    prs.slide_width, prs.slide_height = Inches(13.333), Inches(7.5)
+    system = t.config.get("system", {}).get("name", "?")
+    m = t.manifest
+
+    s = prs.slides.add_slide(prs.slide_layouts[0])
+    s.shapes.title.text = f"Patient flow and delayed discharges: {system} system"
+    s.placeholders[1].text = (
+        f"{' vs '.join(t.scenarios) or 'appraisal'}\n{t.replications} replication(s), seed "
+        f"{m.get('seed')}, {t.measured_days:g} days after a "
+        f"{t.window['warmup_days']:g}-day warm-up\n"
+        f"flowsim {m.get('versions', {}).get('flowsim', '')}, config "
+        f"{str(m.get('config_hash', ''))[:12]}, {dt.date.today().isoformat()}"
+    )
+
+    def text_slide(title: str, lines: list[str]) -> None:
+        slide = prs.slides.add_slide(prs.slide_layouts[5])
+        slide.shapes.title.text = title
+        box = slide.shapes.add_textbox(Inches(0.6), Inches(1.5), Inches(12), Inches(5.5)).text_frame
+        box.word_wrap = True
+        for k, line in enumerate(lines):
+            p = box.paragraphs[0] if k == 0 else box.add_paragraph()
+            p.text = line
+            p.font.size = Pt(18)
+
+    if not head.empty:
+        slide = prs.slides.add_slide(prs.slide_layouts[5])
+        slide.shapes.title.text = "The headline numbers (mean, 95% confidence interval)"
+        scen = list(dict.fromkeys(head["scenario"]))
+        labels = list(dict.fromkeys(head["label"]))
+        shape = slide.shapes.add_table(
+            len(labels) + 1, len(scen) + 1, Inches(0.4), Inches(1.4), Inches(12.5), Inches(5.6)
+        )
+        table = shape.table
+        table.cell(0, 0).text = ""
+        for j, sc in enumerate(scen, start=1):
+            table.cell(0, j).text = sc
+        for i, label in enumerate(labels, start=1):
+            table.cell(i, 0).text = label
+            for j, sc in enumerate(scen, start=1):
+                r = head[(head["label"] == label) & (head["scenario"] == sc)]
+                if r.empty:
+                    continue
+                table.cell(i, j).text = "\n".join(x for x in headline_cells(r.iloc[0]) if x)
+        for row in table.rows:
+            for cell in row.cells:
+                for p in cell.text_frame.paragraphs:
+                    p.font.size = Pt(12 if len(scen) > 2 else 14)
+    if warns:
+        text_slide("Read with care: the evidence is thin", warns)
+
+    for f in (f for f in figs if f.key in KEY_FIGURES):
+        slide = prs.slides.add_slide(prs.slide_layouts[5])
+        slide.shapes.title.text = f.title
+        slide.shapes.title.text_frame.paragraphs[0].font.size = Pt(26)
+        if f.key in pngs:
+            slide.shapes.add_picture(
+                str(pngs[f.key]), Inches(1.2), Inches(1.35), height=Inches(5.2)
+            )
+        else:
+            box = slide.shapes.add_textbox(Inches(1), Inches(3), Inches(11), Inches(1)).text_frame
+            box.text = "Figure image not exported (no browser found): see report.html."
+        box = slide.shapes.add_textbox(
+            Inches(0.6), Inches(6.65), Inches(12), Inches(0.7)
+        ).text_frame
+        box.word_wrap = True
+        box.text = f.reading
+        box.paragraphs[0].font.size = Pt(16)
+        slide.notes_slide.notes_text_frame.text = f"figure: {f.key}"
+
+    text_slide(
+        "Where these numbers come from",
+        [
+            f"System: {system}; scenarios: {', '.join(t.scenarios) or 'appraisal'}.",
+            f"{t.replications} replication(s), seed {m.get('seed')}; warm-up "
+            f"{t.window['warmup_days']:g} days; {t.measured_days:g} days measured.",
+            f"Config hash {m.get('config_hash', '')}; the full resolved config is in "
+            "manifest.json.",
+            "Intervals are 95% confidence intervals across replications; changes are paired "
+            "(the same random numbers in every scenario).",
+            "Every parameter with its source: report.html and the workbook's Parameters sheet.",
+        ],
+    )
+    prs.save(str(path))

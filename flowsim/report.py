@@ -1,0 +1,469 @@
+"""The summit pack, from the saved tables alone: ``report.html`` (one self-contained file, plotly.js
+inlined once), ``figures/`` (PNG and SVG through kaleido and the machine's Chrome or Chromium),
+``summit_pack.xlsx`` and ``summit_pack.pptx``. Never runs or imports the simulation.
+
+Rebuild the pack of an output folder with ``flowsim-report <folder>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import html
+import logging
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from flowsim import deck, figures, provenance, results, scenarios, warmup, workbook
+from flowsim.figures import Figure, fmt
+
+log = logging.getLogger(__name__)
+
+HEADLINE = (
+    ("delayed_bed_days", "Delayed bed days in acute beds", ""),
+    ("delayed_patients", "People delayed leaving hospital", ""),
+    ("boarding_hours", "Hours waited for an acute bed (boarding)", ""),
+    ("acute_occupancy_rate", "Acute bed occupancy", "%"),
+    ("home_at_91_days_rate", "At home 91 days after reablement", "%"),
+    ("cost_total_gbp", "Net system cost (NHS and council)", "GBP"),
+)
+"""The numbers a summit reads first: (KPI, plain-English label, unit)."""
+MIN_REPLICATIONS = 10
+"""Fewer replications than this and the pack warns that the evidence is thin."""
+PACK = ("report.html", "summit_pack.xlsx", "summit_pack.pptx")
+
+
+@dataclass
+class Tables:
+    """What an output folder holds (``None`` where a table was not written)."""
+
+    out_dir: Path
+    manifest: dict
+    summary: pd.DataFrame | None = None
+    comparison: pd.DataFrame | None = None
+    runs: pd.DataFrame | None = None
+    daily: pd.DataFrame | None = None
+    flows: pd.DataFrame | None = None
+    capacity_sweep: pd.DataFrame | None = None
+    bottlenecks: pd.DataFrame | None = None
+    allocation: pd.DataFrame | None = None
+    allocation_frontier: pd.DataFrame | None = None
+    scenarios: list[str] = field(default_factory=list)
+
+    @property
+    def config(self) -> dict:
+        return self.manifest.get("config", {})
+
+    @property
+    def run(self) -> dict:
+        return self.config.get("run", {})
+
+    @property
+    def window(self) -> dict:
+        """The window the replications ran (the manifest's ``window``, else the run config)."""
+        w = self.manifest.get("window") or {}
+        warm = float(w.get("warmup_days", self.run.get("warmup_days", 0)))
+        horizon = float(w.get("horizon_days", self.run.get("horizon_days", 0)))
+        return {"warmup_days": warm, "horizon_days": horizon, "measured_days": horizon - warm}
+
+    @property
+    def measured_days(self) -> float:
+        return self.window["measured_days"]
+
+    @property
+    def services_config(self) -> dict:
+        return self.config.get("system", {}).get("services", {})
+
+    @property
+    def allocation_objective(self) -> str:
+        return self.config.get("appraise", {}).get("allocate", {}).get("objective", "objective")
+
+    @property
+    def replications(self) -> int:
+        if self.summary is not None and not self.summary.empty:
+            return int(self.summary["n"].max())
+        return int(self.run.get("replications", 0))
+
+
+class ReportError(Exception):
+    """The folder cannot make a report (no manifest, no tables)."""
+
+
+def load(out_dir: Path) -> Tables:
+    """Read an output folder's tables (whatever of them it holds)."""
+    out_dir = Path(out_dir)
+    manifest_path = out_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise ReportError(f"{out_dir}: no manifest.json here; is this a flowsim output folder?")
+    import json
+
+    t = Tables(out_dir, json.loads(manifest_path.read_text()))
+    for name in ("summary", "comparison", "capacity_sweep", "bottlenecks", "allocation"):
+        if (out_dir / f"{name}.csv").is_file():
+            setattr(t, name, pd.read_csv(out_dir / f"{name}.csv"))
+    if (out_dir / "allocation_frontier.csv").is_file():
+        t.allocation_frontier = pd.read_csv(out_dir / "allocation_frontier.csv")
+    for name in ("runs", "daily", "flows"):
+        if (out_dir / f"{name}.parquet").is_file():
+            setattr(t, name, pd.read_parquet(out_dir / f"{name}.parquet"))
+    if t.summary is None and t.capacity_sweep is None and t.bottlenecks is None:
+        if t.allocation_frontier is None:
+            raise ReportError(f"{out_dir}: no summary.csv or appraisal tables to report on")
+    if t.summary is not None:
+        t.scenarios = list(dict.fromkeys(t.summary["scenario"]))
+    return t
+
+
+# -- what the pack says -----------------------------------------------------------------------
+
+
+def headline(t: Tables) -> pd.DataFrame:
+    """The headline numbers, straight from summary.csv and comparison.csv (no recomputation)."""
+    if t.summary is None:
+        return pd.DataFrame()
+    s = t.summary.set_index(["scenario", "kpi"])
+    c = t.comparison.set_index(["scenario", "kpi"]) if t.comparison is not None else None
+    rows = []
+    for scenario in t.scenarios:
+        for kpi, label, unit in HEADLINE:
+            if (scenario, kpi) not in s.index:
+                continue
+            r = s.loc[(scenario, kpi)]
+            row = {"scenario": scenario, "kpi": kpi, "label": label, "unit": unit}
+            row.update({k: float(r[k]) for k in ("mean", "ci_low", "ci_high")})
+            row["n"] = int(r["n"])
+            if c is not None and (scenario, kpi) in c.index:
+                d = c.loc[(scenario, kpi)]
+                row.update({k: float(d[k]) for k in ("diff_mean", "diff_ci_low", "diff_ci_high")})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def interval_text(lo: float, hi: float, unit: str = "") -> str:
+    if math.isnan(lo) or math.isnan(hi):
+        return "no interval (one replication)"
+    return f"{fmt(lo, unit)} to {fmt(hi, unit)}"
+
+
+def change_text(x: float, unit: str = "") -> str:
+    if math.isnan(x):
+        return "n/a"
+    if unit == "%":
+        return f"{100 * x:+.1f} points"
+    sign = "+" if x > 0 else ("-" if x < 0 else "")
+    return sign + fmt(abs(x), unit)
+
+
+def warnings(t: Tables) -> list[str]:
+    """Where the evidence is thin: few replications, intervals wider than the effect, a warm-up
+    too short for the system's queues."""
+    out = []
+    n = t.replications
+    if t.summary is not None and n < 2:
+        out.append(
+            "Only one replication: no confidence intervals can be given, and a single run can be "
+            "far from the average. Run at least 10 (run.replications=10) before using these "
+            "numbers."
+        )
+    elif t.summary is not None and n < MIN_REPLICATIONS:
+        out.append(
+            f"Only {n} replications: the intervals are wide and may be unreliable. Use at least "
+            f"{MIN_REPLICATIONS} (run.replications={MIN_REPLICATIONS} or more) for decisions."
+        )
+    if t.comparison is not None:
+        d = t.comparison[t.comparison["kpi"] == "delayed_bed_days"]
+        for _, r in d.iterrows():
+            if not (r["diff_ci_low"] > 0 or r["diff_ci_high"] < 0):
+                out.append(
+                    f"{r['scenario']}: the 95% interval of its change in delayed bed days "
+                    f"({change_text(r['diff_ci_low'])} to {change_text(r['diff_ci_high'])}) is "
+                    "wider than the effect and includes no change; more replications may tell."
+                )
+    if t.daily is not None:
+        out += warmup.warmup_check(t.daily, t.window["warmup_days"])
+    return out
+
+
+# -- the HTML report --------------------------------------------------------------------------
+
+CSS = """
+body{font-family:Arial,Helvetica,sans-serif;color:#222;max-width:1280px;margin:0 auto;
+padding:0 24px} h1{font-size:28px;margin:24px 0 4px}
+h2{font-size:22px;margin-top:40px;border-bottom:2px solid #0072B2} .sub{color:#555;margin:0 0 16px}
+.warn{background:#fff4d6;border-left:6px solid #E69F00;padding:10px 16px}
+.warn li{margin:4px 0} table{border-collapse:collapse;margin:8px 0 16px;font-size:14px}
+th,td{border-bottom:1px solid #ddd;padding:6px 10px;text-align:left;vertical-align:top}
+td.num{text-align:right;white-space:nowrap} th{background:#f2f6fa}
+.reading{color:#333;margin:2px 0 18px}
+.ci{color:#555;font-size:12px} details{margin:8px 0} summary{cursor:pointer;font-weight:bold}
+"""
+
+
+def _cell(value: float, unit: str, scenario: str, kpi: str, stat: str, text: str) -> str:
+    """A number with its exact value in ``data-value`` (tests read it back against the tables)."""
+    return (
+        f'<span data-scenario="{html.escape(scenario)}" data-kpi="{kpi}" data-stat="{stat}" '
+        f'data-value="{float(value)!r}">{html.escape(text)}</span>'
+    )
+
+
+def _headline_html(t: Tables, head: pd.DataFrame) -> str:
+    if head.empty:
+        return ""
+    comparing = "diff_mean" in head
+    cols = "".join(
+        f"<th>{html.escape(s)}"
+        + (f" (change against {html.escape(t.scenarios[0])})" if comparing and k else "")
+        + "</th>"
+        for k, s in enumerate(t.scenarios)
+    )
+    body = []
+    for kpi, label, unit in HEADLINE:
+        rows = head[head["kpi"] == kpi]
+        if rows.empty:
+            continue
+        cells = []
+        for _, r in rows.iterrows():
+            sc = r["scenario"]
+            text = _cell(r["mean"], unit, sc, kpi, "mean", fmt(r["mean"], unit))
+            lo = _cell(r["ci_low"], unit, sc, kpi, "ci_low", fmt(r["ci_low"], unit))
+            hi = _cell(r["ci_high"], unit, sc, kpi, "ci_high", fmt(r["ci_high"], unit))
+            ci = "no interval" if math.isnan(r["ci_low"]) else f"95% CI {lo} to {hi}"
+            extra = ""
+            if comparing and not pd.isna(r.get("diff_mean")):
+                d = _cell(
+                    r["diff_mean"], unit, sc, kpi, "diff_mean", change_text(r["diff_mean"], unit)
+                )
+                dl = _cell(
+                    r["diff_ci_low"],
+                    unit,
+                    sc,
+                    kpi,
+                    "diff_ci_low",
+                    change_text(r["diff_ci_low"], unit),
+                )
+                dh = _cell(
+                    r["diff_ci_high"],
+                    unit,
+                    sc,
+                    kpi,
+                    "diff_ci_high",
+                    change_text(r["diff_ci_high"], unit),
+                )
+                extra = f"<br><b>change {d}</b> <span class='ci'>(95% CI {dl} to {dh})</span>"
+            cells.append(f"<td class='num'>{text}<br><span class='ci'>{ci}</span>{extra}</td>")
+        body.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
+    days = t.measured_days
+    return (
+        f"<h2 id='headline'>Headline: {days:g} days measured, mean of {t.replications} "
+        f"replication(s) with 95% confidence intervals</h2>"
+        f"<table class='headline'><tr><th></th>{cols}</tr>{''.join(body)}</table>"
+    )
+
+
+def _table_html(df: pd.DataFrame, cls: str = "") -> str:
+    return df.to_html(
+        index=False, classes=cls, border=0, na_rep="", float_format=lambda x: f"{x:,.6g}"
+    )
+
+
+def _comparison_html(t: Tables) -> str:
+    if t.comparison is None:
+        return ""
+    rows = []
+    for kpi, label in scenarios.COMPARED:
+        unit = "GBP" if kpi.endswith("_gbp") else ""
+        for _, r in t.comparison[t.comparison["kpi"] == kpi].iterrows():
+            sc = r["scenario"]
+            cells = [
+                _cell(
+                    r[k],
+                    unit,
+                    sc,
+                    kpi,
+                    k,
+                    change_text(r[k], unit) if k.startswith("diff") else fmt(r[k], unit),
+                )
+                for k in (
+                    "baseline_mean",
+                    "scenario_mean",
+                    "diff_mean",
+                    "diff_ci_low",
+                    "diff_ci_high",
+                )
+            ]
+            rows.append(
+                f"<tr><td>{html.escape(label.strip())}</td><td>{html.escape(sc)}</td>"
+                + "".join(f"<td class='num'>{c}</td>" for c in cells)
+                + "</tr>"
+            )
+    return (
+        "<h3>Paired changes against the baseline (same random numbers in every scenario)</h3>"
+        "<table class='comparison'><tr><th>KPI</th><th>scenario</th><th>baseline</th>"
+        "<th>scenario</th><th>change</th><th>95% CI low</th><th>95% CI high</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+SECTIONS = (
+    ("flow", "How patients flow through the system", ("flow",)),
+    ("causes", "What causes the delays", ("causes_",)),
+    ("services", "Each service over time", ("service_",)),
+    ("scenarios", "Scenarios and investments", ("forest", "cost_effectiveness")),
+    (
+        "appraisal",
+        "Capacity, budget and bottlenecks",
+        ("capacity_curve", "allocation_frontier", "bottlenecks"),
+    ),
+)
+
+
+def html_report(t: Tables, figs: list[Figure], warns: list[str]) -> str:
+    """The whole report as one HTML string, plotly.js inlined once, no network requests."""
+    from plotly.offline import get_plotlyjs
+
+    m, cfg = t.manifest, t.config
+    system = cfg.get("system", {}).get("name", "?")
+    what = " vs ".join(t.scenarios) if t.scenarios else "appraisal"
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>flowsim summit pack: {html.escape(system)} system</title>",
+        f"<style>{CSS}</style>",
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
+        f"<h1>Patient flow and delayed discharges: {html.escape(system)} system</h1>",
+        f"<p class='sub'>{html.escape(what)} &middot; seed {m.get('seed')} &middot; "
+        f"{t.replications} replication(s) &middot; warm-up {t.window['warmup_days']:g} days, "
+        f"{t.measured_days:g} days measured &middot; config {str(m.get('config_hash', ''))[:12]}"
+        f" &middot; built {dt.date.today().isoformat()} by flowsim "
+        f"{m.get('versions', {}).get('flowsim', '')}</p>",
+    ]
+    if warns:
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in warns)
+        parts.append(
+            f"<div class='warn' role='alert' id='warnings'><b>Read with care: the evidence is "
+            f"thin</b><ul>{items}</ul></div>"
+        )
+    parts.append(_headline_html(t, headline(t)))
+    for sid, heading, prefixes in SECTIONS:
+        chosen = [f for f in figs if f.key.startswith(prefixes)]
+        extra = _comparison_html(t) if sid == "scenarios" else ""
+        if not chosen and not extra:
+            continue
+        parts.append(f"<h2 id='{sid}'>{heading}</h2>")
+        for f in chosen:
+            div = f.figure.to_html(
+                full_html=False,
+                include_plotlyjs=False,
+                div_id=f"fig-{f.key}",
+                config={"displaylogo": False, "responsive": True},
+            )
+            parts.append(f"{div}<p class='reading'>{html.escape(f.reading)}</p>")
+        parts.append(extra)
+    parts.append("<h2 id='provenance'>Assumptions and provenance</h2>")
+    parts.append(_table_html(provenance.stress_des(t), "stress"))
+    parts.append(
+        "<details><summary>Every parameter, with its source</summary>"
+        + _table_html(provenance.parameters(t), "parameters")
+        + "</details>"
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# -- the pack ---------------------------------------------------------------------------------
+
+NO_BROWSER = (
+    "figures/ (PNG and SVG for slides) not written: kaleido found no Chrome or Chromium. "
+    "Install one (Debian/Ubuntu: sudo apt-get install chromium; or run plotly_get_chrome), then "
+    "rebuild with: flowsim-report {out_dir}"
+)
+
+
+def export_images(figs: list[Figure], folder: Path) -> list[Path] | None:
+    """PNG and SVG of every figure in one kaleido batch; ``None`` (and one message) without a
+    browser. Files are written to a temporary folder first, then moved into place."""
+    import shutil
+    import tempfile
+
+    import plotly.io as pio
+
+    for name in ("kaleido", "choreographer", "logistro"):  # their INFO chatter is not for users
+        logging.getLogger(name).setLevel(logging.WARNING)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".figures."))
+    try:
+        files = [tmp / f"{f.key}.{ext}" for f in figs for ext in ("png", "svg")]
+        figures_twice = [f.figure for f in figs for _ in ("png", "svg")]
+        pio.write_images(figures_twice, files, width=1200, scale=1)
+    except Exception as exc:  # kaleido raises its own ChromeNotFoundError, among others
+        shutil.rmtree(tmp, ignore_errors=True)
+        if "chrom" in f"{type(exc).__name__} {exc}".lower():
+            return None
+        raise
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return [folder / f.name for f in files]
+
+
+def build(out_dir: Path, images: bool = True) -> list[str]:
+    """Write the pack into ``out_dir`` from its tables; returns the names of the files written."""
+    out_dir = Path(out_dir)
+    t = load(out_dir)
+    figs = figures.all_figures(t)
+    warns = warnings(t)
+    results._atomic(
+        out_dir / "report.html",
+        lambda tmp: Path(tmp).write_text(html_report(t, figs, warns), encoding="utf-8"),
+    )
+    written = ["report.html"]
+    pngs: dict[str, Path] = {}
+    if images and figs:
+        files = export_images(figs, out_dir / "figures")
+        if files is None:
+            log.warning(NO_BROWSER.format(out_dir=out_dir))
+        else:
+            pngs = {p.stem: p for p in files if p.suffix == ".png"}
+            written.append("figures/")
+    head = headline(t)
+    results._atomic(
+        out_dir / "summit_pack.xlsx",
+        lambda tmp: workbook.write(
+            Path(tmp), t, head, provenance.parameters(t), provenance.stress_des(t), warns
+        ),
+    )
+    results._atomic(
+        out_dir / "summit_pack.pptx",
+        lambda tmp: deck.write(Path(tmp), t, head, figs, pngs, warns),
+    )
+    written += ["summit_pack.xlsx", "summit_pack.pptx"]
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``flowsim-report <folder> [--no-figures]``: rebuild the summit pack from the tables."""
+    parser = argparse.ArgumentParser(
+        prog="flowsim-report",
+        description="Rebuild the summit pack (report.html, figures/, summit_pack.xlsx and "
+        "summit_pack.pptx) of a flowsim output folder from its saved tables.",
+    )
+    parser.add_argument("folder", type=Path, help="a flowsim output folder (has manifest.json)")
+    parser.add_argument("--no-figures", action="store_true", help="skip the PNG/SVG export")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    try:
+        written = build(args.folder, images=not args.no_figures)
+    except ReportError as err:
+        print(f"flowsim-report: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {', '.join(written)} to {args.folder}")
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
