@@ -26,7 +26,7 @@ def parameters(t: Tables) -> pd.DataFrame:
                 walk(v, f"{path}[{k}]", source)
         else:
             value = ", ".join(map(str, node)) if isinstance(node, list) else node
-            rows.append({"parameter": path, "value": str(value), "source": source or ""})
+            rows.append({"parameter": path, "value": value, "source": source or ""})
 
     cfg = t.config
     walk(cfg.get("system", {}), "system", "")

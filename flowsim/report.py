@@ -145,7 +145,7 @@ def headline(t: Tables) -> pd.DataFrame:
 
 def interval_text(lo: float, hi: float, unit: str = "") -> str:
     if math.isnan(lo) or math.isnan(hi):
-        return "no interval (one replication)"
+        return "no interval"
     return f"{fmt(lo, unit)} to {fmt(hi, unit)}"
 
 
@@ -391,6 +391,7 @@ def export_images(figs: list[Figure], folder: Path) -> list[Path] | None:
     import tempfile
 
     import plotly.io as pio
+    from choreographer.errors import ChromeNotFoundError
 
     for name in ("kaleido", "choreographer", "logistro"):  # their INFO chatter is not for users
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -400,9 +401,10 @@ def export_images(figs: list[Figure], folder: Path) -> list[Path] | None:
         files = [tmp / f"{f.key}.{ext}" for f in figs for ext in ("png", "svg")]
         figures_twice = [f.figure for f in figs for _ in ("png", "svg")]
         pio.write_images(figures_twice, files, width=1200, scale=1)
-    except Exception as exc:  # kaleido raises its own ChromeNotFoundError, among others
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if "chrom" in f"{type(exc).__name__} {exc}".lower():
+        chain = [exc, exc.__cause__, exc.__context__]  # plotly re-raises kaleido's as RuntimeError
+        if any(isinstance(e, ChromeNotFoundError) for e in chain):
             return None
         raise
     if folder.exists():

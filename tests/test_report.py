@@ -1,0 +1,452 @@
+"""The summit pack (report.html, figures/, summit_pack.xlsx, summit_pack.pptx) from real runs: it
+opens offline in a real headless Chromium with every figure drawn, asks for nothing on the
+network, and its numbers are the numbers of summary.csv and comparison.csv.
+
+The browser tests need Chrome or Chromium on the machine (Debian: ``apt-get install chromium``);
+without one they are skipped, unless ``FLOWSIM_REQUIRE_BROWSER=1`` (set by ``.ci/run``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flowsim import deck, figures, report
+from flowsim.figures import fmt
+
+sys.path.insert(0, str(Path(__file__).parent))
+import browser  # noqa: E402  (the helper module next to this file)
+
+SHORT = ["run.horizon_days=150", "run.warmup_days=60", "run.jobs=1"]
+
+
+def _exe(name: str) -> str:
+    exe = shutil.which(name) or str(Path(sys.executable).with_name(name))
+    if not Path(exe).exists():
+        pytest.fail(f"the {name} console script is not installed (pip install -e .)")
+    return exe
+
+
+@pytest.fixture(scope="module")
+def packs(tmp_path_factory) -> dict[str, Path]:
+    """Three real runs, two at a time: one replication; a comparison of two scenarios (one with
+    no effect in the default system, home care never being full); an appraisal."""
+    asked = {
+        "one": ["run.replications=1"],
+        "comparison": ["run.replications=3", "compare=[ibcf_reablement,home_care_hours]"],
+        "appraisal": [
+            "run.replications=2",
+            "run.figures=false",
+            "appraise.capacity_sweep.service=reablement",
+            "appraise.capacity_sweep.capacities=[280,320]",
+            "appraise.bottleneck_units=10",
+        ],
+    }
+    env = {k: v for k, v in os.environ.items() if k != "FLOWSIM_ROOT"}
+    out, procs = {}, {}
+    for name, overrides in asked.items():
+        cwd = tmp_path_factory.mktemp(name)
+        out[name] = cwd / "out"
+        procs[name] = subprocess.Popen(
+            [_exe("flowsim"), *overrides, *SHORT, f"hydra.run.dir={out[name]}"],
+            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        if len(procs) == 2:  # two cores
+            for p in procs.values():
+                p.wait(timeout=600)
+    for name, p in procs.items():
+        stdout, stderr = p.communicate(timeout=600)
+        assert p.returncode == 0, f"{name}: rc={p.returncode}\n{stdout}\n{stderr}"
+        assert "Traceback" not in stderr, stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def tables(packs) -> dict[str, report.Tables]:
+    return {name: report.load(d) for name, d in packs.items()}
+
+
+def _need_browser() -> None:
+    if browser.find_browser() is None:
+        if os.environ.get("FLOWSIM_REQUIRE_BROWSER") == "1":
+            pytest.fail("no Chrome or Chromium found, and FLOWSIM_REQUIRE_BROWSER=1")
+        pytest.skip("no Chrome or Chromium on this machine (Debian: apt-get install chromium)")
+
+
+# -- files --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["one", "comparison", "appraisal"])
+def test_every_run_writes_the_pack(packs, name):
+    files = {p.name for p in packs[name].iterdir()}
+    assert {"report.html", "summit_pack.xlsx", "summit_pack.pptx", "manifest.json"} <= files
+    assert not [f for f in files if f.endswith(".tmp") or f.startswith(".")]
+
+
+@pytest.mark.parametrize("name", ["one", "comparison"])
+def test_figures_folder_has_png_and_svg_of_every_figure(packs, tables, name):
+    _need_browser()
+    expected = {f.key for f in figures.all_figures(tables[name])}
+    folder = packs[name] / "figures"
+    assert {p.stem for p in folder.glob("*.png")} == expected
+    assert {p.stem for p in folder.glob("*.svg")} == expected
+    for p in folder.glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5_000
+        assert not browser.screenshot_is_blank(p.read_bytes()), p.name
+    for p in folder.glob("*.svg"):
+        assert "<svg" in p.read_text()[:500]
+
+
+def test_appraisal_without_figures_writes_no_folder(packs):
+    assert not (packs["appraisal"] / "figures").exists()  # run.figures=false
+
+
+# -- offline, self-contained HTML --------------------------------------------------------------
+
+
+class _Sources(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.remote: list[str] = []
+        self.inline_scripts = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("src", "href"):
+            if tag in ("script", "link", "img", "iframe") and re.match(r"(?i)\s*(https?:)?//",
+                                                                        a.get(key) or ""):
+                self.remote.append(f"<{tag} {key}={a[key]}>")
+        if tag == "script" and not a.get("src"):
+            self.inline_scripts += 1
+
+
+@pytest.mark.parametrize("name", ["one", "comparison", "appraisal"])
+def test_html_is_one_self_contained_file(packs, name):
+    text = (packs[name] / "report.html").read_text(encoding="utf-8")
+    parser = _Sources()
+    parser.feed(text)
+    assert parser.remote == []  # no script, stylesheet or image from the network
+    assert not re.search(r"""(?i)<(script|link)[^>]+(src|href)\s*=\s*["']?https?:""", text)
+    # plotly.js is inlined exactly once, however many figures there are
+    assert len(re.findall(r"\* plotly\.js v\d", text)) == 1
+    assert (packs[name] / "report.html").stat().st_size < 10 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def opened(packs) -> dict[str, browser.PageCheck]:
+    _need_browser()
+    return {name: browser.open_offline(packs[name] / "report.html") for name in packs}
+
+
+@pytest.mark.parametrize("name", ["one", "comparison", "appraisal"])
+def test_report_renders_offline_in_chromium(opened, tables, name):
+    page = opened[name]
+    assert page.page_errors == [], page.page_errors
+    assert page.console_errors == [], page.console_errors
+    assert page.network_requests == [], page.network_requests
+    expected = len(figures.all_figures(tables[name]))
+    assert expected >= 2
+    assert page.graphs_expected == expected
+    assert page.graphs_rendered == expected
+    assert not browser.screenshot_is_blank(page.screenshot_png)
+    assert "Assumptions and provenance" in page.text
+
+
+def test_report_reads_in_summit_order(opened):
+    text = opened["comparison"].text
+    order = ["Headline", "How patients flow", "What causes the delays", "Each service over time",
+             "Scenarios and investments", "Assumptions and provenance"]
+    positions = [text.find(h) for h in order]
+    assert -1 not in positions, dict(zip(order, positions))
+    assert positions == sorted(positions)
+
+
+# -- the numbers are the tables' numbers -------------------------------------------------------
+
+
+class _Numbers(HTMLParser):
+    """Every ``<span data-kpi ...>`` of the report: (scenario, kpi, stat) -> (value, shown text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: dict[tuple[str, str, str], list[tuple[float, str]]] = {}
+        self._open: tuple | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "span" and "data-kpi" in a:
+            self._open = (a["data-scenario"], a["data-kpi"], a["data-stat"], float(a["data-value"]))
+
+    def handle_data(self, data):
+        if self._open is not None:
+            sc, kpi, stat, value = self._open
+            self.found.setdefault((sc, kpi, stat), []).append((value, data))
+            self._open = None
+
+
+def _numbers(path: Path) -> dict:
+    p = _Numbers()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p.found
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+@pytest.mark.parametrize("name", ["one", "comparison"])
+def test_html_headline_numbers_equal_summary_csv(packs, name):
+    found = _numbers(packs[name] / "report.html")
+    summary = pd.read_csv(packs[name] / "summary.csv")
+    checked = 0
+    for kpi, _, unit in report.HEADLINE:
+        for _, r in summary[summary["kpi"] == kpi].iterrows():
+            for stat in ("mean", "ci_low", "ci_high"):
+                if math.isnan(r[stat]) and stat != "mean":  # the report says "no interval"
+                    assert (r["scenario"], kpi, stat) not in found
+                    checked += 1
+                    continue
+                shown = found[(r["scenario"], kpi, stat)]
+                assert all(_same(v, float(r[stat])) for v, _ in shown), (kpi, stat, shown, r[stat])
+                assert all(text == fmt(float(r[stat]), unit) for _, text in shown)
+                checked += 1
+    assert checked == 3 * len(report.HEADLINE) * summary["scenario"].nunique()
+
+
+def test_html_changes_equal_comparison_csv(packs):
+    found = _numbers(packs["comparison"] / "report.html")
+    comparison = pd.read_csv(packs["comparison"] / "comparison.csv")
+    checked = 0
+    for _, r in comparison.iterrows():
+        for stat in ("diff_mean", "diff_ci_low", "diff_ci_high"):
+            for value, _ in found.get((r["scenario"], r["kpi"], stat), []):
+                assert _same(value, float(r[stat])), (r["scenario"], r["kpi"], stat)
+                checked += 1
+    # every headline KPI and every printed comparison KPI, for both scenarios
+    assert checked >= 2 * 3 * len(report.HEADLINE)
+
+
+# float64 written to XLSX keeps 16 significant digits (XlsxWriter and openpyxl both write %.16g),
+# so a value read back may differ from the CSV's round-trip repr in its last bit: 1e-15 relative.
+XLSX_RTOL = 1e-15
+
+
+def _assert_frames_match(sheet: pd.DataFrame, table: pd.DataFrame) -> None:
+    assert list(sheet.columns) == list(table.columns)
+    assert len(sheet) == len(table)
+    for col in table.columns:
+        a, b = sheet[col], table[col]
+        if pd.api.types.is_numeric_dtype(b) and not pd.api.types.is_bool_dtype(b):
+            np.testing.assert_allclose(a.to_numpy(float), b.to_numpy(float), rtol=XLSX_RTOL,
+                                       atol=0, equal_nan=True, err_msg=col)
+        else:
+            assert a.astype(str).tolist() == b.astype(str).tolist(), col
+
+
+def test_workbook_equals_the_tables(packs):
+    book = pd.read_excel(packs["comparison"] / "summit_pack.xlsx", sheet_name=None)
+    assert list(book)[:5] == ["About", "Headline", "Summary", "Comparison", "Daily"]
+    _assert_frames_match(book["Summary"], pd.read_csv(packs["comparison"] / "summary.csv"))
+    _assert_frames_match(book["Comparison"], pd.read_csv(packs["comparison"] / "comparison.csv"))
+    # the headline sheet: the same numbers as summary.csv
+    summary = pd.read_csv(packs["comparison"] / "summary.csv").set_index(["scenario", "kpi"])
+    head = book["Headline"]
+    assert len(head) == 3 * len(report.HEADLINE)
+    for _, r in head.iterrows():
+        for stat in ("mean", "ci_low", "ci_high"):
+            want = summary.loc[(r["scenario"], r["kpi"]), stat]
+            assert _same(r[stat], want) or math.isclose(r[stat], want, rel_tol=XLSX_RTOL)
+
+
+def test_workbook_daily_bands_and_parameters(packs, tables):
+    book = pd.read_excel(packs["comparison"] / "summit_pack.xlsx", sheet_name=None)
+    daily = book["Daily"]
+    t = tables["comparison"]
+    places = t.daily["service"].nunique()
+    assert len(daily) == 3 * places * t.daily["day"].nunique()
+    for col in ("occupancy_mean", "delayed_mean", "waiting_mean"):
+        assert (daily[f"{col}_p5"] <= daily[f"{col}_p50"] + 1e-9).all()
+        assert (daily[f"{col}_p50"] <= daily[f"{col}_p95"] + 1e-9).all()
+    # a day's median over replications, recomputed from daily.parquet
+    d = t.daily[(t.daily["service"] == "acute") & (t.daily["day"] == 100)]
+    for scenario, grp in d.groupby("scenario"):
+        row = daily[(daily["scenario"] == scenario) & (daily["service"] == "acute")
+                    & (daily["day"] == 100)]
+        assert math.isclose(row["occupancy_mean_p50"].iloc[0], grp["occupancy_mean"].median(),
+                            rel_tol=1e-12)
+    params = book["Parameters"].set_index("parameter")
+    assert params.loc["system.services.acute.capacity", "value"] == 750
+    assert "King's Fund" in params.loc["system.services.acute.capacity", "source"]
+    assert (params["source"].fillna("") != "").mean() > 0.5  # most parameters name a source
+
+
+def _deck(path: Path):
+    from pptx import Presentation
+
+    return Presentation(str(path))
+
+
+def _table(prs):
+    for slide in prs.slides:
+        for shape in slide.shapes:
+            if shape.has_table:
+                return shape.table
+    raise AssertionError("no headline table in the deck")
+
+
+@pytest.mark.parametrize("name", ["one", "comparison"])
+def test_deck_headline_equals_summary_csv(packs, name):
+    """Each cell of the deck's headline table shows summary.csv's mean and CI (and
+    comparison.csv's paired change), formatted as the report formats them."""
+    prs = _deck(packs[name] / "summit_pack.pptx")
+    table = _table(prs)
+    summary = pd.read_csv(packs[name] / "summary.csv").set_index(["scenario", "kpi"])
+    comparison = None
+    if (packs[name] / "comparison.csv").exists():
+        comparison = pd.read_csv(packs[name] / "comparison.csv").set_index(["scenario", "kpi"])
+    scenarios = [table.cell(0, j).text for j in range(1, len(table.columns))]
+    assert scenarios == list(dict.fromkeys(summary.index.get_level_values(0)))
+    labels = {label: (kpi, unit) for kpi, label, unit in report.HEADLINE}
+    for i in range(1, len(table.rows)):
+        kpi, unit = labels[table.cell(i, 0).text]
+        for j, scenario in enumerate(scenarios, start=1):
+            text = table.cell(i, j).text
+            s = summary.loc[(scenario, kpi)]
+            assert text.splitlines()[0] == fmt(s["mean"], unit)
+            if math.isnan(s["ci_low"]):
+                assert "no interval" in text
+            else:
+                assert f"95% CI {fmt(s['ci_low'], unit)} to {fmt(s['ci_high'], unit)}" in text
+            if comparison is not None and scenario != "baseline":
+                c = comparison.loc[(scenario, kpi)]
+                if math.isnan(c["diff_mean"]):
+                    assert "change" not in text
+                    continue
+                assert f"change {report.change_text(c['diff_mean'], unit)} " in text
+    assert len(table.rows) == len(report.HEADLINE) + 1
+
+
+def test_deck_has_title_and_a_slide_per_key_figure(packs, tables):
+    prs = _deck(packs["comparison"] / "summit_pack.pptx")
+    slides = list(prs.slides)
+    assert "default system" in slides[0].shapes.title.text
+    figs = [f for f in figures.all_figures(tables["comparison"]) if f.key in deck.KEY_FIGURES]
+    assert len(figs) >= 6
+    by_note = {s.notes_slide.notes_text_frame.text: s for s in slides if s.has_notes_slide}
+    for f in figs:
+        slide = by_note[f"figure: {f.key}"]
+        texts = [sh.text_frame.text for sh in slide.shapes if sh.has_text_frame]
+        assert f.title in texts and f.reading in texts
+        if browser.find_browser() is not None:
+            assert any(sh.shape_type == 13 for sh in slide.shapes), f.key  # 13: a picture
+
+
+# -- thin evidence is flagged --------------------------------------------------------------------
+
+
+def test_one_replication_is_flagged_everywhere(packs):
+    html_text = (packs["one"] / "report.html").read_text(encoding="utf-8")
+    assert re.search(r"id='warnings'.*Only one replication", html_text, re.S)
+    about = pd.read_excel(packs["one"] / "summit_pack.xlsx", sheet_name="About")
+    assert about["value"].astype(str).str.contains("Only one replication").any()
+    texts = [sh.text_frame.text for s in _deck(packs["one"] / "summit_pack.pptx").slides
+             for sh in s.shapes if sh.has_text_frame]
+    assert any("Only one replication" in t for t in texts)
+
+
+def test_an_effect_the_runs_cannot_tell_from_none_is_flagged(tables):
+    warns = report.warnings(tables["comparison"])
+    c = tables["comparison"].comparison
+    d = c[c["kpi"] == "delayed_bed_days"].set_index("scenario")
+    for scenario, r in d.iterrows():
+        flagged = any(w.startswith(f"{scenario}: the 95% interval") for w in warns)
+        assert flagged == (r["diff_ci_low"] <= 0 <= r["diff_ci_high"]), (scenario, warns)
+    # home care is never full in the default system: more of it changes nothing
+    assert any(w.startswith("home_care_hours: the 95% interval") for w in warns)
+
+
+def test_few_replications_are_flagged_and_enough_are_not(tables):
+    t = tables["comparison"]
+    assert any("Only 3 replications" in w for w in report.warnings(t))
+    many = report.Tables(t.out_dir, t.manifest, summary=t.summary.assign(n=20))
+    assert not any("replication" in w for w in report.warnings(many))
+
+
+# -- the flows behind the Sankey --------------------------------------------------------------
+
+
+def test_flows_agree_with_the_kpis(packs):
+    flows = pd.read_parquet(packs["comparison"] / "flows.parquet")
+    runs = pd.read_parquet(packs["comparison"] / "runs.parquet")
+    for (scenario, rep), f in flows.groupby(["scenario", "replication"]):
+        kpi = runs[(runs["scenario"] == scenario) & (runs["replication"] == rep)].iloc[0]
+        out_of_acute = f[f["source"] == "acute"].set_index("target")["patients"]
+        pathways = out_of_acute[out_of_acute.index.str.startswith("P")]
+        assert pathways.sum() == kpi["discharges"]
+        for p, n in pathways.items():
+            assert n == kpi[f"discharges_{p}"]
+            assert f[f["source"] == p]["patients"].sum() == n  # a pathway passes everyone on
+        into_acute = f[f["target"] == "acute"].set_index("source")["patients"]
+        assert into_acute.sum() == kpi["admissions"]
+        assert into_acute.get("readmitted", 0) == kpi["readmissions"]
+
+
+# -- rebuilt from the tables alone, without SimPy -----------------------------------------------
+
+
+def test_flowsim_report_rebuilds_the_same_report_without_simpy(packs, tmp_path):
+    src = packs["comparison"]
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("summary.csv", "comparison.csv", "runs.parquet", "daily.parquet",
+                 "flows.parquet", "manifest.json"):
+        shutil.copy(src / name, copy / name)
+    code = (
+        "import sys, runpy; sys.argv = ['flowsim-report', sys.argv[1], '--no-figures'];"
+        "from flowsim import report; rc = report.main(sys.argv[1:]);"
+        "assert 'simpy' not in sys.modules, 'the report imported SimPy'; sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(copy)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (copy / "report.html").read_text() == (src / "report.html").read_text()
+    assert {"summit_pack.xlsx", "summit_pack.pptx"} <= {p.name for p in copy.iterdir()}
+
+
+def test_flowsim_report_rejects_a_folder_without_tables(tmp_path):
+    proc = subprocess.run([_exe("flowsim-report"), str(tmp_path / "nowhere")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "no manifest.json" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_without_a_browser_the_html_is_still_written_and_one_message_says_why(packs, tmp_path):
+    copy = tmp_path / "nobrowser"
+    shutil.copytree(packs["one"], copy)
+    shutil.rmtree(copy / "figures", ignore_errors=True)
+    (copy / "report.html").unlink()
+    env = {**os.environ, "BROWSER_PATH": str(tmp_path / "no-such-browser")}
+    proc = subprocess.run([_exe("flowsim-report"), str(copy)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stdout + proc.stderr
+    assert said.count("apt-get install chromium") == 1
+    assert (copy / "report.html").exists() and not (copy / "figures").exists()
+    assert "Traceback" not in said
+
+
+def test_manifest_records_the_window_that_ran(packs):
+    m = json.loads((packs["comparison"] / "manifest.json").read_text())
+    assert m["window"]["measured_days"] == m["window"]["horizon_days"] - m["window"]["warmup_days"]
+    assert m["window"]["horizon_days"] == 150
