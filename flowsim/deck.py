@@ -117,7 +117,9 @@ def write(
             )
         else:
             box = slide.shapes.add_textbox(Inches(1), Inches(3), Inches(11), Inches(1)).text_frame
-            box.text = "Figure image not exported (no browser found): see report.html."
+            box.text = (
+                "Figure image not exported (images need Chrome or Chromium): see report.html."
+            )
         box = slide.shapes.add_textbox(
             Inches(0.6), Inches(6.65), Inches(12), Inches(0.7)
         ).text_frame

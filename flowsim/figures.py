@@ -190,7 +190,8 @@ def _bars_by(t: Tables, kpis: list[str], names: list[str], key: str, what: str) 
     total = base.sum()
     biggest = int(np.argmax(base.to_numpy()))
     share = base.iloc[biggest] / total if total else math.nan
-    title = f"{names[biggest]}: {fmt(share, '%')} of delayed bed days"
+    top = names[biggest][0].upper() + names[biggest][1:]
+    title = f"{top}: {fmt(share, '%')} of delayed bed days"
     fig.update_xaxes(title_text="Delayed bed days in acute beds (mean, 95% CI)", rangemode="tozero")
     fig.update_yaxes(title_text=what, autorange="reversed")
     fig.update_layout(barmode="group")
@@ -269,11 +270,15 @@ def service_panels(t: Tables, service: str) -> Figure | None:
     full = d.groupby("week")["day"].nunique()
     weekly = weekly[weekly["week"].isin(full[full == 7].index)]
     if service == "front_door":
-        panels = [PANELS[0]]
+        panels = [("occupancy_mean", "Waiting for an acute bed", "people")]
     else:
         panels = list(PANELS)
+    rows = 2 if len(panels) > 1 else 1
     fig = make_subplots(
-        rows=2, cols=2, subplot_titles=[f"{p[1]} ({p[2]})" for p in panels], vertical_spacing=0.16
+        rows=rows,
+        cols=rows,
+        subplot_titles=[f"{p[1]} ({p[2]})" for p in panels],
+        vertical_spacing=0.16,
     )
     for k, scenario in enumerate(t.scenarios):
         w = weekly[weekly["scenario"] == scenario]
@@ -335,10 +340,12 @@ def service_panels(t: Tables, service: str) -> Figure | None:
     else:
         title = f"{name.capitalize()}: {occ:,.0f} people in service on average"
     reading = (
-        f"{name.capitalize()} over the measured year, week by week: the line is the median "
+        f"{name.capitalize()} after the warm-up, week by week: the line is the median "
         f"replication, the bands hold the middle 50% and 90%."
     )
-    return Figure(f"service_{service}", title, reading, _style(fig, title, height=620))
+    return Figure(
+        f"service_{service}", title, reading, _style(fig, title, height=620 if rows == 2 else 420)
+    )
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -392,12 +399,18 @@ def forest(t: Tables) -> Figure | None:
         )
         fig.add_vline(x=0, line={"color": "#888", "dash": "dot"}, row=1, col=j)
         fig.update_xaxes(title_text="GBP m" if unit == "GBP" else label.lower(), row=1, col=j)
+    fig.update_yaxes(autorange="reversed")
     d = c[c["kpi"] == "delayed_bed_days"].set_index("scenario").reindex(names)
     best = d["diff_mean"].idxmin()
-    title = (
-        f"{best} cuts delayed bed days the most: {fmt(-d.loc[best, 'diff_mean'])} fewer "
-        f"(95% CI {fmt(-d.loc[best, 'diff_ci_high'])} to {fmt(-d.loc[best, 'diff_ci_low'])})"
-    )
+    r = d.loc[best]
+    ci = f"95% CI {fmt(-r['diff_ci_high'])} to {fmt(-r['diff_ci_low'])}"
+    if r["diff_ci_high"] < 0:
+        title = f"{best} cuts delayed bed days the most: {fmt(-r['diff_mean'])} fewer ({ci})"
+    else:
+        title = (
+            f"No scenario surely cuts delayed bed days: the best, {best}, avoids "
+            f"{fmt(-r['diff_mean'])}, but its {ci} includes no change"
+        )
     reading = (
         "Each dot is the change against the baseline with the same random numbers; a bar that "
         "crosses the dotted line is a change the runs cannot tell from none."

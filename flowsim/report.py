@@ -424,9 +424,10 @@ def build(out_dir: Path, images: bool = True) -> list[str]:
         lambda tmp: Path(tmp).write_text(html_report(t, figs, warns), encoding="utf-8"),
     )
     written = ["report.html"]
-    pngs: dict[str, Path] = {}
+    folder = out_dir / "figures"
+    pngs = {p.stem: p for p in folder.glob("*.png")} if folder.is_dir() else {}
     if images and figs:
-        files = export_images(figs, out_dir / "figures")
+        files = export_images(figs, folder)
         if files is None:
             log.warning(NO_BROWSER.format(out_dir=out_dir))
         else:

@@ -59,7 +59,11 @@ def packs(tmp_path_factory) -> dict[str, Path]:
         out[name] = cwd / "out"
         procs[name] = subprocess.Popen(
             [_exe("flowsim"), *overrides, *SHORT, f"hydra.run.dir={out[name]}"],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         if len(procs) == 2:  # two cores
             for p in procs.values():
@@ -123,8 +127,9 @@ class _Sources(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         for key in ("src", "href"):
-            if tag in ("script", "link", "img", "iframe") and re.match(r"(?i)\s*(https?:)?//",
-                                                                        a.get(key) or ""):
+            if tag in ("script", "link", "img", "iframe") and re.match(
+                r"(?i)\s*(https?:)?//", a.get(key) or ""
+            ):
                 self.remote.append(f"<{tag} {key}={a[key]}>")
         if tag == "script" and not a.get("src"):
             self.inline_scripts += 1
@@ -164,8 +169,14 @@ def test_report_renders_offline_in_chromium(opened, tables, name):
 
 def test_report_reads_in_summit_order(opened):
     text = opened["comparison"].text
-    order = ["Headline", "How patients flow", "What causes the delays", "Each service over time",
-             "Scenarios and investments", "Assumptions and provenance"]
+    order = [
+        "Headline",
+        "How patients flow",
+        "What causes the delays",
+        "Each service over time",
+        "Scenarios and investments",
+        "Assumptions and provenance",
+    ]
     positions = [text.find(h) for h in order]
     assert -1 not in positions, dict(zip(order, positions))
     assert positions == sorted(positions)
@@ -247,8 +258,14 @@ def _assert_frames_match(sheet: pd.DataFrame, table: pd.DataFrame) -> None:
     for col in table.columns:
         a, b = sheet[col], table[col]
         if pd.api.types.is_numeric_dtype(b) and not pd.api.types.is_bool_dtype(b):
-            np.testing.assert_allclose(a.to_numpy(float), b.to_numpy(float), rtol=XLSX_RTOL,
-                                       atol=0, equal_nan=True, err_msg=col)
+            np.testing.assert_allclose(
+                a.to_numpy(float),
+                b.to_numpy(float),
+                rtol=XLSX_RTOL,
+                atol=0,
+                equal_nan=True,
+                err_msg=col,
+            )
         else:
             assert a.astype(str).tolist() == b.astype(str).tolist(), col
 
@@ -280,10 +297,12 @@ def test_workbook_daily_bands_and_parameters(packs, tables):
     # a day's median over replications, recomputed from daily.parquet
     d = t.daily[(t.daily["service"] == "acute") & (t.daily["day"] == 100)]
     for scenario, grp in d.groupby("scenario"):
-        row = daily[(daily["scenario"] == scenario) & (daily["service"] == "acute")
-                    & (daily["day"] == 100)]
-        assert math.isclose(row["occupancy_mean_p50"].iloc[0], grp["occupancy_mean"].median(),
-                            rel_tol=1e-12)
+        row = daily[
+            (daily["scenario"] == scenario) & (daily["service"] == "acute") & (daily["day"] == 100)
+        ]
+        assert math.isclose(
+            row["occupancy_mean_p50"].iloc[0], grp["occupancy_mean"].median(), rel_tol=1e-12
+        )
     params = book["Parameters"].set_index("parameter")
     assert params.loc["system.services.acute.capacity", "value"] == 750
     assert "King's Fund" in params.loc["system.services.acute.capacity", "source"]
@@ -359,8 +378,12 @@ def test_one_replication_is_flagged_everywhere(packs):
     assert re.search(r"id='warnings'.*Only one replication", html_text, re.S)
     about = pd.read_excel(packs["one"] / "summit_pack.xlsx", sheet_name="About")
     assert about["value"].astype(str).str.contains("Only one replication").any()
-    texts = [sh.text_frame.text for s in _deck(packs["one"] / "summit_pack.pptx").slides
-             for sh in s.shapes if sh.has_text_frame]
+    texts = [
+        sh.text_frame.text
+        for s in _deck(packs["one"] / "summit_pack.pptx").slides
+        for sh in s.shapes
+        if sh.has_text_frame
+    ]
     assert any("Only one replication" in t for t in texts)
 
 
@@ -408,24 +431,35 @@ def test_flowsim_report_rebuilds_the_same_report_without_simpy(packs, tmp_path):
     src = packs["comparison"]
     copy = tmp_path / "copy"
     copy.mkdir()
-    for name in ("summary.csv", "comparison.csv", "runs.parquet", "daily.parquet",
-                 "flows.parquet", "manifest.json"):
+    for name in (
+        "summary.csv",
+        "comparison.csv",
+        "runs.parquet",
+        "daily.parquet",
+        "flows.parquet",
+        "manifest.json",
+    ):
         shutil.copy(src / name, copy / name)
     code = (
         "import sys, runpy; sys.argv = ['flowsim-report', sys.argv[1], '--no-figures'];"
         "from flowsim import report; rc = report.main(sys.argv[1:]);"
         "assert 'simpy' not in sys.modules, 'the report imported SimPy'; sys.exit(rc)"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(copy)], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(copy)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert (copy / "report.html").read_text() == (src / "report.html").read_text()
     assert {"summit_pack.xlsx", "summit_pack.pptx"} <= {p.name for p in copy.iterdir()}
 
 
 def test_flowsim_report_rejects_a_folder_without_tables(tmp_path):
-    proc = subprocess.run([_exe("flowsim-report"), str(tmp_path / "nowhere")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [_exe("flowsim-report"), str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "no manifest.json" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "nowhere").exists()
@@ -437,8 +471,9 @@ def test_without_a_browser_the_html_is_still_written_and_one_message_says_why(pa
     shutil.rmtree(copy / "figures", ignore_errors=True)
     (copy / "report.html").unlink()
     env = {**os.environ, "BROWSER_PATH": str(tmp_path / "no-such-browser")}
-    proc = subprocess.run([_exe("flowsim-report"), str(copy)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    proc = subprocess.run(
+        [_exe("flowsim-report"), str(copy)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     said = proc.stdout + proc.stderr
     assert said.count("apt-get install chromium") == 1
