@@ -53,37 +53,64 @@ def write(
     pngs: dict[str, Path],
     warns: list[str],
 ) -> None:
+    from PIL import Image
     from pptx import Presentation
+    from pptx.enum.text import PP_ALIGN
     from pptx.util import Inches, Pt
 
     prs = Presentation()
     prs.slide_width, prs.slide_height = Inches(13.333), Inches(7.5)
+    blank = prs.slide_layouts[6]
     system = t.config.get("system", {}).get("name", "?")
     m = t.manifest
 
-    s = prs.slides.add_slide(prs.slide_layouts[0])
-    s.shapes.title.text = f"Patient flow and delayed discharges: {system} system"
-    s.placeholders[1].text = (
-        f"{' vs '.join(t.scenarios) or 'appraisal'}\n{t.replications} replication(s), seed "
-        f"{m.get('seed')}, {t.measured_days:g} days after a "
-        f"{t.window['warmup_days']:g}-day warm-up\n"
-        f"flowsim {m.get('versions', {}).get('flowsim', '')}, config "
-        f"{str(m.get('config_hash', ''))[:12]}, {dt.date.today().isoformat()}"
-    )
+    def lines_into(frame, lines: list[str], size: int, bold: bool = False, centre=False) -> None:
+        frame.word_wrap = True
+        for k, line in enumerate(lines):
+            p = frame.paragraphs[0] if k == 0 else frame.add_paragraph()
+            p.text = line
+            p.font.size, p.font.bold = Pt(size), bold
+            if centre:
+                p.alignment = PP_ALIGN.CENTER
+
+    def new_slide(title: str, size: int = 26):
+        slide = prs.slides.add_slide(blank)
+        box = slide.shapes.add_textbox(Inches(0.5), Inches(0.25), Inches(12.3), Inches(1.0))
+        box.name = "Title"
+        lines_into(box.text_frame, [title], size, bold=True)
+        return slide
 
     def text_slide(title: str, lines: list[str]) -> None:
-        slide = prs.slides.add_slide(prs.slide_layouts[5])
-        slide.shapes.title.text = title
-        box = slide.shapes.add_textbox(Inches(0.6), Inches(1.5), Inches(12), Inches(5.5)).text_frame
-        box.word_wrap = True
-        for k, line in enumerate(lines):
-            p = box.paragraphs[0] if k == 0 else box.add_paragraph()
-            p.text = line
-            p.font.size = Pt(18)
+        slide = new_slide(title)
+        box = slide.shapes.add_textbox(Inches(0.6), Inches(1.5), Inches(12), Inches(5.5))
+        lines_into(box.text_frame, lines, 18)
+
+    s = prs.slides.add_slide(blank)
+    box = s.shapes.add_textbox(Inches(0.8), Inches(2.0), Inches(11.7), Inches(1.5))
+    box.name = "Title"
+    lines_into(
+        box.text_frame,
+        [f"Patient flow and delayed discharges: {system} system"],
+        36,
+        bold=True,
+        centre=True,
+    )
+    box = s.shapes.add_textbox(Inches(0.8), Inches(3.8), Inches(11.7), Inches(2.5))
+    lines_into(
+        box.text_frame,
+        [
+            " vs ".join(t.scenarios) or "appraisal",
+            f"{t.replications} replication(s), seed {m.get('seed')}, {t.measured_days:g} days "
+            f"after a {t.window['warmup_days']:g}-day warm-up",
+            f"flowsim {m.get('versions', {}).get('flowsim', '')}, config "
+            f"{str(m.get('config_hash', ''))[:12]}, {dt.date.today().isoformat()}",
+        ],
+        18,
+        centre=True,
+    )
 
     if not head.empty:
-        slide = prs.slides.add_slide(prs.slide_layouts[5])
-        slide.shapes.title.text = "The headline numbers (mean, 95% confidence interval)"
+        slide = new_slide("The headline numbers (mean, 95% confidence interval)")
         scen = list(dict.fromkeys(head["scenario"]))
         labels = list(dict.fromkeys(head["label"]))
         shape = slide.shapes.add_table(
@@ -108,24 +135,22 @@ def write(
         text_slide("Read with care: the evidence is thin", warns)
 
     for f in (f for f in figs if f.key in KEY_FIGURES):
-        slide = prs.slides.add_slide(prs.slide_layouts[5])
-        slide.shapes.title.text = f.title
-        slide.shapes.title.text_frame.paragraphs[0].font.size = Pt(26)
+        slide = new_slide(f.title, size=24 if len(f.title) < 80 else 20)
         if f.key in pngs:
+            with Image.open(pngs[f.key]) as im:
+                aspect = im.width / im.height
+            height = min(5.1, 12.3 / aspect)
+            width = height * aspect
             slide.shapes.add_picture(
-                str(pngs[f.key]), Inches(1.2), Inches(1.35), height=Inches(5.2)
+                str(pngs[f.key]), Inches((13.333 - width) / 2), Inches(1.4), Inches(width)
             )
         else:
             box = slide.shapes.add_textbox(Inches(1), Inches(3), Inches(11), Inches(1)).text_frame
             box.text = (
                 "Figure image not exported (images need Chrome or Chromium): see report.html."
             )
-        box = slide.shapes.add_textbox(
-            Inches(0.6), Inches(6.65), Inches(12), Inches(0.7)
-        ).text_frame
-        box.word_wrap = True
-        box.text = f.reading
-        box.paragraphs[0].font.size = Pt(16)
+        box = slide.shapes.add_textbox(Inches(0.6), Inches(6.6), Inches(12.1), Inches(0.7))
+        lines_into(box.text_frame, [f.reading], 16)
         slide.notes_slide.notes_text_frame.text = f"figure: {f.key}"
 
     text_slide(

@@ -278,7 +278,7 @@ def service_panels(t: Tables, service: str) -> Figure | None:
         rows=rows,
         cols=rows,
         subplot_titles=[f"{p[1]} ({p[2]})" for p in panels],
-        vertical_spacing=0.16,
+        vertical_spacing=0.24,
     )
     for k, scenario in enumerate(t.scenarios):
         w = weekly[weekly["scenario"] == scenario]
@@ -408,8 +408,7 @@ def forest(t: Tables) -> Figure | None:
         title = f"{best} cuts delayed bed days the most: {fmt(-r['diff_mean'])} fewer ({ci})"
     else:
         title = (
-            f"No scenario surely cuts delayed bed days: the best, {best}, avoids "
-            f"{fmt(-r['diff_mean'])}, but its {ci} includes no change"
+            f"No scenario surely cuts delayed bed days: {best} avoids {fmt(-r['diff_mean'])} ({ci})"
         )
     reading = (
         "Each dot is the change against the baseline with the same random numbers; a bar that "
