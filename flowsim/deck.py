@@ -141,9 +141,11 @@ def write(
                 aspect = im.width / im.height
             height = min(5.1, 12.3 / aspect)
             width = height * aspect
-            slide.shapes.add_picture(
+            pic = slide.shapes.add_picture(
                 str(pngs[f.key]), Inches((13.333 - width) / 2), Inches(1.4), Inches(width)
             )
+            # alternative text for screen readers (python-pptx has no public setter for it)
+            pic._element.nvPicPr.cNvPr.set("descr", f"{f.title}. {f.reading}")
         else:
             box = slide.shapes.add_textbox(Inches(1), Inches(3), Inches(11), Inches(1)).text_frame
             box.text = (

@@ -534,7 +534,7 @@ def frontier(t: Tables) -> Figure | None:
             name="best mix at each budget (95% CI)",
         )
     )
-    fig.update_xaxes(title_text="Budget, GBP m a year")
+    fig.update_xaxes(title_text="Budget over the measured window, GBP m")
     fig.update_yaxes(title_text=f"{t.allocation_objective.replace('_', ' ')} (95% CI)")
     last = f.iloc[-1]
     title = (

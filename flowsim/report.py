@@ -163,13 +163,13 @@ def warnings(t: Tables) -> list[str]:
     too short for the system's queues."""
     out = []
     n = t.replications
-    if t.summary is not None and n < 2:
+    if n < 2:
         out.append(
             "Only one replication: no confidence intervals can be given, and a single run can be "
             "far from the average. Run at least 10 (run.replications=10) before using these "
             "numbers."
         )
-    elif t.summary is not None and n < MIN_REPLICATIONS:
+    elif n < MIN_REPLICATIONS:
         out.append(
             f"Only {n} replications: the intervals are wide and may be unreliable. Use at least "
             f"{MIN_REPLICATIONS} (run.replications={MIN_REPLICATIONS} or more) for decisions."
@@ -310,6 +310,20 @@ def _comparison_html(t: Tables) -> str:
     )
 
 
+def _appraisal_html(t: Tables) -> str:
+    """The appraisal tables as written (capacity sweep, frontier, bottlenecks), for reading."""
+    parts = []
+    for name, heading in (
+        ("capacity_sweep", "Cost against capacity (capacity_sweep.csv)"),
+        ("allocation_frontier", "Best mix found at each budget (allocation_frontier.csv)"),
+        ("bottlenecks", "Delayed bed days avoided by more capacity (bottlenecks.csv)"),
+    ):
+        df = getattr(t, name)
+        if df is not None and not df.empty:
+            parts.append(f"<h3>{heading}</h3>{_table_html(df, name)}")
+    return "".join(parts)
+
+
 SECTIONS = (
     ("flow", "How patients flow through the system", ("flow",)),
     ("causes", "What causes the delays", ("causes_",)),
@@ -351,7 +365,9 @@ def html_report(t: Tables, figs: list[Figure], warns: list[str]) -> str:
     parts.append(_headline_html(t, headline(t)))
     for sid, heading, prefixes in SECTIONS:
         chosen = [f for f in figs if f.key.startswith(prefixes)]
-        extra = _comparison_html(t) if sid == "scenarios" else ""
+        extra = {"scenarios": _comparison_html, "appraisal": _appraisal_html}.get(
+            sid, lambda _: ""
+        )(t)
         if not chosen and not extra:
             continue
         parts.append(f"<h2 id='{sid}'>{heading}</h2>")
