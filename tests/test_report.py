@@ -486,3 +486,29 @@ def test_manifest_records_the_window_that_ran(packs):
     m = json.loads((packs["comparison"] / "manifest.json").read_text())
     assert m["window"]["measured_days"] == m["window"]["horizon_days"] - m["window"]["warmup_days"]
     assert m["window"]["horizon_days"] == 150
+
+
+def test_a_warm_up_too_short_for_the_queues_is_flagged(tables):
+    """Acute occupancy that climbs for 120 days and then holds (a queue still filling) read
+    with a 10-day warm-up: MSER-5 asks for ~120 days and the report says so."""
+    t = tables["comparison"]
+    days = np.arange(400)
+    rng = np.random.default_rng(7)
+    frames = []
+    for rep in range(3):
+        level = np.minimum(days, 120) * 5.0 + rng.normal(0, 3, days.size)
+        frames.append(pd.DataFrame({"scenario": "baseline", "replication": rep, "day": days,
+                                    "service": "acute", "occupancy_mean": level,
+                                    "delayed_mean": level / 10}))
+    ramp = pd.concat(frames, ignore_index=True)
+    short = report.Tables(t.out_dir, {**t.manifest, "window": {"warmup_days": 10,
+                                                               "horizon_days": 400}},
+                          summary=t.summary.assign(n=20), daily=ramp)
+    warns = report.warnings(short)
+    assert any(w.startswith("warm-up may be too short for baseline") for w in warns), warns
+    long_enough = report.Tables(t.out_dir, {**t.manifest, "window": {"warmup_days": 200,
+                                                                     "horizon_days": 400}},
+                                summary=t.summary.assign(n=20), daily=ramp)
+    assert not any(w.startswith("warm-up") for w in report.warnings(long_enough))
+    html_text = report.html_report(short, [], warns)
+    assert re.search(r"id='warnings'.*warm-up may be too short", html_text, re.S)
