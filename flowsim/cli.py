@@ -12,6 +12,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from flowsim import results, runner, scenarios, warmup
@@ -56,6 +57,8 @@ def print_summary(summary, title: str) -> None:
 def main(cfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return _sweep_point(resolved)
     try:
         config = validate(resolved)
         todo = scenarios.arms(config, SCENARIO_DIR)
@@ -116,6 +119,42 @@ def main(cfg: DictConfig) -> float:
     print(f"\n  wrote {', '.join(written)} to {out_dir}  ({seconds:.0f} s)")
     value = summary.set_index(["scenario", "kpi"]).loc[(todo[-1][0], "delayed_bed_days"), "mean"]
     return float(value) if not math.isnan(value) else math.inf
+
+
+def _sweep_point(resolved: dict) -> float:
+    """One point of ``flowsim -m``: skipped if done, its tables written atomically under
+    ``<sweep dir>/points/<key>/``, a failure kept as ``<sweep dir>/errors/<key>.json``."""
+    from flowsim import sweep
+
+    hc = HydraConfig.get()
+
+    def work(folder: Path) -> float:
+        config = validate(resolved)
+        if _appraising(config):
+            raise ConfigError("appraise: appraisals cannot be swept; run them one at a time")
+        todo = scenarios.arms(config, SCENARIO_DIR)
+        run = todo[0][1].run
+        outcome = runner.run(todo, jobs=run.jobs, progress=False)
+        if outcome.errors:
+            first = outcome.errors[0]
+            raise RuntimeError(
+                f"{len(outcome.errors)} replication(s) failed; first: replication "
+                f"{first['replication']} of {first['scenario']}: {first['error']}\n"
+                f"{first['traceback']}"
+            )
+        meta = results.manifest(resolved, run.seed)
+        meta["window"] = _window(run)
+        provenance = {k: meta[k] for k in ("config_hash", "seed", "versions")}
+        results.write_parquet(outcome.runs, folder / "runs.parquet", provenance)
+        summary = results.summary(outcome.runs)
+        results.write_csv(summary, folder / "summary.csv")
+        if len(todo) > 1:
+            results.write_csv(scenarios.compare(outcome.runs), folder / "comparison.csv")
+        results.write_json(meta, folder / "manifest.json")
+        last = summary.set_index(["scenario", "kpi"]).loc[(todo[-1][0], "delayed_bed_days")]
+        return float(last["mean"])
+
+    return sweep.run_point(Path(hc.sweep.dir), list(hc.overrides.task), resolved, work)
 
 
 def _window(run) -> dict:

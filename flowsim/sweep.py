@@ -1,0 +1,230 @@
+"""Resumable sweeps: ``flowsim -m <overrides> hydra.sweep.dir=D`` on any Hydra launcher.
+
+Each point's results live in ``D/points/<key>/`` where ``key`` is the hash of the point's resolved
+config (settings that cannot change a result, such as ``run.jobs``, left out). A point is written
+into a hidden temporary folder and renamed into place when complete, so a killed sweep leaves no
+partial point that the aggregator can read; a rerun skips complete points and retries failed ones.
+A failing point writes ``D/errors/<key>.json`` (its overrides, config and traceback) and the
+others go on. When the launcher is done, ``SweepCallback`` gathers every point of this sweep into
+``D/sweep.parquet`` (one row per point and replication; each override key a column) and exits
+non-zero if a point failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flowsim import results
+
+log = logging.getLogger("flowsim.sweep")
+
+NOT_RESULTS = ("jobs", "progress", "report", "figures")
+"""Run settings that cannot change a result (results are identical whatever the workers)."""
+PLAN = "sweep_plan.json"
+
+
+def point_key(resolved: dict) -> str:
+    """The hash that names a point: its resolved config without ``run.`` + NOT_RESULTS."""
+    trimmed = json.loads(json.dumps(resolved, default=str))
+    for k in NOT_RESULTS:
+        trimmed.get("run", {}).pop(k, None)
+    return results.config_hash(trimmed)[:20]
+
+
+def _points(sweep_dir: Path) -> Path:
+    return sweep_dir / "points"
+
+
+def _errors(sweep_dir: Path) -> Path:
+    return sweep_dir / "errors"
+
+
+def is_done(sweep_dir: Path, key: str) -> bool:
+    return (_points(sweep_dir) / key / "point.json").is_file()
+
+
+def run_point(
+    sweep_dir: Path,
+    overrides: list[str],
+    resolved: dict,
+    work: Callable[[Path], float],
+) -> float:
+    """Run one point unless it is complete; ``work(folder)`` writes its tables into ``folder``.
+
+    Returns the point's objective (what ``work`` returned, or the saved one when skipped; NaN
+    when it failed). Never raises: a failure becomes ``errors/<key>.json``.
+    """
+    key = point_key(resolved)
+    done_dir = _points(sweep_dir) / key
+    error_file = _errors(sweep_dir) / f"{key}.json"
+    if is_done(sweep_dir, key):
+        log.info("point %s: already done, skipped (%s)", key, " ".join(overrides))
+        _progress(sweep_dir)
+        return float(json.loads((done_dir / "point.json").read_text())["objective"])
+    log.info("point %s: running (%s)", key, " ".join(overrides))
+    _points(sweep_dir).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=_points(sweep_dir), prefix=f".{key}."))
+    try:
+        objective = float(work(tmp))
+        meta = {"key": key, "overrides": overrides, "objective": objective}
+        (tmp / "point.json").write_text(json.dumps(meta, indent=2) + "\n")
+        if done_dir.exists():  # another launcher finished the same point meanwhile
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, done_dir)
+        error_file.unlink(missing_ok=True)
+        log.info("point %s: done", key)
+    except BaseException as exc:  # kept as a record; the sweep goes on
+        shutil.rmtree(tmp, ignore_errors=True)
+        record = {
+            "key": key,
+            "overrides": overrides,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+            "config": resolved,
+        }
+        results.write_json(record, error_file)
+        log.error("point %s: FAILED (%s): %s", key, " ".join(overrides), record["error"])
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        objective = float("nan")
+    _progress(sweep_dir)
+    return objective
+
+
+# -- the plan, progress and aggregation --------------------------------------------------------
+
+
+def plan(task_overrides: list[str]) -> list[list[str]]:
+    """The override list of every job of a sweep, as Hydra's basic sweeper makes them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(task_overrides))
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def status(sweep_dir: Path) -> dict[str, Any]:
+    """Points of the planned sweep that are done, failed and remaining (by their overrides)."""
+    planned = (
+        json.loads((sweep_dir / PLAN).read_text())["jobs"] if (sweep_dir / PLAN).is_file() else []
+    )
+    want = {tuple(j) for j in planned}
+    done, failed = {}, {}
+    for f in sorted(_points(sweep_dir).glob("*/point.json")):
+        meta = json.loads(f.read_text())
+        if tuple(meta["overrides"]) in want:
+            done[tuple(meta["overrides"])] = meta["key"]
+    for f in sorted(_errors(sweep_dir).glob("*.json")):
+        meta = json.loads(f.read_text())
+        o = tuple(meta["overrides"])
+        if o in want and o not in done:
+            failed[o] = meta["key"]
+    return {
+        "planned": len(want),
+        "done": done,
+        "failed": failed,
+        "remaining": len(want) - len(done) - len(failed),
+    }
+
+
+def _progress(sweep_dir: Path) -> None:
+    s = status(sweep_dir)
+    if s["planned"]:
+        log.info(
+            "sweep: %d done, %d failed, %d remaining of %d points",
+            len(s["done"]),
+            len(s["failed"]),
+            s["remaining"],
+            s["planned"],
+        )
+
+
+def _value(text: str) -> Any:
+    """An override's value as a column value: numbers as numbers, the rest as text."""
+    import yaml
+
+    try:
+        v = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return v if isinstance(v, bool | int | float | str) or v is None else text
+
+
+def aggregate(sweep_dir: Path) -> pd.DataFrame:
+    """One table of every point of the planned sweep: override keys, then runs.parquet's columns.
+
+    Rows are sorted by the overrides' values and the replication, so the table is the same
+    whichever launcher ran the points and in whatever order they finished.
+    """
+    s = status(sweep_dir)
+    frames, keys = [], []
+    for overrides, key in s["done"].items():
+        runs = pd.read_parquet(_points(sweep_dir) / key / "runs.parquet")
+        params = {}
+        for o in overrides:
+            k, _, v = o.partition("=")
+            params[k.lstrip("+~")] = _value(v)
+        keys = keys or list(params)
+        front = pd.DataFrame({k: [v] * len(runs) for k, v in params.items()})
+        front.insert(0, "point", key)
+        frames.append(pd.concat([front, runs.reset_index(drop=True)], axis=1))
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
+    order = keys + ["scenario", "replication"]
+    return table.sort_values(order, kind="stable", ignore_index=True)
+
+
+try:
+    from hydra.experimental.callback import Callback
+except ImportError:  # pragma: no cover - hydra is a dependency
+    Callback = object  # type: ignore[assignment,misc]
+
+
+class SweepCallback(Callback):
+    """Hydra callback: plan the sweep at its start; gather ``sweep.parquet`` at its end."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = plan(list(config.hydra.overrides.task))
+        results.write_json({"jobs": jobs}, sweep_dir / PLAN)
+        s = status(sweep_dir)
+        log.info(
+            "sweep: %d points; %d already done (skipped), %d failed before (retried), %d to run",
+            s["planned"],
+            len(s["done"]),
+            len(s["failed"]),
+            s["planned"] - len(s["done"]),
+        )
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        table = aggregate(sweep_dir)
+        s = status(sweep_dir)
+        if not table.empty:
+            meta = {"points": len(s["done"]), "failed": len(s["failed"])}
+            results.write_parquet(table, sweep_dir / "sweep.parquet", meta)
+        print(
+            f"\nsweep: {len(s['done'])} of {s['planned']} points done, {len(s['failed'])} failed;"
+            f" wrote {sweep_dir / 'sweep.parquet'} ({len(table)} rows)"
+        )
+        if s["failed"]:
+            for overrides, key in s["failed"].items():
+                print(
+                    f"  failed: {' '.join(overrides)}  (see {_errors(sweep_dir) / key}.json)",
+                    file=sys.stderr,
+                )
+            print("  rerun the same command to retry the failed points", file=sys.stderr)
+            sys.exit(1)
