@@ -122,7 +122,11 @@ def status(sweep_dir: Path) -> dict[str, Any]:
     )
     want = {tuple(j) for j in planned}
     done, failed = {}, {}
-    for f in sorted(_points(sweep_dir).glob("*/point.json")):
+    folders = sorted(_points(sweep_dir).iterdir()) if _points(sweep_dir).is_dir() else []
+    for folder in folders:
+        f = folder / "point.json"
+        if folder.name.startswith(".") or not f.is_file():  # a point still being written
+            continue
         meta = json.loads(f.read_text())
         if tuple(meta["overrides"]) in want:
             done[tuple(meta["overrides"])] = meta["key"]
@@ -199,6 +203,9 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = plan(list(config.hydra.overrides.task))
+        if _points(sweep_dir).is_dir():  # leftovers of points killed while being written
+            for tmp in _points(sweep_dir).glob(".*"):
+                shutil.rmtree(tmp, ignore_errors=True)
         results.write_json({"jobs": jobs}, sweep_dir / PLAN)
         s = status(sweep_dir)
         log.info(

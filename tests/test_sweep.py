@@ -1,0 +1,147 @@
+"""Sweeps with ``flowsim -m``: points keyed by their config's hash, a killed sweep resumed
+without recomputing a finished point, a failing point kept as a record while the others finish,
+and the same ``sweep.parquet`` from the basic, joblib and submitit (local) launchers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pandas.testing import assert_frame_equal
+
+from flowsim import sweep
+
+SHORT = ["run.replications=2", "run.horizon_days=120", "run.warmup_days=30", "run.jobs=1"]
+GRID = ["system.services.reablement.capacity=290,310,330",
+        "system.services.step_down.capacity=100,120"]
+POINTS = 6
+
+
+def _flowsim() -> str:
+    exe = shutil.which("flowsim") or str(Path(sys.executable).with_name("flowsim"))
+    if not Path(exe).exists():
+        pytest.fail("the flowsim console script is not installed (pip install -e .)")
+    return exe
+
+
+def _sweep(sweep_dir: Path, *extra: str, grid=GRID, timeout=600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "FLOWSIM_ROOT"}
+    return subprocess.run([_flowsim(), "-m", *SHORT, *grid, *extra, f"hydra.sweep.dir={sweep_dir}"],
+                          cwd=sweep_dir.parent, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _ran(stdout: str) -> list[str]:
+    """Keys of the points a sweep computed (not skipped), from its log lines."""
+    return re.findall(r"point (\w+): running", stdout)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("reference") / "sweep"
+    proc = _sweep(d)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return d
+
+
+def test_sweep_parquet_contract(reference):
+    table = pd.read_parquet(reference / "sweep.parquet")
+    runs = pd.read_parquet(next((reference / "points").glob("*/runs.parquet")))
+    assert len(table) == POINTS * 2  # one row per (point, replication)
+    swept = ["system.services.reablement.capacity", "system.services.step_down.capacity"]
+    assert set(swept) <= set(table.columns)
+    assert set(runs.columns) <= set(table.columns)  # beside every KPI column of runs.parquet
+    assert sorted(table[swept].drop_duplicates().itertuples(index=False)) == [
+        (r, s) for r in (290, 310, 330) for s in (100, 120)]
+    reps = table.groupby(swept)["replication"].apply(lambda r: tuple(sorted(r)))
+    assert set(reps) == {(0, 1)}
+    # the columns hold what the point's own runs.parquet holds
+    for key, rows in table.groupby("point"):
+        own = pd.read_parquet(reference / "points" / key / "runs.parquet")
+        assert_frame_equal(rows[list(runs.columns)].reset_index(drop=True), own)
+    # each point's folder is named by the hash of its resolved config
+    for key in table["point"].unique():
+        manifest = json.loads((reference / "points" / key / "manifest.json").read_text())
+        assert sweep.point_key(manifest["config"]) == key
+
+
+def test_point_key_ignores_workers_but_not_what_changes_results():
+    base = {"run": {"seed": 1, "jobs": 1, "progress": True}, "system": {"x": 1}}
+    assert sweep.point_key(base) == sweep.point_key({**base, "run": {**base["run"], "jobs": 2}})
+    assert sweep.point_key(base) != sweep.point_key({**base, "run": {**base["run"], "seed": 2}})
+    assert sweep.point_key(base) != sweep.point_key({**base, "system": {"x": 2}})
+
+
+def test_killed_sweep_resumes_without_recomputing(reference, tmp_path):
+    d = tmp_path / "sweep"
+    env = {k: v for k, v in os.environ.items() if k != "FLOWSIM_ROOT"}
+    proc = subprocess.Popen([_flowsim(), "-m", *SHORT, *GRID, f"hydra.sweep.dir={d}"],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:  # bounded: kill once two points are complete
+            done = list((d / "points").glob("[!.]*/point.json")) if (d / "points").is_dir() else []
+            if len(done) >= 2 or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the process we started, and its children
+        proc.wait(timeout=60)
+    finished = {p.name for p in (d / "points").iterdir() if (p / "point.json").is_file()
+                and not p.name.startswith(".")}
+    assert 2 <= len(finished) < POINTS, "the kill should land part-way through the sweep"
+    assert not (d / "sweep.parquet").exists()
+    # nothing partial is readable: the aggregator sees only complete points
+    assert set(sweep.status(d)["done"].values()) == finished
+    for key in finished:
+        assert pd.read_parquet(d / "points" / key / "runs.parquet").shape[0] == 2
+
+    rerun = _sweep(d)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    ran = set(_ran(rerun.stdout))
+    assert ran.isdisjoint(finished)  # nothing computed twice
+    assert len(ran) + len(finished) == POINTS
+    assert not list((d / "points").glob(".*"))  # leftovers of the killed point removed
+    assert_frame_equal(pd.read_parquet(d / "sweep.parquet"),
+                       pd.read_parquet(reference / "sweep.parquet"))
+
+
+def test_a_failing_point_is_recorded_and_retried_alone(tmp_path):
+    d = tmp_path / "sweep"
+    grid = ["system.services.reablement.capacity=300,-5,340"]
+    first = _sweep(d, grid=grid)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "Traceback" not in first.stderr
+    assert len(_ran(first.stdout)) == 3  # the others still ran
+    table = pd.read_parquet(d / "sweep.parquet")
+    assert sorted(table["system.services.reablement.capacity"].unique()) == [300, 340]
+    errors = list((d / "errors").glob("*.json"))
+    assert len(errors) == 1
+    record = json.loads(errors[0].read_text())
+    assert record["config"]["system"]["services"]["reablement"]["capacity"] == -5
+    assert "system.services.reablement.capacity=-5" in record["overrides"]
+    assert "reablement.capacity" in record["error"] and "Traceback" in record["traceback"]
+    assert "failed" in first.stderr and errors[0].stem in first.stderr
+
+    second = _sweep(d, grid=grid)
+    assert second.returncode == 1
+    assert _ran(second.stdout) == [errors[0].stem]  # only the failed point is retried
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_launchers_give_identical_tables(reference, tmp_path, launcher):
+    d = tmp_path / "sweep"
+    proc = _sweep(d, f"hydra/launcher={launcher}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_frame_equal(pd.read_parquet(d / "sweep.parquet"),
+                       pd.read_parquet(reference / "sweep.parquet"))
