@@ -145,3 +145,33 @@ def test_launchers_give_identical_tables(reference, tmp_path, launcher):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_frame_equal(pd.read_parquet(d / "sweep.parquet"),
                        pd.read_parquet(reference / "sweep.parquet"))
+
+
+def _slurm_up() -> bool:
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
+                             timeout=30)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and any(state in out.stdout for state in ("idle", "mix"))
+
+
+def test_slurm_sweep_equals_the_joblib_sweep_bit_for_bit(tmp_path):
+    """A real SLURM cluster (tests/slurm_cluster.sh starts one on localhost; .ci/run does it):
+    the same sweep through the submitit SLURM launcher and through joblib."""
+    if not _slurm_up():
+        if os.environ.get("FLOWSIM_REQUIRE_SLURM") == "1":
+            pytest.fail("no SLURM cluster answers sinfo, and FLOWSIM_REQUIRE_SLURM=1")
+        pytest.skip("no SLURM cluster here (start one: sudo bash tests/slurm_cluster.sh)")
+    grid = ["system.services.reablement.capacity=300,340",
+            "system.services.step_down.capacity=110"]
+    slurm = _sweep(tmp_path / "slurm", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1",
+                   "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=10", grid=grid)
+    assert slurm.returncode == 0, slurm.stdout + slurm.stderr
+    assert list((tmp_path / "slurm" / ".submitit").iterdir())  # it really went through SLURM
+    joblib = _sweep(tmp_path / "joblib", "hydra/launcher=joblib", grid=grid)
+    assert joblib.returncode == 0, joblib.stdout + joblib.stderr
+    a = pd.read_parquet(tmp_path / "slurm" / "sweep.parquet")
+    b = pd.read_parquet(tmp_path / "joblib" / "sweep.parquet")
+    assert len(a) == 4
+    assert_frame_equal(a, b, check_exact=True)
