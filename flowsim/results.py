@@ -315,7 +315,9 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
     """One row per (day, place): occupancy, capacity, admissions, exits, waits and delays.
 
     ``delayed_mean`` counts people in the place who are ready to leave and waiting (by reason in
-    ``delayed_<reason>``); ``waiting_mean`` counts people waiting to enter it, wherever they wait.
+    ``delayed_<reason>``, by responsible organisation in ``delayed_<nhs|social_care|both>``);
+    ``discharges_P0`` .. ``_P3`` count acute stays ended alive on the day, by pathway (0 for
+    other places); ``waiting_mean`` counts people waiting to enter it, wherever they wait.
     ``front_door`` is the queue for an acute bed. Days in the warm-up are flagged ``warmup``.
     """
     H = ev.horizon_days
@@ -354,6 +356,16 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
         for r in reasons:
             mr = held & (w["reason"] == REASONS.index(r))
             frame[f"delayed_{r}"] = daily_integral(w["start"][mr], w_end[mr], n_days)
+        for k, org in enumerate(RESPONSIBLE):
+            mo = held & (w["responsible"] == k)
+            frame[f"delayed_{org}"] = daily_integral(w["start"][mo], w_end[mo], n_days)
+        for k, pathway in enumerate(PATHWAYS):  # acute stays ended alive, by pathway
+            if code != 0:
+                frame[f"discharges_{pathway}"] = np.zeros(n_days, dtype=np.int64)
+                continue
+            mp = m & (v["pathway"] == k) & (v["outcome"] != DEATH) & (v["outcome"] != OPEN)
+            t = np.floor(v["leave"][mp]).astype(int)
+            frame[f"discharges_{pathway}"] = np.bincount(t, minlength=n_days)[:n_days]
         waiting = (w["waits_for"] == code) & (w["place"] != code)
         if code == 0:
             waiting = w["place"] == FRONT_DOOR
