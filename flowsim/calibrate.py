@@ -49,8 +49,10 @@ class Calibration(Strict):
     system: str = "default"
     overrides: list[str] = []
     parameters: Annotated[list[Parameter], Field(min_length=1)]
-    method: Literal["optuna", "morris"] = "optuna"
+    method: Literal["optuna", "abc", "morris"] = "optuna"
     trials: Annotated[int, Field(gt=0)] = 40
+    abc_population: Annotated[int, Field(gt=4)] = 40
+    abc_generations: Annotated[int, Field(gt=0)] = 5
     morris_trajectories: Annotated[int, Field(gt=1)] = 10
     replications: Annotated[int, Field(gt=0)] = 4
     jobs: Annotated[int, Field(gt=0)] = 2
@@ -129,6 +131,7 @@ class Objective:
             run.horizon_days,
         )
         self.evaluations = 0
+        self.jobs = cal.jobs
 
     def simulate(self, values: dict[str, float]) -> pd.DataFrame:
         config = validate(with_values(self.base, self.cal, values))
@@ -255,6 +258,62 @@ def screen(objective: Objective, progress: bool = False) -> tuple[pd.DataFrame, 
     return table, runs
 
 
+def abc_smc(objective: Objective, out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ABC-SMC (pyabc) for a posterior: uniform priors on the bounds, the objective's distance,
+    an adaptive (median) epsilon, particles in parallel processes. Returns the final population
+    (particles with weights) and a summary: weighted mean and 5/50/95% quantiles."""
+    import pyabc
+
+    cal = objective.cal
+    names = {f"p{k}": p for k, p in enumerate(cal.parameters)}
+    prior = pyabc.Distribution(
+        **{k: pyabc.RV("uniform", p.low, p.high - p.low) for k, p in names.items()}
+    )
+
+    def values(par) -> dict[str, float]:
+        return {p.path: float(par[k]) for k, p in names.items()}
+
+    def model(par) -> dict:
+        return {"distance": objective(values(par))}
+
+    saved, cal.jobs = cal.jobs, 1  # particles run in parallel; their replications in turn
+    sampler = pyabc.sampler.MulticoreEvalParallelSampler(n_procs=max(1, objective.jobs))
+    abc = pyabc.ABCSMC(
+        model,
+        prior,
+        lambda x, x0: x["distance"],
+        population_size=cal.abc_population,
+        sampler=sampler,
+    )
+    np.random.seed(cal.seed)  # pyabc draws from NumPy's global generator
+    abc.new(f"sqlite:///{(out_dir / 'abc.db').resolve()}", {"distance": 0.0})
+    try:
+        history = abc.run(max_nr_populations=cal.abc_generations)
+    finally:
+        cal.jobs = saved
+    objective.evaluations = int(history.total_nr_simulations)  # counted in the worker processes
+    frame, weights = history.get_distribution(m=0, t=history.max_t)
+    particles = frame.rename(columns={k: p.path for k, p in names.items()})
+    particles["weight"] = weights
+    rows = []
+    for k, p in names.items():
+        x = frame[k].to_numpy()
+        q = [
+            pyabc.weighted_statistics.weighted_quantile(x, weights, alpha=a)
+            for a in (0.05, 0.5, 0.95)
+        ]
+        rows.append(
+            {
+                "parameter": p.path,
+                "mean": float(np.sum(x * weights)),
+                "q05": q[0],
+                "median": q[1],
+                "q95": q[2],
+            }
+        )
+    return particles.reset_index(drop=True), pd.DataFrame(rows)
+
+
 # -- the fit and the calibrated system ----------------------------------------------------------
 
 
@@ -362,7 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("config", type=Path, help="a calibration file (calibration/*.yaml)")
     parser.add_argument("--out", type=Path, help="output folder (default calibration/out/<name>)")
-    parser.add_argument("--method", choices=["optuna", "morris"], help="override the file's method")
+    parser.add_argument(
+        "--method", choices=["optuna", "abc", "morris"], help="override the file's method"
+    )
     parser.add_argument("--trials", type=int, help="override the file's number of trials")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
@@ -387,10 +448,21 @@ def main(argv: list[str] | None = None) -> int:
         print(table.to_string(index=False))
         print(f"\nwrote sensitivity.csv ({objective.evaluations} parameter sets) to {out}")
         return 0
-    trials = optuna_trials = optimise(objective, out, progress)
-    results.write_csv(trials, out / "trials.csv")
-    best = optuna_trials.loc[optuna_trials["distance"].idxmin()]
-    values = {p.path: float(best[p.path]) for p in cal.parameters}
+    if cal.method == "abc":
+        particles, posterior = abc_smc(objective, out)
+        results.write_csv(particles, out / "posterior_particles.csv")
+        results.write_csv(posterior, out / "posterior.csv")
+        print(posterior.to_string(index=False))
+        values = dict(zip(posterior["parameter"], posterior["median"]))
+        label = f"posterior median ({len(particles)} particles)"
+        evaluated = f"{objective.evaluations} model evaluations"
+    else:
+        trials = optimise(objective, out, progress)
+        results.write_csv(trials, out / "trials.csv")
+        best = trials.loc[trials["distance"].idxmin()]
+        values = {p.path: float(best[p.path]) for p in cal.parameters}
+        label = f"distance {best['distance']:.4f}"
+        evaluated = f"{len(trials)} trials"
     fit = fit_table(objective, values)
     results.write_csv(fit, out / "fit.csv")
     name = f"{cal.name}_calibrated"
@@ -401,15 +473,15 @@ def main(argv: list[str] | None = None) -> int:
     results._atomic(
         out / "system" / f"{name}.yaml",
         lambda tmp: Path(tmp).write_text(
-            f"# calibrated by flowsim-calibrate {args.config.name}: distance "
-            f"{best['distance']:.4f}\n" + yaml.safe_dump(system, sort_keys=False)
+            f"# calibrated by flowsim-calibrate {args.config.name} ({cal.method}): {label}\n"
+            + yaml.safe_dump(system, sort_keys=False)
         ),
     )
     fig = fit_figure(fit)
     results._atomic(out / "fit.html", lambda tmp: fig.write_html(tmp, include_plotlyjs=True))
     print("best values: " + ", ".join(f"{k} = {v:.4g}" for k, v in values.items()))
-    print(f"distance {best['distance']:.4f} after {len(trials)} trials")
-    print(f"wrote trials.csv, fit.csv, fit.html and system/{name}.yaml to {out}")
+    print(f"{label} after {evaluated}")
+    print(f"wrote fit.csv, fit.html and system/{name}.yaml ({cal.method}) to {out}")
     print(f"run it: flowsim --config-dir {out} system={name}")
     return 0
 
