@@ -425,6 +425,12 @@ def main(argv: list[str] | None = None) -> int:
         "--method", choices=["optuna", "abc", "morris"], help="override the file's method"
     )
     parser.add_argument("--trials", type=int, help="override the file's number of trials")
+    parser.add_argument(
+        "--no-install",
+        action="store_true",
+        help="do not copy the calibrated system into calibration/system/ (where `flowsim "
+        "system=<name>` finds it); it is always written to the output folder",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     try:
@@ -469,20 +475,23 @@ def main(argv: list[str] | None = None) -> int:
     system = system_config(objective, values, name)
     import yaml
 
-    (out / "system").mkdir(exist_ok=True)
-    results._atomic(
-        out / "system" / f"{name}.yaml",
-        lambda tmp: Path(tmp).write_text(
-            f"# calibrated by flowsim-calibrate {args.config.name} ({cal.method}): {label}\n"
-            + yaml.safe_dump(system, sort_keys=False)
-        ),
-    )
+    header = f"# calibrated by flowsim-calibrate {args.config.name} ({cal.method}): {label}\n"
+    text = header + yaml.safe_dump(system, sort_keys=False)
+    places = [out / "system" / f"{name}.yaml"]
+    if not args.no_install:
+        places.append(ROOT / "calibration" / "system" / f"{name}.yaml")
+    for place in places:
+        place.parent.mkdir(parents=True, exist_ok=True)
+        results._atomic(place, lambda tmp: Path(tmp).write_text(text))
     fig = fit_figure(fit)
     results._atomic(out / "fit.html", lambda tmp: fig.write_html(tmp, include_plotlyjs=True))
     print("best values: " + ", ".join(f"{k} = {v:.4g}" for k, v in values.items()))
     print(f"{label} after {evaluated}")
     print(f"wrote fit.csv, fit.html and system/{name}.yaml ({cal.method}) to {out}")
-    print(f"run it: flowsim --config-dir {out} system={name}")
+    if args.no_install:
+        print(f"run it: flowsim --config-dir {out} system={name}")
+    else:
+        print(f"run it: flowsim system={name}   (from calibration/system/{name}.yaml)")
     return 0
 
 

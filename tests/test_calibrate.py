@@ -151,7 +151,7 @@ def study(tmp_path_factory):
     )
     out = d / "out"
     proc = subprocess.run(
-        [_exe("flowsim-calibrate"), str(d / "recovery.yaml"), "--out", str(out)],
+        [_exe("flowsim-calibrate"), str(d / "recovery.yaml"), "--out", str(out), "--no-install"],
         capture_output=True,
         text=True,
         timeout=1200,
@@ -296,7 +296,7 @@ def test_abc_posterior_covers_the_truth(tmp_path):
     )
     out = tmp_path / "out"
     proc = subprocess.run(
-        [_exe("flowsim-calibrate"), str(tmp_path / "abc.yaml"), "--out", str(out)],
+        [_exe("flowsim-calibrate"), str(tmp_path / "abc.yaml"), "--out", str(out), "--no-install"],
         capture_output=True,
         text=True,
         timeout=1500,
@@ -308,3 +308,33 @@ def test_abc_posterior_covers_the_truth(tmp_path):
     particles = pd.read_csv(out / "posterior_particles.csv")
     assert len(particles) == 20 and abs(particles["weight"].sum() - 1) < 1e-9
     assert (out / "system" / "abc_calibrated.yaml").exists()
+
+
+def test_installed_calibrated_system_runs_by_name(study, tmp_path):
+    """Without --no-install the calibrated system goes to calibration/system/, on flowsim's
+    search path, so `flowsim system=<name>` runs it with no other flag."""
+    _, out, _ = study
+    installed = Path(calibrate.ROOT) / "calibration" / "system" / "pytest_recovery_calibrated.yaml"
+    installed.parent.mkdir(exist_ok=True)
+    shutil.copy(out / "system" / "recovery_calibrated.yaml", installed)
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "FLOWSIM_ROOT"}
+        proc = subprocess.run(
+            [
+                _exe("flowsim"),
+                "system=pytest_recovery_calibrated",
+                "run.replications=1",
+                "run.horizon_days=60",
+                "run.warmup_days=20",
+                "run.report=false",
+                f"hydra.run.dir={tmp_path / 'run'}",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            cwd=tmp_path,
+        )
+    finally:
+        installed.unlink()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
