@@ -49,6 +49,7 @@ class Calibration(Strict):
     system: str = "default"
     overrides: list[str] = []
     parameters: Annotated[list[Parameter], Field(min_length=1)]
+    distance: Literal["relative_rmse", "standardised"] = "relative_rmse"
     method: Literal["optuna", "abc", "morris"] = "optuna"
     trials: Annotated[int, Field(gt=0)] = 40
     abc_population: Annotated[int, Field(gt=4)] = 40
@@ -142,7 +143,7 @@ class Objective:
         return targets.simulated(outcome.daily, self.placed)
 
     def __call__(self, values: dict[str, float]) -> float:
-        return targets.distance(self.simulate(values), self.placed)
+        return targets.distance(self.simulate(values), self.placed, self.cal.distance)
 
 
 def synthesise(

@@ -229,14 +229,29 @@ def _delayed(measure: str) -> str:
     return "delayed_" + measure.removeprefix("delayed_days_")
 
 
-def distance(sim: pd.DataFrame, placed: pd.DataFrame) -> float:
-    """Mean over measures of the relative root-mean-square error of the replication-mean series:
-    ``sqrt(mean_p (s_p - o_p)^2) / mean_p |o_p|``. Scale-free, so measures weigh alike."""
-    mean = sim.groupby(["measure", "period_start"])["value"].mean()
+DISTANCES = ("relative_rmse", "standardised")
+
+
+def distance(sim: pd.DataFrame, placed: pd.DataFrame, kind: str = "relative_rmse") -> float:
+    """How far the model is from the targets, averaged over measures so each weighs alike.
+
+    ``relative_rmse``: the root-mean-square error of the replication-mean series over the mean
+    observed value, ``sqrt(mean_p (s_p - o_p)^2) / mean_p |o_p|``.
+    ``standardised``: the root of the mean squared z-score, ``(s_p - o_p) / sd_p``, with ``sd_p``
+    the spread of the measure across replications (floored at 1% of the observed mean): noisy
+    measures, such as delays, count less than steady ones.
+    """
+    grouped = sim.groupby(["measure", "period_start"])["value"]
+    mean, sd = grouped.mean(), grouped.std(ddof=1)
     errors = []
     for measure, grp in placed.groupby("measure", sort=False):
         s = mean.loc[measure].reindex(grp["period_start"]).to_numpy()
         o = grp["value"].to_numpy()
         scale = max(float(np.mean(np.abs(o))), 1e-9)
-        errors.append(float(np.sqrt(np.mean((s - o) ** 2))) / scale)
+        if kind == "standardised":
+            spread = sd.loc[measure].reindex(grp["period_start"]).fillna(0).to_numpy()
+            z = (s - o) / np.maximum(spread, 0.01 * scale)
+            errors.append(float(np.sqrt(np.mean(z**2))))
+        else:
+            errors.append(float(np.sqrt(np.mean((s - o) ** 2))) / scale)
     return float(np.mean(errors))

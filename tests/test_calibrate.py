@@ -97,6 +97,12 @@ def test_bad_targets_are_rejected_naming_file_column_and_line(tmp_path, case, te
     assert str(path) in str(err.value) and where in str(err.value), str(err.value)
 
 
+@pytest.mark.parametrize("name", ["synthetic_default.csv", "example_monthly.csv"])
+def test_shipped_targets_files_are_valid(name):
+    t = targets.read(Path(calibrate.ROOT) / "calibration" / "targets" / name)
+    assert len(t.table) > 0 and (t.table["value"] >= 0).all()
+
+
 def test_targets_outside_the_simulated_window_are_rejected(tmp_path):
     t = targets.read(_write(tmp_path, GOOD))
     import datetime as dt
@@ -338,3 +344,31 @@ def test_installed_calibrated_system_runs_by_name(study, tmp_path):
     finally:
         installed.unlink()
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_distances_are_zero_at_the_data_and_grow_away_from_it():
+    import datetime as dt
+
+    day = [dt.date(2025, 10, 6), dt.date(2025, 10, 13)]
+    placed = pd.DataFrame(
+        {"measure": ["admissions"] * 2, "period_start": day, "value": [100.0, 200.0]}
+    )
+
+    def sim(shift: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "scenario": "baseline",
+                "replication": [0, 1, 0, 1],
+                "measure": "admissions",
+                "period_start": [day[0], day[0], day[1], day[1]],
+                "value": [98 + shift, 102 + shift, 198 + shift, 202 + shift],
+            }
+        )
+
+    for kind in targets.DISTANCES:
+        assert targets.distance(sim(0), placed, kind) == 0
+        assert 0 < targets.distance(sim(5), placed, kind) < targets.distance(sim(10), placed, kind)
+    # relative RMSE: a 10-patient miss on a mean of 150
+    assert targets.distance(sim(10), placed) == pytest.approx(10 / 150)
+    # standardised: 10 over the replications' sd (2.83)
+    assert targets.distance(sim(10), placed, "standardised") == pytest.approx(10 / 8**0.5)
