@@ -18,6 +18,9 @@ import yaml
 from flowsim import calibrate, targets
 from flowsim.config import ConfigError
 
+sys.path.insert(0, str(Path(__file__).parent))
+from console import script  # noqa: E402  (a helper module next to this file)
+
 GOOD = """period_start,period,measure,value,unit
 2025-10-06,week,admissions,805,patients
 2025-10-13,week,admissions,"1,012",patients
@@ -123,11 +126,26 @@ MEASURES = [
 ]
 
 
-def _exe(name: str) -> str:
-    exe = shutil.which(name) or str(Path(sys.executable).with_name(name))
-    if not Path(exe).exists():
-        pytest.fail(f"the {name} console script is not installed (pip install -e .)")
-    return exe
+def _observed(folder: Path, name: str, weeks: int, **spec) -> None:
+    """A calibration file ``<name>.yaml`` for both parameters over ``weeks`` measured weeks
+    after a 150-day warm-up, and its synthetic observed data (made from TRUTH, seed 99, one
+    replication: a noisy realisation, as real data is)."""
+    spec = {
+        "name": name,
+        "targets": "observed.csv",
+        "overrides": ["run.warmup_days=150", f"run.horizon_days={150 + 7 * weeks}"],
+        "parameters": [
+            {"path": "arrivals.emergency.rate_per_day", "low": 80, "high": 105},
+            {"path": "services.reablement.capacity", "low": 250, "high": 350, "integer": True},
+        ],
+        "jobs": 2,
+        "seed": 2026,
+        **spec,
+    }
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+    cal = calibrate.load(folder / f"{name}.yaml")
+    observed = calibrate.synthesise(cal, TRUTH, MEASURES, weeks=weeks, seed=99)
+    observed.to_csv(folder / "observed.csv", index=False)
 
 
 @pytest.fixture(scope="module")
@@ -135,29 +153,10 @@ def study(tmp_path_factory):
     """Synthetic observed data from TRUTH (seed 99, one replication: a noisy realisation, as
     real data is), then an optuna calibration of both parameters (seed 2026) through the CLI."""
     d = tmp_path_factory.mktemp("calibration")
-    spec = {
-        "name": "recovery",
-        "targets": "observed.csv",
-        "system": "default",
-        "overrides": ["run.warmup_days=150", "run.horizon_days=234"],  # 12 weeks measured
-        "parameters": [
-            {"path": "arrivals.emergency.rate_per_day", "low": 80, "high": 105},
-            {"path": "services.reablement.capacity", "low": 250, "high": 350, "integer": True},
-        ],
-        "method": "optuna",
-        "trials": 24,
-        "replications": 2,
-        "jobs": 2,
-        "seed": 2026,
-    }
-    (d / "recovery.yaml").write_text(yaml.safe_dump(spec))
-    cal = calibrate.load(d / "recovery.yaml")
-    calibrate.synthesise(cal, TRUTH, MEASURES, weeks=12, seed=99).to_csv(
-        d / "observed.csv", index=False
-    )
+    _observed(d, "recovery", weeks=12, method="optuna", trials=24, replications=2)
     out = d / "out"
     proc = subprocess.run(
-        [_exe("flowsim-calibrate"), str(d / "recovery.yaml"), "--out", str(out), "--no-install"],
+        [script("flowsim-calibrate"), str(d / "recovery.yaml"), "--out", str(out), "--no-install"],
         capture_output=True,
         text=True,
         timeout=1200,
@@ -205,7 +204,7 @@ def test_calibrated_system_runs_with_flowsim(study, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "FLOWSIM_ROOT"}
     proc = subprocess.run(
         [
-            _exe("flowsim"),
+            script("flowsim"),
             "--config-dir",
             str(out),
             "system=recovery_calibrated",
@@ -246,7 +245,7 @@ def test_bad_calibration_input_exits_cleanly(tmp_path):
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(spec))
     proc = subprocess.run(
-        [_exe("flowsim-calibrate"), str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")],
+        [script("flowsim-calibrate"), str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=300,
@@ -258,7 +257,7 @@ def test_bad_calibration_input_exits_cleanly(tmp_path):
     _write(tmp_path, GOOD.replace("805", "-805"))
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(spec))
     proc = subprocess.run(
-        [_exe("flowsim-calibrate"), str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")],
+        [script("flowsim-calibrate"), str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=300,
@@ -281,28 +280,18 @@ def test_abc_posterior_covers_the_truth(tmp_path):
     """ABC-SMC (pyabc) on synthetic data made from TRUTH: each parameter's 90% posterior interval
     covers the value that made the data. Small for CI: 8 weeks, one replication per particle,
     20 particles, 3 generations (the intervals are wide; coverage is what is checked)."""
-    spec = {
-        "name": "abc",
-        "targets": "observed.csv",
-        "overrides": ["run.warmup_days=150", "run.horizon_days=206"],
-        "parameters": [
-            {"path": "arrivals.emergency.rate_per_day", "low": 80, "high": 105},
-            {"path": "services.reablement.capacity", "low": 250, "high": 350, "integer": True},
-        ],
-        "method": "abc",
-        "abc_population": 20,
-        "abc_generations": 3,
-        "replications": 1,
-        "jobs": 2,
-    }
-    (tmp_path / "abc.yaml").write_text(yaml.safe_dump(spec))
-    cal = calibrate.load(tmp_path / "abc.yaml")
-    calibrate.synthesise(cal, TRUTH, MEASURES, weeks=8, seed=99).to_csv(
-        tmp_path / "observed.csv", index=False
+    _observed(
+        tmp_path, "abc", weeks=8, method="abc", abc_population=20, abc_generations=3, replications=1
     )
     out = tmp_path / "out"
     proc = subprocess.run(
-        [_exe("flowsim-calibrate"), str(tmp_path / "abc.yaml"), "--out", str(out), "--no-install"],
+        [
+            script("flowsim-calibrate"),
+            str(tmp_path / "abc.yaml"),
+            "--out",
+            str(out),
+            "--no-install",
+        ],
         capture_output=True,
         text=True,
         timeout=1500,
@@ -327,7 +316,7 @@ def test_installed_calibrated_system_runs_by_name(study, tmp_path):
         env = {k: v for k, v in os.environ.items() if k != "FLOWSIM_ROOT"}
         proc = subprocess.run(
             [
-                _exe("flowsim"),
+                script("flowsim"),
                 "system=pytest_recovery_calibrated",
                 "run.replications=1",
                 "run.horizon_days=60",

@@ -25,16 +25,10 @@ from flowsim import deck, figures, report
 from flowsim.figures import fmt
 
 sys.path.insert(0, str(Path(__file__).parent))
-import browser  # noqa: E402  (the helper module next to this file)
+import browser  # noqa: E402  (helper modules next to this file)
+from console import script  # noqa: E402
 
 SHORT = ["run.horizon_days=150", "run.warmup_days=60", "run.jobs=1"]
-
-
-def _exe(name: str) -> str:
-    exe = shutil.which(name) or str(Path(sys.executable).with_name(name))
-    if not Path(exe).exists():
-        pytest.fail(f"the {name} console script is not installed (pip install -e .)")
-    return exe
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +52,7 @@ def packs(tmp_path_factory) -> dict[str, Path]:
         cwd = tmp_path_factory.mktemp(name)
         out[name] = cwd / "out"
         procs[name] = subprocess.Popen(
-            [_exe("flowsim"), *overrides, *SHORT, f"hydra.run.dir={out[name]}"],
+            [script("flowsim"), *overrides, *SHORT, f"hydra.run.dir={out[name]}"],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
@@ -358,8 +352,9 @@ def test_deck_headline_equals_summary_csv(packs, name):
 def test_deck_has_title_and_a_slide_per_key_figure(packs, tables):
     prs = _deck(packs["comparison"] / "summit_pack.pptx")
     slides = list(prs.slides)
-    assert any("default system" in sh.text_frame.text for sh in slides[0].shapes
-               if sh.has_text_frame)
+    assert any(
+        "default system" in sh.text_frame.text for sh in slides[0].shapes if sh.has_text_frame
+    )
     figs = [f for f in figures.all_figures(tables["comparison"]) if f.key in deck.KEY_FIGURES]
     assert len(figs) >= 6
     by_note = {s.notes_slide.notes_text_frame.text: s for s in slides if s.has_notes_slide}
@@ -456,7 +451,7 @@ def test_flowsim_report_rebuilds_the_same_report_without_simpy(packs, tmp_path):
 
 def test_flowsim_report_rejects_a_folder_without_tables(tmp_path):
     proc = subprocess.run(
-        [_exe("flowsim-report"), str(tmp_path / "nowhere")],
+        [script("flowsim-report"), str(tmp_path / "nowhere")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -473,7 +468,7 @@ def test_without_a_browser_the_html_is_still_written_and_one_message_says_why(pa
     (copy / "report.html").unlink()
     env = {**os.environ, "BROWSER_PATH": str(tmp_path / "no-such-browser")}
     proc = subprocess.run(
-        [_exe("flowsim-report"), str(copy)], capture_output=True, text=True, env=env, timeout=300
+        [script("flowsim-report"), str(copy)], capture_output=True, text=True, env=env, timeout=300
     )
     assert proc.returncode == 0, proc.stderr
     said = proc.stdout + proc.stderr
@@ -497,18 +492,33 @@ def test_a_warm_up_too_short_for_the_queues_is_flagged(tables):
     frames = []
     for rep in range(3):
         level = np.minimum(days, 120) * 5.0 + rng.normal(0, 3, days.size)
-        frames.append(pd.DataFrame({"scenario": "baseline", "replication": rep, "day": days,
-                                    "service": "acute", "occupancy_mean": level,
-                                    "delayed_mean": level / 10}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "scenario": "baseline",
+                    "replication": rep,
+                    "day": days,
+                    "service": "acute",
+                    "occupancy_mean": level,
+                    "delayed_mean": level / 10,
+                }
+            )
+        )
     ramp = pd.concat(frames, ignore_index=True)
-    short = report.Tables(t.out_dir, {**t.manifest, "window": {"warmup_days": 10,
-                                                               "horizon_days": 400}},
-                          summary=t.summary.assign(n=20), daily=ramp)
+    short = report.Tables(
+        t.out_dir,
+        {**t.manifest, "window": {"warmup_days": 10, "horizon_days": 400}},
+        summary=t.summary.assign(n=20),
+        daily=ramp,
+    )
     warns = report.warnings(short)
     assert any(w.startswith("warm-up may be too short for baseline") for w in warns), warns
-    long_enough = report.Tables(t.out_dir, {**t.manifest, "window": {"warmup_days": 200,
-                                                                     "horizon_days": 400}},
-                                summary=t.summary.assign(n=20), daily=ramp)
+    long_enough = report.Tables(
+        t.out_dir,
+        {**t.manifest, "window": {"warmup_days": 200, "horizon_days": 400}},
+        summary=t.summary.assign(n=20),
+        daily=ramp,
+    )
     assert not any(w.startswith("warm-up") for w in report.warnings(long_enough))
     html_text = report.html_report(short, [], warns)
     assert re.search(r"id='warnings'.*warm-up may be too short", html_text, re.S)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,24 +19,27 @@ from pandas.testing import assert_frame_equal
 
 from flowsim import sweep
 
+sys.path.insert(0, str(Path(__file__).parent))
+from console import script  # noqa: E402  (a helper module next to this file)
+
 SHORT = ["run.replications=2", "run.horizon_days=120", "run.warmup_days=30", "run.jobs=1"]
-GRID = ["system.services.reablement.capacity=290,310,330",
-        "system.services.step_down.capacity=100,120"]
+GRID = [
+    "system.services.reablement.capacity=290,310,330",
+    "system.services.step_down.capacity=100,120",
+]
 POINTS = 6
-
-
-def _flowsim() -> str:
-    exe = shutil.which("flowsim") or str(Path(sys.executable).with_name("flowsim"))
-    if not Path(exe).exists():
-        pytest.fail("the flowsim console script is not installed (pip install -e .)")
-    return exe
 
 
 def _sweep(sweep_dir: Path, *extra: str, grid=GRID, timeout=600) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "FLOWSIM_ROOT"}
-    return subprocess.run([_flowsim(), "-m", *SHORT, *grid, *extra, f"hydra.sweep.dir={sweep_dir}"],
-                          cwd=sweep_dir.parent, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [script("flowsim"), "-m", *SHORT, *grid, *extra, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=sweep_dir.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _ran(stdout: str) -> list[str]:
@@ -61,7 +63,8 @@ def test_sweep_parquet_contract(reference):
     assert set(swept) <= set(table.columns)
     assert set(runs.columns) <= set(table.columns)  # beside every KPI column of runs.parquet
     assert sorted(table[swept].drop_duplicates().itertuples(index=False)) == [
-        (r, s) for r in (290, 310, 330) for s in (100, 120)]
+        (r, s) for r in (290, 310, 330) for s in (100, 120)
+    ]
     reps = table.groupby(swept)["replication"].apply(lambda r: tuple(sorted(r)))
     assert set(reps) == {(0, 1)}
     # the columns hold what the point's own runs.parquet holds
@@ -84,9 +87,14 @@ def test_point_key_ignores_workers_but_not_what_changes_results():
 def test_killed_sweep_resumes_without_recomputing(reference, tmp_path):
     d = tmp_path / "sweep"
     env = {k: v for k, v in os.environ.items() if k != "FLOWSIM_ROOT"}
-    proc = subprocess.Popen([_flowsim(), "-m", *SHORT, *GRID, f"hydra.sweep.dir={d}"],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [script("flowsim"), "-m", *SHORT, *GRID, f"hydra.sweep.dir={d}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:  # bounded: kill once two points are complete
@@ -97,8 +105,11 @@ def test_killed_sweep_resumes_without_recomputing(reference, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the process we started, and its children
         proc.wait(timeout=60)
-    finished = {p.name for p in (d / "points").iterdir() if (p / "point.json").is_file()
-                and not p.name.startswith(".")}
+    finished = {
+        p.name
+        for p in (d / "points").iterdir()
+        if (p / "point.json").is_file() and not p.name.startswith(".")
+    }
     assert 2 <= len(finished) < POINTS, "the kill should land part-way through the sweep"
     assert not (d / "sweep.parquet").exists()
     # nothing partial is readable: the aggregator sees only complete points
@@ -112,8 +123,9 @@ def test_killed_sweep_resumes_without_recomputing(reference, tmp_path):
     assert ran.isdisjoint(finished)  # nothing computed twice
     assert len(ran) + len(finished) == POINTS
     assert not list((d / "points").glob(".*"))  # leftovers of the killed point removed
-    assert_frame_equal(pd.read_parquet(d / "sweep.parquet"),
-                       pd.read_parquet(reference / "sweep.parquet"))
+    assert_frame_equal(
+        pd.read_parquet(d / "sweep.parquet"), pd.read_parquet(reference / "sweep.parquet")
+    )
 
 
 def test_a_failing_point_is_recorded_and_retried_alone(tmp_path):
@@ -143,14 +155,16 @@ def test_launchers_give_identical_tables(reference, tmp_path, launcher):
     d = tmp_path / "sweep"
     proc = _sweep(d, f"hydra/launcher={launcher}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert_frame_equal(pd.read_parquet(d / "sweep.parquet"),
-                       pd.read_parquet(reference / "sweep.parquet"))
+    assert_frame_equal(
+        pd.read_parquet(d / "sweep.parquet"), pd.read_parquet(reference / "sweep.parquet")
+    )
 
 
 def _slurm_up() -> bool:
     try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
-                             timeout=30)
+        out = subprocess.run(
+            ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30
+        )
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and any(state in out.stdout for state in ("idle", "mix"))
@@ -163,10 +177,15 @@ def test_slurm_sweep_equals_the_joblib_sweep_bit_for_bit(tmp_path):
         if os.environ.get("FLOWSIM_REQUIRE_SLURM") == "1":
             pytest.fail("no SLURM cluster answers sinfo, and FLOWSIM_REQUIRE_SLURM=1")
         pytest.skip("no SLURM cluster here (start one: sudo bash tests/slurm_cluster.sh)")
-    grid = ["system.services.reablement.capacity=300,340",
-            "system.services.step_down.capacity=110"]
-    slurm = _sweep(tmp_path / "slurm", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1",
-                   "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=10", grid=grid)
+    grid = ["system.services.reablement.capacity=300,340", "system.services.step_down.capacity=110"]
+    slurm = _sweep(
+        tmp_path / "slurm",
+        "hydra/launcher=slurm",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=2",
+        "hydra.launcher.timeout_min=10",
+        grid=grid,
+    )
     assert slurm.returncode == 0, slurm.stdout + slurm.stderr
     assert list((tmp_path / "slurm" / ".submitit").iterdir())  # it really went through SLURM
     joblib = _sweep(tmp_path / "joblib", "hydra/launcher=joblib", grid=grid)
