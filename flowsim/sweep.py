@@ -197,6 +197,44 @@ except ImportError:  # pragma: no cover - hydra is a dependency
     Callback = object  # type: ignore[assignment,misc]
 
 
+class _Bar:
+    """A progress bar of points done, failed and remaining, polled from the sweep folder (so it
+    follows points run in other processes or on other machines); only on a terminal."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        import threading
+
+        from tqdm import tqdm
+
+        s = status(sweep_dir)
+        self.dir, self.stop = sweep_dir, threading.Event()
+        self.bar = tqdm(total=s["planned"], desc="sweep points", unit="point", leave=True)
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self) -> None:
+        while True:
+            s = status(self.dir)
+            self.bar.n = len(s["done"]) + len(s["failed"])
+            self.bar.set_postfix(
+                done=len(s["done"]),
+                failed=len(s["failed"]),
+                remaining=s["remaining"],
+                refresh=False,
+            )
+            self.bar.refresh()
+            if self.stop.wait(1.0):
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.bar.close()
+
+
+_BAR: _Bar | None = None
+
+
 class SweepCallback(Callback):
     """Hydra callback: plan the sweep at its start; gather ``sweep.parquet`` at its end."""
 
@@ -215,8 +253,15 @@ class SweepCallback(Callback):
             len(s["failed"]),
             s["planned"] - len(s["done"]),
         )
+        global _BAR
+        if sys.stderr.isatty():  # kept outside the callback: launchers pickle the callbacks
+            _BAR = _Bar(sweep_dir)
 
     def on_multirun_end(self, config, **kwargs) -> None:
+        global _BAR
+        if _BAR is not None:
+            _BAR.close()
+            _BAR = None
         sweep_dir = Path(config.hydra.sweep.dir)
         table = aggregate(sweep_dir)
         s = status(sweep_dir)
