@@ -317,7 +317,8 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
     ``delayed_mean`` counts people in the place who are ready to leave and waiting (by reason in
     ``delayed_<reason>``, by responsible organisation in ``delayed_<nhs|social_care|both>``);
     ``discharges_P0`` .. ``_P3`` count acute stays ended alive on the day, by pathway (0 for
-    other places); ``waiting_mean`` counts people waiting to enter it, wherever they wait.
+    other places); ``exits_<home|death|readmission|service>`` count stays ended on the day by
+    where the person went; ``waiting_mean`` counts people waiting to enter it, wherever they wait.
     ``front_door`` is the queue for an acute bed. Days in the warm-up are flagged ``warmup``.
     """
     H = ev.horizon_days
@@ -351,6 +352,15 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
             "admissions": adm,
             "exits": ex,
         }
+        # where people went: home, death, back to hospital, or another service
+        for name, dest in (("home", HOME), ("death", DEATH), ("readmission", READMIT)) + tuple(
+            (x, lay.services.index(x)) for x in lay.downstream
+        ):
+            if code == FRONT_DOOR:
+                frame[f"exits_{name}"] = np.zeros(n_days, dtype=np.int64)
+                continue
+            t = np.floor(v["leave"][m & (v["outcome"] == dest)]).astype(int)
+            frame[f"exits_{name}"] = np.bincount(t, minlength=n_days)[:n_days]
         held = w["place"] == code
         frame["delayed_mean"] = daily_integral(w["start"][held], w_end[held], n_days)
         for r in reasons:

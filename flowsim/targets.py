@@ -46,7 +46,9 @@ MEASURES: dict[str, tuple[str, str, str]] = {
     },
 }
 """measure -> (unit, count or mean over the period's days, meaning). Also accepted:
-``<service>_occupancy`` (places, mean occupied places of a downstream service)."""
+``<service>_occupancy`` (places, mean occupied places of a downstream service) and
+``<service>_exits_<where>`` (patients leaving a service in the period for ``home``, ``death``,
+``readmission`` or another service: e.g. ``reablement_exits_home``, reablement outcomes)."""
 COLUMNS = ("period_start", "period", "measure", "value", "unit")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _THOUSANDS = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
@@ -64,6 +66,8 @@ class Targets:
 def _unit(measure: str) -> tuple[str, str] | None:
     if measure in MEASURES:
         return MEASURES[measure][0], MEASURES[measure][1]
+    if "_exits_" in measure:
+        return "patients", COUNT
     if measure.endswith("_occupancy"):
         return "places", MEAN
     return None
@@ -123,7 +127,7 @@ def read(path: str | Path) -> Targets:
         measure = cell["measure"]
         unit = _unit(measure)
         if unit is None:
-            known = ", ".join([*MEASURES, "<service>_occupancy"])
+            known = ", ".join([*MEASURES, "<service>_occupancy", "<service>_exits_<where>"])
             _fail(path, line, "measure", f"unknown measure {measure!r} (known: {known})")
         if cell["unit"] != unit[0]:
             _fail(path, line, "unit", f"{measure} is in {unit[0]} (got {cell['unit']!r})")
@@ -198,7 +202,10 @@ def simulated(daily: pd.DataFrame, placed: pd.DataFrame) -> pd.DataFrame:
     period_start) with ``value``."""
     out = []
     for measure, grp in placed.groupby("measure", sort=False):
-        if measure.endswith("_occupancy") and measure != "acute_occupancy":
+        if "_exits_" in measure:
+            service, where = measure.split("_exits_", 1)
+            column = f"exits_{where}"
+        elif measure.endswith("_occupancy") and measure != "acute_occupancy":
             service, column = measure.removesuffix("_occupancy"), "occupancy_mean"
         else:
             service, column = "acute", _COLUMN.get(measure) or _delayed(measure)

@@ -123,6 +123,7 @@ MEASURES = [
     "ready_to_leave",
     "delayed_days_E",
     "reablement_occupancy",
+    "reablement_exits_home",
 ]
 
 
@@ -361,3 +362,23 @@ def test_distances_are_zero_at_the_data_and_grow_away_from_it():
     assert targets.distance(sim(10), placed) == pytest.approx(10 / 150)
     # standardised: 10 over the replications' sd (2.83)
     assert targets.distance(sim(10), placed, "standardised") == pytest.approx(10 / 8**0.5)
+
+
+def test_daily_exits_by_destination_agree_with_the_flows():
+    """The daily columns behind ``<service>_exits_<where>`` and ``discharges_P*`` count the same
+    people as flows.parquet over the measured window."""
+    from flowsim import runner
+    from flowsim.config import validate
+
+    cal = calibrate.load(Path(calibrate.ROOT) / "calibration" / "default.yaml")
+    resolved = calibrate.base_config(cal)
+    resolved["run"].update({"replications": 1, "warmup_days": 30, "horizon_days": 120})
+    out = runner.run([("baseline", validate(resolved))])
+    d = out.daily[(out.daily["day"] >= 30) & (out.daily["day"] < 120)]
+    flows = out.flows.set_index(["source", "target"])["patients"]
+    reab = d[d["service"] == "reablement"]
+    for where in ("home", "home_care", "care_home", "death", "readmission"):
+        assert reab[f"exits_{where}"].sum() == flows.get(("reablement", where), 0), where
+    acute = d[d["service"] == "acute"]
+    for p in ("P0", "P1", "P2", "P3"):
+        assert acute[f"discharges_{p}"].sum() == flows.get(("acute", p), 0), p
