@@ -165,7 +165,10 @@ def synthesise(
     start = config.system.start_date + dt.timedelta(days=math.ceil(config.run.warmup_days))
     rows = []
     for m in measures:
-        unit = targets.MEASURES[m][0] if m in targets.MEASURES else "places"
+        known = targets._unit(m)
+        if known is None:
+            raise ConfigError(f"synthesise: unknown measure {m!r}")
+        unit = known[0]
         for w in range(weeks):
             rows.append((start + dt.timedelta(days=7 * w), "week", m, 0.0, unit))
     table = pd.DataFrame(rows, columns=list(targets.COLUMNS))
