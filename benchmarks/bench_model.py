@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--replications", type=int, default=5)
     args = ap.parse_args()
     from flowsim import model, results
+    from flowsim.plan import plan
     from flowsim.streams import Streams
 
     cfg = load_config()
@@ -64,7 +65,7 @@ def main() -> None:
     for r in range(args.replications):
         t0 = time.process_time()
         gc.disable()  # as model.simulate does
-        m = model.Model(cfg.system, Streams(cfg.run.seed, r), cfg.run.horizon_days)
+        m = model.Model(plan(cfg.system, Streams(cfg.run.seed, r), cfg.run.horizon_days))
         ev = m.run()
         gc.enable()
         t1 = time.process_time()

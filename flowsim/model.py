@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from flowsim import distributions, patients
-from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, System
+from flowsim import patients
+from flowsim.config import System
 from flowsim.engine import Pool, run_until
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT, Layout
+from flowsim.plan import READMISSION_BLOCK, Arrivals, Plan, plan
 from flowsim.streams import Streams
 
 VISIT_FIELDS = (
@@ -82,107 +83,53 @@ class _Rows:
 
 
 class Model:
-    """The system for one replication: build, ``run()``, then read ``events()``."""
+    """The system for one replication, set up from its ``Plan``: ``run()``, then read the events."""
 
-    READMISSION_BLOCK = 512
-
-    def __init__(
-        self,
-        system: System,
-        streams: Streams,
-        horizon_days: float,
-        capacity_steps: dict[str, list[tuple[float, int]]] | None = None,
-    ) -> None:
-        self.system = system
-        self.streams = streams
-        self.horizon = float(horizon_days)
-        self.layout = layout = Layout.of(system)
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.system = plan.system
+        self.horizon = plan.horizon
+        self.layout = plan.layout
         self.env = env = simpy.Environment()
-        steps = capacity_steps or {}
-        self.capacity_steps = [
-            steps.get(s, system.services[s].capacity_steps()) for s in layout.services
-        ]
+        self.capacity_steps = plan.capacity_steps
         self.pools = [Pool(env, st[0][1]) for st in self.capacity_steps]
         self.visits: list[list] = []
         self.waits: list[list] = []
         self._episodes = 0
         self._readmission_rows: dict[int, tuple[_Rows, int]] = {}
-        self._readmission_blocks = [0] * len(layout.groups)
-        self._tables()
+        self._readmission_blocks = [0] * len(plan.layout.groups)
+        self.to, self.proc_wait, self.wait_code = plan.to, plan.proc_wait, plan.wait_code
+        self.needs_assessment, self.d2a = plan.needs_assessment, plan.d2a
+        self.readmit_p, self.assessment, self.escalate = (
+            plan.readmit_p,
+            plan.assessment,
+            plan.escalate,
+        )
         for k, st in enumerate(self.capacity_steps):
             if len(st) > 1:
                 env.process(self._capacity(self.pools[k], st))
-            open_days = system.services[layout.services[k]].open_days
-            if not all(open_days):
-                env.process(self._opening(self.pools[k], open_days))
+            if not all(plan.open_days[k]):
+                env.process(self._opening(self.pools[k], plan.open_days[k]))
         self._start_state()
         self.n_initial = self._episodes
-        self._merge_arrivals(patients.arrivals(system, layout, streams, self.horizon))
+        self._merge_arrivals(plan.arrivals)
 
     # -- set-up ------------------------------------------------------------------------------
 
-    def _tables(self) -> None:
-        """Per-pathway and per-service lookups as lists, indexed by integer codes."""
-        sys, lay = self.system, self.layout
-        G = len(lay.groups)
-        self.to = [[HOME] * G for _ in PATHWAYS]
-        self.proc_wait = [(-1, -1)] * len(PATHWAYS)
-        self.needs_assessment = [False] * len(PATHWAYS)
-        self.d2a = [False] * len(PATHWAYS)
-        self.readmit_p = [0.0] * len(PATHWAYS)
-        for k, p in enumerate(PATHWAYS):
-            pw = sys.discharge.pathways.get(p)
-            if pw is None:
-                continue
-            self.to[k] = [lay.code(pw.to_for(g)) for g in lay.groups]
-            self.proc_wait[k] = (
-                REASONS.index(pw.process_wait.reason),
-                RESPONSIBLE.index(pw.process_wait.responsible),
-            )
-            self.needs_assessment[k] = pw.assessment
-            self.d2a[k] = pw.discharge_to_assess
-            self.readmit_p[k] = pw.readmission_30d_probability
-        self.wait_code = [(-1, -1)] * len(lay.services)
-        for k, s in enumerate(lay.services):
-            w = sys.services[s].wait
-            if w is not None:
-                self.wait_code[k] = (REASONS.index(w.reason), RESPONSIBLE.index(w.responsible))
-        self.assessment = lay.services.index("assessment") if "assessment" in lay.services else -1
-        self.escalate = sys.deconditioning.enabled and sys.deconditioning.probability_per_day > 0
-
     def _start_state(self) -> None:
-        """People already in care at day 0: residual stays from the equilibrium distribution."""
-        sys, lay, streams = self.system, self.layout, self.streams
-        mix = patients.group_mix(sys, lay)
-        for code, s in enumerate(lay.services):
-            svc = sys.services[s]
-            for what, n in (("occupancy", svc.start_occupancy), ("queue", svc.start_queue)):
-                if n == 0:
-                    continue
-                name = f"start.{s}.{what}"
-                if what == "queue":  # in an acute bed, ready to leave, waiting for s
-                    group, pathway = self._queue_groups(
-                        s, mix, streams.uniforms(f"{name}.group", n)
-                    )
-                    cohort = patients.draw(sys, lay, streams, name, np.zeros(n), group=group)
-                    cohort.pathway = pathway
+        """People already in care at day 0 (drawn by the plan) take their places."""
+        for start in self.plan.starts:
+            code, what = start.code, start.what
+            rows = _Rows(start.cohort)
+            for i in range(len(start.cohort)):
+                self.pools[0 if what == "queue" else code].busy += 1
+                ep = self._new_episode()
+                if what == "queue":
+                    self.env.process(self._acute(rows, i, ep, ep, "queued", code))
+                elif code == 0:
+                    self.env.process(self._acute(rows, i, ep, ep, "in_treatment"))
                 else:
-                    weights = mix * self._reaches(code)
-                    group = _choose(
-                        streams.uniforms(f"{name}.group", n), weights if weights.sum() > 0 else mix
-                    )
-                    cohort = patients.draw(sys, lay, streams, name, np.zeros(n), group=group)
-                    self._residual(cohort, code, svc, name, group)
-                rows = _Rows(cohort)
-                for i in range(n):
-                    self.pools[0 if what == "queue" else code].busy += 1
-                    ep = self._new_episode()
-                    if what == "queue":
-                        self.env.process(self._acute(rows, i, ep, ep, "queued", code))
-                    elif code == 0:
-                        self.env.process(self._acute(rows, i, ep, ep, "in_treatment"))
-                    else:
-                        self._already_in(rows, i, ep, code)
+                    self._already_in(rows, i, ep, code)
 
     def _already_in(self, rows: _Rows, i: int, ep: int, code: int) -> None:
         """Someone in a setting at day 0: no process until their (residual) stay ends, and none
@@ -196,70 +143,6 @@ class Model:
                     self._downstream(rows, i, ep, ep, code, _INF, False, visit)
                 )
             )
-
-    def _residual(self, cohort: patients.Cohort, code: int, svc, name: str, group) -> None:
-        st = self.streams
-        n = len(group)
-        out = np.empty(n)
-        for k, g in enumerate(self.layout.groups):
-            mask = group == k
-            if mask.any():
-                m = int(mask.sum())
-                out[mask] = distributions.residual(
-                    svc.stay_for(g),
-                    st.uniforms(f"{name}.pick.{g}", m),
-                    st.uniforms(f"{name}.fraction.{g}", m),
-                    st.uniforms(f"{name}.pool.{g}", 20_000),
-                )
-        if code == 0:
-            cohort.treatment = out
-        else:
-            cohort.stay[code] = out
-
-    def _reaches(self, code: int) -> np.ndarray:
-        """1 for each group whose patients can reach service ``code`` (by a pathway, an arrival
-        stream or onward routing), else 0: people found there at the start are of these groups."""
-        sys, lay = self.system, self.layout
-        out = np.zeros(len(lay.groups))
-        for k, g in enumerate(lay.groups):
-            frontier = {self.to[p][k] for p in range(len(PATHWAYS))}
-            frontier |= {
-                lay.code(a.to)
-                for a in sys.arrivals.values()
-                if a.group_shares.get(g, 0) > 0 and a.to not in ("front_door", "ready_to_leave")
-            }
-            frontier = {c for c in frontier if c >= 0} | {0}
-            seen: set[int] = set()
-            while frontier:
-                c = frontier.pop()
-                seen.add(c)
-                if lay.services[c] in sys.services and c > 0:
-                    nxt = sys.services[lay.services[c]].next_for(g)
-                    frontier |= {
-                        lay.code(t) for t, q in nxt.items() if q > 0 and lay.code(t) >= 0
-                    } - seen
-            out[k] = float(code in seen or code == self.assessment)
-        return out
-
-    def _queue_groups(self, service: str, mix: np.ndarray, u: np.ndarray):
-        """Groups and pathways of people queued at the start for ``service``: the groups whose
-        pathway leads there, in proportion to the group mix."""
-        lay = self.layout
-        code = lay.code(service)
-        options = [
-            (g, p)
-            for g in range(len(lay.groups))
-            for p in range(len(PATHWAYS))
-            if self.to[p][g] == code
-        ]
-        weights = np.array([mix[g] for g, _ in options])
-        if weights.sum() == 0:
-            weights = np.ones(len(options))
-        pick = _choose(u, weights / weights.sum())
-        return (
-            np.array([options[j][0] for j in pick], dtype=np.int64),
-            np.array([options[j][1] for j in pick], dtype=np.int64),
-        )
 
     def _new_episode(self) -> int:
         self._episodes += 1
@@ -285,23 +168,14 @@ class Model:
             day += 1
             yield env.timeout(day - env.now)
 
-    def _merge_arrivals(self, cohorts: list[tuple[str, patients.Cohort]]) -> None:
-        """All arrival streams merged in time order. Arrivals are known in advance, so they are
-        fed to the event loop (``engine.run_until``) rather than scheduled as events."""
-        kinds, rows, times, streams, index = [], [], [], [], []
-        for k, (name, cohort) in enumerate(cohorts):
-            to = self.system.arrivals[name].to
-            kinds.append(to if to in ("front_door", "ready_to_leave") else self.layout.code(to))
-            rows.append(_Rows(cohort))
-            times.append(cohort.time)
-            streams.append(np.full(len(cohort), k))
-            index.append(np.arange(len(cohort)))
-        t = np.concatenate(times) if times else np.empty(0)
-        order = np.argsort(t, kind="stable")
-        self._arrival_kinds, self._arrival_rows = kinds, rows
-        self.arrival_times = t[order].tolist()
-        self._arrival_stream = np.concatenate(streams)[order].tolist() if times else []
-        self._arrival_index = np.concatenate(index)[order].tolist() if times else []
+    def _merge_arrivals(self, arrivals: Arrivals) -> None:
+        """Arrivals are known in advance (merged in time order by the plan), so they are fed to
+        the event loop (``engine.run_until``) rather than scheduled as events."""
+        self._arrival_kinds = arrivals.kinds
+        self._arrival_rows = [_Rows(c) for c in arrivals.cohorts]
+        self.arrival_times = arrivals.times.tolist()
+        self._arrival_stream = arrivals.stream.tolist()
+        self._arrival_index = arrivals.index.tolist()
 
     def arrive(self, k: int) -> None:
         """The k-th arrival (in time order) happens now."""
@@ -540,21 +414,11 @@ class Model:
     def _readmit(self, person: int, g: int) -> None:
         """A new acute episode for the same person, with attributes from the readmission streams
         of their group (the k-th readmission of group g always gets row k)."""
-        rows, k = self._readmission_rows.get(g, (None, self.READMISSION_BLOCK))
-        if k == self.READMISSION_BLOCK:
+        rows, k = self._readmission_rows.get(g, (None, READMISSION_BLOCK))
+        if k == READMISSION_BLOCK:
             block = self._readmission_blocks[g]
             self._readmission_blocks[g] += 1
-            name = f"readmission.{self.layout.groups[g]}.block{block}"
-            n = self.READMISSION_BLOCK
-            cohort = patients.draw(
-                self.system,
-                self.layout,
-                self.streams,
-                name,
-                np.zeros(n),
-                group=np.full(n, g, dtype=np.int64),
-            )
-            rows, k = _Rows(cohort), 0
+            rows, k = _Rows(self.plan.readmission_block(g, block)), 0
         self._readmission_rows[g] = (rows, k + 1)
         ep = self._new_episode()
         self._admit(rows, k, ep, person)
@@ -596,11 +460,6 @@ def _columns(rows: list[list], fields: tuple[str, ...]) -> dict[str, np.ndarray]
     return out
 
 
-def _choose(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    cum = np.cumsum(weights)
-    return np.minimum(np.searchsorted(cum / cum[-1], u, side="right"), len(weights) - 1)
-
-
 def simulate(
     system: System,
     seed: int,
@@ -618,7 +477,7 @@ def simulate(
     paused = gc.isenabled()
     gc.disable()
     try:
-        return Model(system, Streams(seed, replication), horizon_days, capacity_steps).run()
+        return Model(plan(system, Streams(seed, replication), horizon_days, capacity_steps)).run()
     finally:
         if paused:
             gc.enable()
