@@ -427,32 +427,44 @@ class Model:
 
     def run(self) -> Events:
         run_until(self.env, self.horizon, self.arrival_times, self.arrive)
-        visits = _columns(self.visits, VISIT_FIELDS)
-        waits = _columns(self.waits, WAIT_FIELDS)
-        # stays and waits written ahead of time: what lies beyond the horizon has not happened
-        H = self.horizon
-        late = visits["leave"] > H
-        visits["leave"][late] = _NAN
-        visits["outcome"][late] = OPEN
-        visits["ready"][visits["ready"] > H] = _NAN
-        keep = ~(waits["start"] > H)
-        waits = {k: v[keep] for k, v in waits.items()}
-        waits["end"][waits["end"] > H] = _NAN
-        return Events(
-            visits=visits,
-            waits=waits,
-            capacity_steps=self.capacity_steps,
-            horizon_days=self.horizon,
-            layout=self.layout,
-            n_initial=self.n_initial,
+        return close(
+            _columns(self.visits, VISIT_FIELDS),
+            _columns(self.waits, WAIT_FIELDS),
+            self.plan,
+            self.n_initial,
         )
+
+
+def close(visits: dict, waits: dict, plan: Plan, n_initial: int) -> Events:
+    """The events of a finished run. Stays and waits are written ahead of time (a stay's end is
+    known when it starts): what lies beyond the horizon has not happened, so it is cleared."""
+    H = plan.horizon
+    late = visits["leave"] > H
+    visits["leave"][late] = _NAN
+    visits["outcome"][late] = OPEN
+    visits["ready"][visits["ready"] > H] = _NAN
+    keep = ~(waits["start"] > H)
+    waits = {k: v[keep] for k, v in waits.items()}
+    waits["end"][waits["end"] > H] = _NAN
+    return Events(
+        visits=visits,
+        waits=waits,
+        capacity_steps=plan.capacity_steps,
+        horizon_days=H,
+        layout=plan.layout,
+        n_initial=n_initial,
+    )
 
 
 def _columns(rows: list[list], fields: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Rows to named columns; times as float64, codes as int64."""
     if not rows:
         return {f: np.empty(0) for f in fields}
-    arr = np.array(rows, dtype=np.float64)
+    return columns(np.array(rows, dtype=np.float64), fields)
+
+
+def columns(arr: np.ndarray, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """A float64 table (one column per field) as named columns; codes as int64."""
     out = {}
     for j, f in enumerate(fields):
         col = arr[:, j]
