@@ -319,7 +319,9 @@ class Scenario(Strict):
 
 class Run(Strict):
     """How to run: seed, replications, horizon (including warm-up), warm-up, workers, logging,
-    and the summit pack (``report``; ``figures``: PNG/SVG images through a browser)."""
+    the engine (``simpy``, or ``compiled``: the same model as a Numba event loop, several times
+    faster, with identical results), and the summit pack (``report``; ``figures``: PNG/SVG images
+    through a browser)."""
 
     seed: Annotated[int, Field(ge=0)] = 2026
     replications: Annotated[int, Field(gt=0)] = 20
@@ -328,6 +330,7 @@ class Run(Strict):
     jobs: Annotated[int, Field(ge=1)] = 2
     patient_log: bool = False
     progress: bool = True
+    engine: Literal["simpy", "compiled"] = "simpy"
     report: bool = True
     figures: bool = True
 

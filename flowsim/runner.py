@@ -32,11 +32,23 @@ class Outcome:
     events: list[int] = field(default_factory=list)
 
 
+def engine(config: Config):
+    """The module that runs a replication: ``model`` (SimPy) or ``compiled`` (Numba; imported
+    only when asked for, as it loads Numba)."""
+    if config.run.engine == "compiled":
+        from flowsim import compiled
+
+        return compiled
+    return model
+
+
 def replicate(config: Config, scenario: str, replication: int) -> dict:
     """Run one replication and reduce it to tables; an exception becomes an error record."""
     start = time.perf_counter()
     try:
-        ev = model.simulate(config.system, config.run.seed, replication, config.run.horizon_days)
+        ev = engine(config).simulate(
+            config.system, config.run.seed, replication, config.run.horizon_days
+        )
         row = {"scenario": scenario, "replication": replication, **results.kpis(ev, config)}
         daily = results.daily(ev, config)
         daily.insert(0, "replication", replication)

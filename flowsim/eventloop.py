@@ -1,0 +1,673 @@
+"""The event loop of the compiled engine (``compiled.py``), in Numba: a heap of events, pools of
+places, records of stays and waits, and each patient process of ``model.py`` as a state machine
+(a state is the point in the SimPy generator where the process resumes).
+
+Events are ordered as SimPy orders them: by time, then priority (a process start is urgent; a
+timeout or a place handed over is normal), then order of scheduling; a wait on "a place or a
+deadline, whichever comes first" takes the extra step of SimPy's condition events. So, fed the same
+plan, the loop reproduces the SimPy engine's trajectories event for event. Pure: every random
+number arrives in the attribute arrays; buffers are passed in, and a full one is reported in the
+returned status rather than grown.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT
+
+# -- event kinds, priorities, process states ---------------------------------------------------
+URGENT, NORMAL = 0, 1
+EV_RESUME, EV_HOP, EV_RELEASE, EV_CAPACITY, EV_OPENING, EV_READMIT = 0, 1, 2, 3, 4, 5
+# an acute episode (model.Model._acute) and its assessment (_assess)
+A_INIT, A_BOARDED, A_TREATED_OR_DIED, A_AFTER_TREATMENT, A_TARGET_LOOP = 0, 1, 2, 3, 4
+A_TARGET_PLAIN, A_TARGET_OR_ESCALATE, A_LEAVE = 5, 6, 7
+AS_START, AS_GRANTED, AS_DONE, AS_INIT = 8, 9, 10, 11
+# stays after acute care (_downstream), community referrals (_referral), people there at day 0
+D_ENTER, D_STAY_END, D_DEADLINE, D_NEXT_PLAIN, D_NEXT_OR_DEADLINE, D_MOVE = 12, 13, 14, 15, 16, 17
+D_READMITTED, R_INIT, R_GRANTED, ALREADY_IN, END = 18, 19, 20, 21, 22
+# kinds of acute episode
+K_FRONT_DOOR, K_READY, K_IN_TREATMENT, K_QUEUED = 0, 1, 2, 3
+# columns of the per-process integer state
+(
+    P_STATE, P_ROW, P_EP, P_PERSON, P_KIND, P_QUEUED_FOR, P_PATHWAY, P_TARGET, P_ASSESSED, P_D2A,
+    P_VISIT, P_WAIT, P_VISIT_AS, P_WAIT_AS, P_DELAYS, P_PLACE, P_CODE, P_NEXT, P_GEN, P_GRANTED,
+    P_COND, P_FIRED, P_NODE,
+) = range(23)  # fmt: skip
+P_INT = 23
+F_T_READY, F_P_SINCE, F_AT, F_DEADLINE = range(4)
+P_FLOAT = 4
+# columns of a pool (a service's places) and of a waiter node
+Q_CAP, Q_BUSY, Q_OPEN, Q_HEAD, Q_TAIL, Q_LIVE = range(6)
+N_PROC, N_NEXT, N_ALIVE = range(3)
+# counters
+(
+    C_SEQ, C_HEAP, C_VISITS, C_WAITS, C_PROCS, C_NODES, C_EPISODES, C_STATUS, C_STATUS_ARG,
+) = range(9)  # fmt: skip
+C_N = 9
+OK, FULL_HEAP, FULL_VISITS, FULL_WAITS, FULL_PROCS, FULL_NODES, FULL_READMISSIONS = range(7)
+_INF = math.inf
+
+
+# -- heap of events: (time, priority << 52 | sequence) with (kind, a, b) --------------------------
+@numba.njit(cache=True)
+def _push(ht, hk, c, t, pri, kind, a, b):
+    n = c[C_HEAP]
+    if n >= ht.shape[0]:
+        c[C_STATUS] = FULL_HEAP
+        return
+    key = (pri << 52) | c[C_SEQ]
+    c[C_SEQ] += 1
+    i = n
+    while i > 0:
+        parent = (i - 1) >> 1
+        if ht[parent] < t or (ht[parent] == t and hk[parent, 0] < key):
+            break
+        ht[i] = ht[parent]
+        hk[i, 0], hk[i, 1], hk[i, 2], hk[i, 3] = (
+            hk[parent, 0],
+            hk[parent, 1],
+            hk[parent, 2],
+            hk[parent, 3],
+        )
+        i = parent
+    ht[i] = t
+    hk[i, 0], hk[i, 1], hk[i, 2], hk[i, 3] = key, kind, a, b
+    c[C_HEAP] = n + 1
+
+
+@numba.njit(cache=True)
+def _pop(ht, hk, c):
+    """Remove the root (read it first)."""
+    n = c[C_HEAP] - 1
+    c[C_HEAP] = n
+    t, key = ht[n], hk[n, 0]
+    k1, k2, k3 = hk[n, 1], hk[n, 2], hk[n, 3]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        r = child + 1
+        if r < n and (ht[r] < ht[child] or (ht[r] == ht[child] and hk[r, 0] < hk[child, 0])):
+            child = r
+        if t < ht[child] or (t == ht[child] and key < hk[child, 0]):
+            break
+        ht[i] = ht[child]
+        hk[i, 0], hk[i, 1], hk[i, 2], hk[i, 3] = (
+            hk[child, 0],
+            hk[child, 1],
+            hk[child, 2],
+            hk[child, 3],
+        )
+        i = child
+    ht[i] = t
+    hk[i, 0], hk[i, 1], hk[i, 2], hk[i, 3] = key, k1, k2, k3
+
+
+# -- pools: first come, first served places (engine.Pool) --------------------------------------
+@numba.njit(cache=True)
+def _grant(pi, ht, hk, c, now, pid):
+    """Hand a place to a waiting process: it resumes, one step later if it waits in a condition
+    (``succeed()`` schedules at normal priority, as a timeout does)."""
+    pi[pid, P_GRANTED] = 1
+    kind = EV_HOP if pi[pid, P_COND] else EV_RESUME
+    _push(ht, hk, c, now, NORMAL, kind, pid, pi[pid, P_GEN])
+
+
+@numba.njit(cache=True)
+def _hand_over(k, pools, nodes, pi, ht, hk, c, now):
+    if not pools[k, Q_OPEN]:
+        return
+    while pools[k, Q_LIVE] > 0 and pools[k, Q_BUSY] < pools[k, Q_CAP]:
+        node = pools[k, Q_HEAD]
+        pools[k, Q_HEAD] = nodes[node, N_NEXT]
+        if nodes[node, N_ALIVE]:
+            pools[k, Q_LIVE] -= 1
+            pools[k, Q_BUSY] += 1
+            _grant(pi, ht, hk, c, now, nodes[node, N_PROC])
+
+
+@numba.njit(cache=True)
+def _release(k, pools, nodes, pi, ht, hk, c, now):
+    pools[k, Q_BUSY] -= 1
+    _hand_over(k, pools, nodes, pi, ht, hk, c, now)
+
+
+@numba.njit(cache=True)
+def _take(k, pools):
+    """A place now if one is free, the door is open and no one is waiting."""
+    if pools[k, Q_BUSY] < pools[k, Q_CAP] and pools[k, Q_LIVE] == 0 and pools[k, Q_OPEN]:
+        pools[k, Q_BUSY] += 1
+        return True
+    return False
+
+
+@numba.njit(cache=True)
+def _request(k, pid, pools, nodes, pi, c):
+    """A place at once (True), or join the line (False); the process must then wait."""
+    if _take(k, pools):
+        return True
+    node = c[C_NODES]
+    if node >= nodes.shape[0]:
+        c[C_STATUS] = FULL_NODES
+        return True  # the run is abandoned and repeated with more room
+    c[C_NODES] += 1
+    nodes[node, N_PROC], nodes[node, N_NEXT], nodes[node, N_ALIVE] = pid, -1, 1
+    if pools[k, Q_HEAD] < 0:
+        pools[k, Q_HEAD] = node
+    else:
+        nodes[pools[k, Q_TAIL], N_NEXT] = node
+    pools[k, Q_TAIL] = node
+    pools[k, Q_LIVE] += 1
+    pi[pid, P_GRANTED], pi[pid, P_NODE] = 0, node
+    return False
+
+
+@numba.njit(cache=True)
+def _cancel(k, pid, pools, nodes, pi, ht, hk, c, now):
+    """Withdraw a request; a place already handed over is given back."""
+    if pi[pid, P_GRANTED]:
+        _release(k, pools, nodes, pi, ht, hk, c, now)
+    else:
+        nodes[pi[pid, P_NODE], N_ALIVE] = 0
+        pools[k, Q_LIVE] -= 1
+
+
+# -- records ----------------------------------------------------------------------------------
+@numba.njit(cache=True)
+def _visit(visits, c, ep, person, service, enter, ready, leave, outcome, pathway, group):
+    j = c[C_VISITS]
+    if j >= visits.shape[0]:
+        c[C_STATUS] = FULL_VISITS
+        return 0
+    c[C_VISITS] += 1
+    visits[j, 0], visits[j, 1], visits[j, 2] = ep, person, service
+    visits[j, 3], visits[j, 4], visits[j, 5] = enter, ready, leave
+    visits[j, 6], visits[j, 7], visits[j, 8] = outcome, pathway, group
+    return j
+
+
+@numba.njit(cache=True)
+def _wait(waits, c, ep, person, place, waits_for, reason, responsible, start, end):
+    j = c[C_WAITS]
+    if j >= waits.shape[0]:
+        c[C_STATUS] = FULL_WAITS
+        return 0
+    c[C_WAITS] += 1
+    waits[j, 0], waits[j, 1], waits[j, 2], waits[j, 3] = ep, person, place, waits_for
+    waits[j, 4], waits[j, 5], waits[j, 6], waits[j, 7] = reason, responsible, start, end
+    return j
+
+
+@numba.njit(cache=True)
+def _process(pi, pf, c, state, row, ep, person):
+    """A new process (a patient's flow, or a discharge-to-assess assessment)."""
+    pid = c[C_PROCS]
+    if pid >= pi.shape[0]:
+        c[C_STATUS] = FULL_PROCS
+        return 0
+    c[C_PROCS] += 1
+    pi[pid, :] = 0
+    pi[pid, P_STATE], pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON] = state, row, ep, person
+    pi[pid, P_QUEUED_FOR] = -1
+    pi[pid, P_VISIT] = pi[pid, P_WAIT] = pi[pid, P_VISIT_AS] = pi[pid, P_WAIT_AS] = -1
+    pf[pid, F_DEADLINE] = _INF
+    return pid
+
+
+# -- the event loop ---------------------------------------------------------------------------
+@numba.njit(cache=True)
+def run(
+    # patients' attributes, one row per patient (arrivals, people there at day 0, readmissions)
+    group, pathway, treatment, dies, process, assess, decondition, u_readmit, readmit_delay,
+    stay, route,
+    # arrivals in time order: time, row, kind (-1 front door, -2 ready to leave, else a service)
+    arrival_time, arrival_row, arrival_kind,
+    # people in care at day 0 in creation order: row, kind (0 queued, 1 in treatment, 2 in a
+    # downstream place), service
+    start_row, start_kind, start_code,
+    # readmission rows: first row and number of rows of each group
+    readmit_base, readmit_rows,
+    # coded tables (plan.Plan)
+    to, proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, escalate,
+    # capacity: initial, steps (flattened: day, capacity; first index of each pool's steps)
+    capacity, step_day, step_capacity, step_first, step_count, open_days, first_weekday,
+    horizon,
+    # buffers
+    visits, waits, pi, pf, nodes, ht, hk,
+):  # fmt: skip
+    c = np.zeros(C_N, dtype=np.int64)
+    n_services = capacity.shape[0]
+    pools = np.zeros((n_services, 6), dtype=np.int64)
+    for k in range(n_services):
+        pools[k, Q_CAP], pools[k, Q_OPEN], pools[k, Q_HEAD], pools[k, Q_TAIL] = (
+            capacity[k],
+            1,
+            -1,
+            -1,
+        )
+    readmitted = np.zeros(readmit_base.shape[0], dtype=np.int64)
+    # processes made in Model.__init__: capacity schedules and door schedules, then day 0
+    for k in range(n_services):
+        if step_count[k] > 1:
+            _push(ht, hk, c, 0.0, URGENT, EV_CAPACITY, k, 0)
+        has_closed_day = False
+        for d in range(7):
+            if not open_days[k, d]:
+                has_closed_day = True
+        if has_closed_day:
+            _push(ht, hk, c, 0.0, URGENT, EV_OPENING, k, 0)
+    for j in range(start_row.shape[0]):
+        row, kind, code = start_row[j], start_kind[j], start_code[j]
+        ep = c[C_EPISODES]
+        c[C_EPISODES] += 1
+        if kind == 0 or code == 0:
+            pools[0, Q_BUSY] += 1
+            pid = _process(pi, pf, c, A_INIT, row, ep, ep)
+            pi[pid, P_KIND] = K_QUEUED if kind == 0 else K_IN_TREATMENT
+            if kind == 0:
+                pi[pid, P_QUEUED_FOR] = code
+            _push(ht, hk, c, 0.0, URGENT, EV_RESUME, pid, 0)
+        else:
+            pools[code, Q_BUSY] += 1
+            pid = _process(pi, pf, c, ALREADY_IN, row, ep, ep)
+            pi[pid, P_CODE] = code
+            pi[pid, P_VISIT] = _visit(
+                visits, c, ep, ep, code, 0.0, np.nan, np.nan, OPEN, pathway[row], group[row]
+            )
+            if stay[row, code] < horizon:
+                _push(ht, hk, c, stay[row, code], NORMAL, EV_RESUME, pid, 0)
+    n_initial = c[C_EPISODES]
+
+    n_arrivals = arrival_time.shape[0]
+    k_arrival = 0
+    admit_row = -1  # a front-door admission to make once the current step is done
+    admit_ep = admit_person = 0
+    now = 0.0
+    while c[C_STATUS] == OK:
+        next_arrival = arrival_time[k_arrival] if k_arrival < n_arrivals else _INF
+        next_event = ht[0] if c[C_HEAP] > 0 else _INF
+        pid = -1
+        if next_arrival <= next_event:
+            if next_arrival >= horizon:
+                break
+            now = next_arrival
+            row, kind = arrival_row[k_arrival], arrival_kind[k_arrival]
+            k_arrival += 1
+            ep = c[C_EPISODES]
+            c[C_EPISODES] += 1
+            if kind == -1:
+                admit_row, admit_ep, admit_person = row, ep, ep
+            elif kind == -2:
+                pid = _process(pi, pf, c, A_INIT, row, ep, ep)
+                pi[pid, P_KIND] = K_READY
+                _push(ht, hk, c, now, URGENT, EV_RESUME, pid, 0)
+                pid = -1
+            else:
+                pid = _process(pi, pf, c, R_INIT, row, ep, ep)
+                pi[pid, P_CODE] = kind
+                _push(ht, hk, c, now, URGENT, EV_RESUME, pid, 0)
+                pid = -1
+        else:
+            if next_event >= horizon:
+                break
+            now = ht[0]
+            ev_kind, a, b = hk[0, 1], hk[0, 2], hk[0, 3]
+            _pop(ht, hk, c)
+            if ev_kind == EV_RESUME:
+                if pi[a, P_GEN] == b:
+                    pid = a
+            elif ev_kind == EV_HOP:  # a condition fires once, then resumes its process
+                if pi[a, P_GEN] == b and not pi[a, P_FIRED]:
+                    pi[a, P_FIRED] = 1
+                    _push(ht, hk, c, now, NORMAL, EV_RESUME, a, b)
+            elif ev_kind == EV_RELEASE:
+                _release(a, pools, nodes, pi, ht, hk, c, now)
+            elif ev_kind == EV_CAPACITY:
+                first, count = step_first[a], step_count[a]
+                if b > 0:
+                    pools[a, Q_CAP] = step_capacity[first + b]
+                    _hand_over(a, pools, nodes, pi, ht, hk, c, now)
+                if b + 1 < count:
+                    day = step_day[first + b + 1]
+                    _push(ht, hk, c, now + (day - now), NORMAL, EV_CAPACITY, a, b + 1)
+            elif ev_kind == EV_OPENING:
+                if b < horizon:
+                    is_open = 1 if open_days[a, (first_weekday + b) % 7] else 0
+                    if is_open != pools[a, Q_OPEN]:
+                        pools[a, Q_OPEN] = is_open
+                        if is_open:
+                            _hand_over(a, pools, nodes, pi, ht, hk, c, now)
+                    _push(ht, hk, c, now + ((b + 1) - now), NORMAL, EV_OPENING, a, b + 1)
+            else:  # EV_READMIT: a new acute episode for person a of group b
+                k = readmitted[b]
+                if k >= readmit_rows[b]:
+                    c[C_STATUS], c[C_STATUS_ARG] = FULL_READMISSIONS, b
+                    break
+                readmitted[b] += 1
+                admit_row, admit_person = readmit_base[b] + k, a
+                admit_ep = c[C_EPISODES]
+                c[C_EPISODES] += 1
+
+        if pid >= 0:  # run the process until it waits or ends
+            pi[pid, P_GEN] += 1
+            state = pi[pid, P_STATE]
+            row, ep, person = pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON]
+            g = group[row]
+            while True:
+                if state == A_INIT:
+                    kind = pi[pid, P_KIND]
+                    if kind == K_FRONT_DOOR or kind == K_READY:
+                        if not _request(0, pid, pools, nodes, pi, c):
+                            pi[pid, P_WAIT] = _wait(
+                                waits, c, ep, person, FRONT_DOOR, 0, -1, -1, now, np.nan
+                            )
+                            pi[pid, P_COND] = 0
+                            state = A_BOARDED
+                            break
+                    state = A_BOARDED
+                    pi[pid, P_WAIT] = -1
+                    continue
+                elif state == A_BOARDED:
+                    if pi[pid, P_WAIT] >= 0:
+                        waits[pi[pid, P_WAIT], 7] = now
+                    kind = pi[pid, P_KIND]
+                    p = pathway[row]
+                    pi[pid, P_PATHWAY] = p
+                    vi = _visit(visits, c, ep, person, 0, now, np.nan, np.nan, OPEN, p, g)
+                    pi[pid, P_VISIT] = vi
+                    treat = (
+                        treatment[row] if kind == K_FRONT_DOOR or kind == K_IN_TREATMENT else 0.0
+                    )
+                    if treat > 0 and dies[row]:
+                        _push(ht, hk, c, now + treat, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
+                        pf[pid, F_T_READY] = -1.0  # marks death
+                        state = A_TREATED_OR_DIED
+                        break
+                    t_ready = now + treat
+                    visits[vi, 4] = t_ready
+                    pf[pid, F_T_READY] = t_ready
+                    queued_for = pi[pid, P_QUEUED_FOR]
+                    pi[pid, P_TARGET] = to[p, g] if queued_for < 0 else queued_for
+                    pi[pid, P_ASSESSED] = 1 if (not needs_assessment[p] or queued_for >= 0) else 0
+                    pi[pid, P_D2A] = 0
+                    proc = process[row] if queued_for < 0 else 0.0
+                    if proc > 0:
+                        _wait(waits, c, ep, person, 0, PROCESS, proc_wait[p, 0], proc_wait[p, 1],
+                              t_ready, now + (treat + proc))  # fmt: skip
+                    if treat + proc > 0:
+                        _push(ht, hk, c, now + (treat + proc), NORMAL, EV_RESUME, pid,
+                              pi[pid, P_GEN])  # fmt: skip
+                        state = A_TREATED_OR_DIED
+                        break
+                    state = A_AFTER_TREATMENT
+                    continue
+                elif state == A_TREATED_OR_DIED:
+                    if pf[pid, F_T_READY] < 0:  # died in hospital
+                        vi = pi[pid, P_VISIT]
+                        visits[vi, 4] = visits[vi, 5] = now
+                        visits[vi, 6] = DEATH
+                        _release(0, pools, nodes, pi, ht, hk, c, now)
+                        state = END
+                        break
+                    state = A_AFTER_TREATMENT
+                    continue
+                elif state == A_AFTER_TREATMENT:
+                    p = pi[pid, P_PATHWAY]
+                    pf[pid, F_P_SINCE] = pf[pid, F_T_READY]
+                    if pi[pid, P_QUEUED_FOR] < 0:
+                        if not pi[pid, P_ASSESSED] and d2a_pathway[p]:
+                            pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
+                        if not pi[pid, P_ASSESSED]:
+                            pi[pid, P_ASSESSED] = 1
+                            pi[pid, P_DELAYS], pi[pid, P_PLACE] = 1, 0
+                            state = AS_START
+                            continue
+                    state = A_TARGET_LOOP
+                    continue
+                elif state == AS_START or state == AS_INIT:
+                    if pi[pid, P_DELAYS]:
+                        pi[pid, P_WAIT_AS] = _wait(
+                            waits, c, ep, person, pi[pid, P_PLACE], assessment,
+                            wait_code[assessment, 0], wait_code[assessment, 1], now, np.nan,
+                        )  # fmt: skip
+                    if not _request(assessment, pid, pools, nodes, pi, c):
+                        pi[pid, P_COND] = 0
+                        state = AS_GRANTED
+                        break
+                    state = AS_GRANTED
+                    continue
+                elif state == AS_GRANTED:
+                    pi[pid, P_VISIT_AS] = _visit(
+                        visits, c, ep, person, assessment, now, np.nan, np.nan, OPEN,
+                        pathway[row], g,
+                    )  # fmt: skip
+                    _push(ht, hk, c, now + assess[row], NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
+                    state = AS_DONE
+                    break
+                elif state == AS_DONE:
+                    _release(assessment, pools, nodes, pi, ht, hk, c, now)
+                    va = pi[pid, P_VISIT_AS]
+                    visits[va, 4] = visits[va, 5] = now
+                    delays = pi[pid, P_DELAYS]
+                    visits[va, 6] = pi[pid, P_PLACE] if delays else HOME
+                    if pi[pid, P_WAIT_AS] >= 0:
+                        waits[pi[pid, P_WAIT_AS], 7] = now
+                    state = A_TARGET_LOOP if delays else END
+                    if not delays:
+                        break
+                    continue
+                elif state == A_TARGET_LOOP:
+                    target = pi[pid, P_TARGET]
+                    if target == HOME:
+                        state = A_LEAVE
+                        continue
+                    if _request(target, pid, pools, nodes, pi, c):
+                        state = A_LEAVE
+                        continue
+                    pi[pid, P_WAIT] = _wait(
+                        waits, c, ep, person, 0, target, wait_code[target, 0],
+                        wait_code[target, 1], now, np.nan,
+                    )  # fmt: skip
+                    p = pi[pid, P_PATHWAY]
+                    at = _INF
+                    if escalate and 1 <= p <= 2:
+                        at = pf[pid, F_P_SINCE] + decondition[row, p - 1]
+                    if at < _INF:
+                        pf[pid, F_AT] = at
+                        if at > now:
+                            pi[pid, P_COND], pi[pid, P_FIRED] = 1, 0
+                            _push(ht, hk, c, now + (at - now), NORMAL, EV_HOP, pid,
+                                  pi[pid, P_GEN])  # fmt: skip
+                            state = A_TARGET_OR_ESCALATE
+                            break
+                        state = A_TARGET_OR_ESCALATE
+                        continue
+                    pi[pid, P_COND] = 0
+                    state = A_TARGET_PLAIN
+                    break
+                elif state == A_TARGET_PLAIN:
+                    waits[pi[pid, P_WAIT], 7] = now
+                    state = A_LEAVE
+                    continue
+                elif state == A_TARGET_OR_ESCALATE:
+                    if pi[pid, P_GRANTED]:
+                        waits[pi[pid, P_WAIT], 7] = now
+                        state = A_LEAVE
+                        continue
+                    _cancel(pi[pid, P_TARGET], pid, pools, nodes, pi, ht, hk, c, now)
+                    waits[pi[pid, P_WAIT], 7] = now
+                    p = pi[pid, P_PATHWAY] + 1
+                    pi[pid, P_PATHWAY] = p
+                    pf[pid, F_P_SINCE] = pf[pid, F_AT]
+                    visits[pi[pid, P_VISIT], 7] = p
+                    pi[pid, P_TARGET] = to[p, g]
+                    if not pi[pid, P_ASSESSED]:
+                        pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
+                    state = A_TARGET_LOOP
+                    continue
+                elif state == A_LEAVE:
+                    _release(0, pools, nodes, pi, ht, hk, c, now)
+                    vi = pi[pid, P_VISIT]
+                    target = pi[pid, P_TARGET]
+                    visits[vi, 5] = now
+                    visits[vi, 6] = target
+                    deadline = _INF
+                    if u_readmit[row] < readmit_p[pi[pid, P_PATHWAY]]:
+                        deadline = now + readmit_delay[row]
+                    pf[pid, F_DEADLINE] = deadline
+                    if target == HOME:
+                        if deadline < horizon:
+                            _push(ht, hk, c, now + (deadline - now), NORMAL, EV_READMIT, person, g)
+                        state = END
+                        break
+                    pi[pid, P_CODE] = target
+                    state = D_ENTER
+                    continue
+                elif state == D_ENTER:
+                    code = pi[pid, P_CODE]
+                    pi[pid, P_VISIT] = _visit(
+                        visits, c, ep, person, code, now, np.nan, np.nan, OPEN, pathway[row], g
+                    )
+                    if pi[pid, P_D2A]:  # assessed here, during the stay, by its own process
+                        pi[pid, P_D2A] = 0
+                        q = _process(pi, pf, c, AS_INIT, row, ep, person)
+                        pi[q, P_DELAYS], pi[q, P_PLACE] = 0, code
+                        _push(ht, hk, c, now, URGENT, EV_RESUME, q, 0)
+                    s = stay[row, code]
+                    deadline = pf[pid, F_DEADLINE]
+                    if now + s >= deadline:
+                        _push(ht, hk, c, now + max(deadline - now, 0.0), NORMAL, EV_RESUME, pid,
+                              pi[pid, P_GEN])  # fmt: skip
+                        state = D_DEADLINE
+                        break
+                    _push(ht, hk, c, now + s, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
+                    state = D_STAY_END
+                    break
+                elif state == D_DEADLINE:
+                    state = D_READMITTED
+                    continue
+                elif state == ALREADY_IN:  # the residual stay is over; the process starts now
+                    _push(ht, hk, c, now, URGENT, EV_RESUME, pid, pi[pid, P_GEN])
+                    state = D_STAY_END
+                    break
+                elif state == D_STAY_END:
+                    code = pi[pid, P_CODE]
+                    visits[pi[pid, P_VISIT], 4] = now
+                    nxt = route[row, code]
+                    pi[pid, P_NEXT] = nxt
+                    if nxt >= 0 and not _request(nxt, pid, pools, nodes, pi, c):
+                        pi[pid, P_WAIT] = _wait(
+                            waits, c, ep, person, code, nxt, wait_code[nxt, 0],
+                            wait_code[nxt, 1], now, np.nan,
+                        )  # fmt: skip
+                        deadline = pf[pid, F_DEADLINE]
+                        if deadline < _INF:
+                            pi[pid, P_COND], pi[pid, P_FIRED] = 1, 0
+                            _push(ht, hk, c, now + (deadline - now), NORMAL, EV_HOP, pid,
+                                  pi[pid, P_GEN])  # fmt: skip
+                            state = D_NEXT_OR_DEADLINE
+                            break
+                        pi[pid, P_COND] = 0
+                        state = D_NEXT_PLAIN
+                        break
+                    state = D_MOVE
+                    continue
+                elif state == D_NEXT_PLAIN:
+                    waits[pi[pid, P_WAIT], 7] = now
+                    state = D_MOVE
+                    continue
+                elif state == D_NEXT_OR_DEADLINE:
+                    if pi[pid, P_GRANTED]:
+                        waits[pi[pid, P_WAIT], 7] = now
+                        state = D_MOVE
+                        continue
+                    _cancel(pi[pid, P_NEXT], pid, pools, nodes, pi, ht, hk, c, now)
+                    waits[pi[pid, P_WAIT], 7] = now
+                    state = D_READMITTED
+                    continue
+                elif state == D_MOVE:
+                    code, nxt = pi[pid, P_CODE], pi[pid, P_NEXT]
+                    _release(code, pools, nodes, pi, ht, hk, c, now)
+                    vi = pi[pid, P_VISIT]
+                    visits[vi, 5] = now
+                    visits[vi, 6] = nxt
+                    if nxt < 0:
+                        deadline = pf[pid, F_DEADLINE]
+                        if nxt == HOME and deadline < horizon:
+                            _push(ht, hk, c, now + (deadline - now), NORMAL, EV_READMIT, person, g)
+                        state = END
+                        break
+                    pi[pid, P_CODE] = nxt
+                    state = D_ENTER
+                    continue
+                elif state == D_READMITTED:
+                    _release(pi[pid, P_CODE], pools, nodes, pi, ht, hk, c, now)
+                    vi = pi[pid, P_VISIT]
+                    if visits[vi, 4] != visits[vi, 4]:
+                        visits[vi, 4] = now
+                    visits[vi, 5] = now
+                    visits[vi, 6] = READMIT
+                    k = readmitted[g]
+                    if k >= readmit_rows[g]:
+                        c[C_STATUS], c[C_STATUS_ARG] = FULL_READMISSIONS, g
+                        state = END
+                        break
+                    readmitted[g] += 1
+                    admit_row, admit_person = readmit_base[g] + k, person
+                    admit_ep = c[C_EPISODES]
+                    c[C_EPISODES] += 1
+                    state = END
+                    break
+                elif state == R_INIT:
+                    code = pi[pid, P_CODE]
+                    if not _request(code, pid, pools, nodes, pi, c):
+                        pi[pid, P_WAIT] = _wait(
+                            waits, c, ep, ep, COMMUNITY, code, wait_code[code, 0],
+                            wait_code[code, 1], now, np.nan,
+                        )  # fmt: skip
+                        pi[pid, P_COND] = 0
+                        state = R_GRANTED
+                        break
+                    state = D_ENTER
+                    continue
+                elif state == R_GRANTED:
+                    waits[pi[pid, P_WAIT], 7] = now
+                    state = D_ENTER
+                    continue
+                else:  # END
+                    break
+            pi[pid, P_STATE] = state
+
+        if admit_row >= 0:  # model.Model._admit
+            row, ep, person = admit_row, admit_ep, admit_person
+            admit_row = -1
+            if pathway[row] != 0 or not _take(0, pools):
+                pid = _process(pi, pf, c, A_INIT, row, ep, person)
+                pi[pid, P_KIND] = K_FRONT_DOOR
+                _push(ht, hk, c, now, URGENT, EV_RESUME, pid, 0)
+            else:  # a free bed and pathway 0: the whole stay is known now, no process
+                g = group[row]
+                treat = treatment[row]
+                ready = now + treat
+                vi = _visit(visits, c, ep, person, 0, now, ready, ready, DEATH, 0, g)
+                delay = treat
+                if not dies[row]:
+                    proc = process[row]
+                    delay = treat + proc
+                    leave = now + delay
+                    if proc > 0:
+                        _wait(waits, c, ep, person, 0, PROCESS, proc_wait[0, 0], proc_wait[0, 1],
+                              ready, leave)  # fmt: skip
+                    visits[vi, 5] = leave
+                    visits[vi, 6] = HOME
+                    if u_readmit[row] < readmit_p[0]:
+                        t = leave + readmit_delay[row]
+                        if t < horizon:
+                            _push(ht, hk, c, now + (t - now), NORMAL, EV_READMIT, person, g)
+                _push(ht, hk, c, now + delay, NORMAL, EV_RELEASE, 0, 0)
+    return c[C_STATUS], c[C_STATUS_ARG], c[C_VISITS], c[C_WAITS], n_initial
