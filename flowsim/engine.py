@@ -112,6 +112,14 @@ class Pool:
             waiters.popleft().succeed()
 
 
+def at(env: simpy.Environment, t: float) -> simpy.Event:
+    """An event that happens at the absolute time ``t`` (normal priority, like a timeout)."""
+    ev = simpy.Event(env)
+    ev._ok, ev._value = True, None
+    heapq.heappush(env._queue, (t, simpy.events.NORMAL, next(env._eid), ev))
+    return ev
+
+
 def run_until(env: simpy.Environment, until: float, arrivals: list[float], arrive) -> None:
     """Process events and arrivals before ``until``, in time order.
 

@@ -52,7 +52,10 @@ OK, FULL_HEAP, FULL_VISITS, FULL_WAITS, FULL_PROCS, FULL_NODES, FULL_READMISSION
 _INF = math.inf
 
 
-# -- heap of events: (time, priority << 52 | sequence) with (kind, a, b) --------------------------
+# -- heap of events: time, then key = priority << 52 | sequence; payload = a << 24 | b << 4 | kind
+B_MASK = (1 << 20) - 1
+
+
 @numba.njit(cache=True)
 def _push(ht, hk, c, t, pri, kind, a, b):
     n = c[C_HEAP]
@@ -60,6 +63,7 @@ def _push(ht, hk, c, t, pri, kind, a, b):
         c[C_STATUS] = FULL_HEAP
         return
     key = (pri << 52) | c[C_SEQ]
+    payload = (a << 24) | ((b & B_MASK) << 4) | kind
     c[C_SEQ] += 1
     i = n
     while i > 0:
@@ -67,15 +71,10 @@ def _push(ht, hk, c, t, pri, kind, a, b):
         if ht[parent] < t or (ht[parent] == t and hk[parent, 0] < key):
             break
         ht[i] = ht[parent]
-        hk[i, 0], hk[i, 1], hk[i, 2], hk[i, 3] = (
-            hk[parent, 0],
-            hk[parent, 1],
-            hk[parent, 2],
-            hk[parent, 3],
-        )
+        hk[i, 0], hk[i, 1] = hk[parent, 0], hk[parent, 1]
         i = parent
     ht[i] = t
-    hk[i, 0], hk[i, 1], hk[i, 2], hk[i, 3] = key, kind, a, b
+    hk[i, 0], hk[i, 1] = key, payload
     c[C_HEAP] = n + 1
 
 
@@ -84,8 +83,7 @@ def _pop(ht, hk, c):
     """Remove the root (read it first)."""
     n = c[C_HEAP] - 1
     c[C_HEAP] = n
-    t, key = ht[n], hk[n, 0]
-    k1, k2, k3 = hk[n, 1], hk[n, 2], hk[n, 3]
+    t, key, payload = ht[n], hk[n, 0], hk[n, 1]
     i = 0
     while True:
         child = 2 * i + 1
@@ -97,15 +95,10 @@ def _pop(ht, hk, c):
         if t < ht[child] or (t == ht[child] and key < hk[child, 0]):
             break
         ht[i] = ht[child]
-        hk[i, 0], hk[i, 1], hk[i, 2], hk[i, 3] = (
-            hk[child, 0],
-            hk[child, 1],
-            hk[child, 2],
-            hk[child, 3],
-        )
+        hk[i, 0], hk[i, 1] = hk[child, 0], hk[child, 1]
         i = child
     ht[i] = t
-    hk[i, 0], hk[i, 1], hk[i, 2], hk[i, 3] = key, k1, k2, k3
+    hk[i, 0], hk[i, 1] = key, payload
 
 
 # -- pools: first come, first served places (engine.Pool) --------------------------------------
@@ -212,6 +205,7 @@ def _process(pi, pf, c, state, row, ep, person):
         return 0
     c[C_PROCS] += 1
     pi[pid, :] = 0
+    pf[pid, :] = 0.0
     pi[pid, P_STATE], pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON] = state, row, ep, person
     pi[pid, P_QUEUED_FOR] = -1
     pi[pid, P_VISIT] = pi[pid, P_WAIT] = pi[pid, P_VISIT_AS] = pi[pid, P_WAIT_AS] = -1
@@ -316,16 +310,17 @@ def run(
             if next_event >= horizon:
                 break
             now = ht[0]
-            ev_kind, a, b = hk[0, 1], hk[0, 2], hk[0, 3]
+            payload = hk[0, 1]
+            ev_kind, a, b = payload & 15, payload >> 24, (payload >> 4) & B_MASK
             _pop(ht, hk, c)
             if ev_kind == EV_RESUME:
-                if pi[a, P_GEN] == b:
+                if (pi[a, P_GEN] & B_MASK) == b:
                     pid = a
             elif ev_kind == EV_HOP:  # a condition fires once, then resumes its process
-                if pi[a, P_GEN] == b and not pi[a, P_FIRED]:
+                if (pi[a, P_GEN] & B_MASK) == b and not pi[a, P_FIRED]:
                     pi[a, P_FIRED] = 1
                     _push(ht, hk, c, now, NORMAL, EV_RESUME, a, b)
-            elif ev_kind == EV_RELEASE:
+            elif ev_kind == EV_RELEASE:  # a place whose release was known when it was taken
                 _release(a, pools, nodes, pi, ht, hk, c, now)
             elif ev_kind == EV_CAPACITY:
                 first, count = step_first[a], step_count[a]
@@ -544,6 +539,17 @@ def run(
                         _push(ht, hk, c, now + max(deadline - now, 0.0), NORMAL, EV_RESUME, pid,
                               pi[pid, P_GEN])  # fmt: skip
                         state = D_DEADLINE
+                        break
+                    nxt = route[row, code]
+                    if nxt < 0:  # the last stay (then home or death): known now, so no process
+                        end = now + s
+                        vi = pi[pid, P_VISIT]
+                        visits[vi, 4] = visits[vi, 5] = end
+                        visits[vi, 6] = nxt
+                        _push(ht, hk, c, end, NORMAL, EV_RELEASE, code, 0)
+                        if nxt == HOME and deadline < horizon:
+                            _push(ht, hk, c, end + (deadline - end), NORMAL, EV_READMIT, person, g)
+                        state = END
                         break
                     _push(ht, hk, c, now + s, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
                     state = D_STAY_END

@@ -9,6 +9,7 @@ NumPy arrays at the end (``Events``); ``results.py`` turns those into tables and
 from __future__ import annotations
 
 import gc
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ import simpy
 
 from flowsim import patients
 from flowsim.config import System
-from flowsim.engine import Pool, run_until
+from flowsim.engine import Pool, at, run_until
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT, Layout
 from flowsim.plan import READMISSION_BLOCK, Arrivals, Plan, plan
 from flowsim.streams import Streams
@@ -369,6 +370,14 @@ class Model:
                 if env.now + stay >= deadline:
                     yield env.timeout(max(deadline - env.now, 0.0))
                     return self._readmitted(visit, pools[code], person, g)
+                nxt = rows.route[code][i]
+                if nxt < 0:  # the last stay (then home or death): known now, so no event
+                    end = visit[4] = visit[5] = env.now + stay
+                    visit[6] = nxt
+                    pools[code].hold_until(end)
+                    if nxt == HOME and deadline < _INF:
+                        self._readmit_at(deadline, person, g, since=end)
+                    return
                 yield env.timeout(stay)
             visit[4] = env.now
             nxt = rows.route[code][i]
@@ -406,9 +415,14 @@ class Model:
         visit[6] = READMIT
         self._readmit(person, g)
 
-    def _readmit_at(self, t: float, person: int, g: int) -> None:
+    def _readmit_at(self, t: float, person: int, g: int, since: float | None = None) -> None:
+        """Readmit at ``t``, as a timeout set at ``since`` (default now) would: at
+        ``since + (t - since)``, which can differ from ``t`` in the last bit."""
         if t < self.horizon:
-            ev = self.env.timeout(t - self.env.now)
+            if since is None:
+                ev = self.env.timeout(t - self.env.now)
+            else:
+                ev = at(self.env, since + (t - since))
             ev.callbacks.append(lambda _ev: self._readmit(person, g))
 
     def _readmit(self, person: int, g: int) -> None:
@@ -460,7 +474,8 @@ def _columns(rows: list[list], fields: tuple[str, ...]) -> dict[str, np.ndarray]
     """Rows to named columns; times as float64, codes as int64."""
     if not rows:
         return {f: np.empty(0) for f in fields}
-    return columns(np.array(rows, dtype=np.float64), fields)
+    flat = np.fromiter(itertools.chain.from_iterable(rows), np.float64, len(rows) * len(fields))
+    return columns(flat.reshape(len(rows), len(fields)), fields)
 
 
 def columns(arr: np.ndarray, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
