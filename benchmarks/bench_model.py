@@ -1,10 +1,12 @@
-"""Benchmark: seconds per replication and events per second of the default system, one core.
+"""Benchmark: seconds per replication of the default system on one core, with each engine.
 
-Run: ``python benchmarks/bench_model.py [--replications N]``. One year measured after the default
-warm-up. Reports (1) the first call in a fresh process, which includes Numba's compile or cache
-load, (2) steady-state replications, split into the simulation and the reduction to tables.
-Target (issue 2): at most 3 s a replication of the default system on one core.
-Times are process CPU times, so a busy second core disturbs them less than wall-clock times.
+Run: ``python -m benchmarks.bench_model [--replications N]``. The default run (545 days: a
+180-day warm-up and one year measured). For each engine (``simpy``, ``compiled``): the first call
+in a fresh process (imports and Numba's cache load), then steady-state replications split into
+the set-up (drawing every patient's attributes: ``plan``), the simulation, and the reduction to
+tables (KPIs and the daily table), each also per replication-year (per 365 simulated days).
+Targets (issue 6): at most 1.5 s per replication-year with the SimPy engine, 0.1 s with the
+compiled one. Times are process CPU times, so a busy second core disturbs them less.
 """
 
 from __future__ import annotations
@@ -31,65 +33,72 @@ def load_config():
     return validate({"system": system, "run": run})
 
 
-def first_call_seconds() -> float:
+def first_call_seconds(engine: str) -> float:
     """Wall time of import + one short replication in a fresh process (compile or cache load)."""
+    module = "compiled" if engine == "compiled" else "model"
     code = (
         f"import time; t=time.perf_counter(); import sys; sys.path.insert(0, {str(ROOT)!r});"
-        "from benchmarks.bench_model import load_config; from flowsim import model;"
-        "c=load_config(); model.simulate(c.system, 1, 0, 5.0);"
+        f"from benchmarks.bench_model import load_config; from flowsim import {module};"
+        f"c=load_config(); {module}.simulate(c.system, 1, 0, 5.0);"
         "print(time.perf_counter()-t)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def engine_events(env) -> int:
-    """Events SimPy scheduled: its event-id counter (``itertools.count``) shows the next id.
-    (Arrivals, fed to the loop from a sorted list, are added separately.)"""
-    text = repr(env._eid)  # "count(N)"
-    return int(text[text.index("(") + 1 : text.rindex(")")])
+def measure(engine: str, cfg, replications: int) -> dict:
+    """Median CPU seconds of set-up, simulation and tables over ``replications``."""
+    from flowsim import compiled, model, results
+    from flowsim.plan import plan
+    from flowsim.streams import Streams
+
+    run = compiled.run if engine == "compiled" else (lambda p: model.Model(p).run())
+    run(plan(cfg.system, Streams(cfg.run.seed, 99), 5.0))  # warm this process
+    setup, sim, tables = [], [], []
+    for r in range(replications):
+        gc.disable()  # as model.simulate does
+        t0 = time.process_time()
+        p = plan(cfg.system, Streams(cfg.run.seed, r), cfg.run.horizon_days)
+        t1 = time.process_time()
+        ev = run(p)
+        t2 = time.process_time()
+        gc.enable()
+        results.kpis(ev, cfg)
+        results.daily(ev, cfg)
+        t3 = time.process_time()
+        setup.append(t1 - t0)
+        sim.append(t2 - t1)
+        tables.append(t3 - t2)
+    years = cfg.run.horizon_days / 365.0
+    med = {k: statistics.median(v) for k, v in (("plan", setup), ("simulate", sim),
+                                                  ("tables", tables))}  # fmt: skip
+    total = sum(med.values())
+    return {
+        "first_call_s": round(first_call_seconds(engine), 2),
+        **{f"{k}_s": round(v, 3) for k, v in med.items()},
+        "total_s": round(total, 3),
+        "plan_plus_simulate_per_replication_year_s": round(
+            (med["plan"] + med["simulate"]) / years, 3
+        ),
+        "total_per_replication_year_s": round(total / years, 3),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--replications", type=int, default=5)
     args = ap.parse_args()
-    from flowsim import model, results
-    from flowsim.plan import plan
-    from flowsim.streams import Streams
-
     cfg = load_config()
-    first = [first_call_seconds() for _ in range(2)]
-    model.simulate(cfg.system, cfg.run.seed, 0, 5.0)  # warm this process
-    sim, reduce_, events = [], [], []
-    for r in range(args.replications):
-        t0 = time.process_time()
-        gc.disable()  # as model.simulate does
-        m = model.Model(plan(cfg.system, Streams(cfg.run.seed, r), cfg.run.horizon_days))
-        ev = m.run()
-        gc.enable()
-        t1 = time.process_time()
-        results.kpis(ev, cfg)
-        results.daily(ev, cfg)
-        t2 = time.process_time()
-        sim.append(t1 - t0)
-        reduce_.append(t2 - t1)
-        events.append(engine_events(m.env) + len(m.arrival_times))
-    per_rep = [a + b for a, b in zip(sim, reduce_)]
     report = {
         "workload": f"default system, {cfg.run.horizon_days:g} days "
-        f"({cfg.run.warmup_days:g} warm-up + "
-        f"{cfg.run.horizon_days - cfg.run.warmup_days:g} measured)",
-        "first_call_s (fresh process: import + compile or cache load)": [
-            round(x, 2) for x in first
-        ],
-        "seconds_per_replication_median": round(statistics.median(per_rep), 3),
-        "simulate_s_median": round(statistics.median(sim), 3),
-        "tables_s_median": round(statistics.median(reduce_), 3),
-        "events_per_replication (simpy events + arrivals)": int(statistics.median(events)),
-        "events_per_second": round(statistics.median(events) / statistics.median(sim)),
-        "target_s_per_replication": 3.0,
+        f"({cfg.run.warmup_days:g} warm-up + {cfg.run.horizon_days - cfg.run.warmup_days:g} "
+        "measured), CPU seconds, medians",
+        **{engine: measure(engine, cfg, args.replications) for engine in ("simpy", "compiled")},
+        "targets_per_replication_year_s": {"simpy": 1.5, "compiled": 0.1},
     }
+    report["speedup_compiled_vs_simpy_total"] = round(
+        report["simpy"]["total_s"] / report["compiled"]["total_s"], 2
+    )
     print(json.dumps(report, indent=2))
 
 
