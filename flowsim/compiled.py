@@ -129,11 +129,11 @@ def run(p: Plan) -> Events:
         n = len(attrs["group"])
         visits = np.empty((int(room * 3 * n) + 64, len(VISIT_FIELDS)))
         waits = np.empty((int(room * 2 * n) + 64, len(WAIT_FIELDS)))
-        procs_i = np.zeros((int(room * 2 * n) + 64, P_INT), dtype=np.int64)
-        procs_f = np.zeros((procs_i.shape[0], P_FLOAT))
-        nodes = np.zeros((int(room * 2 * n) + 64, 3), dtype=np.int64)
+        procs_i = np.empty((int(room * 2 * n) + 64, P_INT), dtype=np.int64)
+        procs_f = np.empty((procs_i.shape[0], P_FLOAT))
+        nodes = np.empty((int(room * 2 * n) + 64, 3), dtype=np.int64)
         heap_t = np.empty(int(room * 3 * n) + 4 * n_services + 64)
-        heap_k = np.empty((heap_t.shape[0], 4), dtype=np.int64)
+        heap_k = np.empty((heap_t.shape[0], 2), dtype=np.int64)
         status, arg, n_visits, n_waits, n_initial = _run(
             attrs["group"], attrs["pathway"], attrs["treatment"], attrs["dies"],
             attrs["process"], attrs["assess"], attrs["decondition"], attrs["u_readmit"],
