@@ -454,16 +454,26 @@ def flows(ev: Events, config: Config) -> pd.DataFrame:
     for code in np.unique(v["service"][first]):
         if code != 0:
             add("community_referral", names[int(code)], int(np.sum(v["service"][first] == code)))
-    # exits: stays ended in the window
-    ended = place & (v["outcome"] != OPEN) & (v["leave"] >= W) & (v["leave"] < H)
-    for j in np.flatnonzero(ended).tolist():
-        service, outcome = int(v["service"][j]), int(v["outcome"][j])
-        if service == 0 and outcome != DEATH:
-            pathway = PATHWAYS[int(v["pathway"][j])]
-            add("acute", pathway, 1)
-            add(pathway, names[outcome], 1)
+    # exits: stays ended in the window. An acute stay not ending in death counts twice: into
+    # its pathway, then from the pathway on. Pairs are listed in order of first occurrence.
+    js = np.flatnonzero(place & (v["outcome"] != OPEN) & (v["leave"] >= W) & (v["leave"] < H))
+    service, outcome, pathway = v["service"][js], v["outcome"][js], v["pathway"][js]
+    via = (service == 0) & (outcome != DEATH)
+    # a pair as (kind, a, b): 0 service -> outcome, 1 acute -> pathway, 2 pathway -> outcome
+    kind = np.concatenate([np.where(via, 1, 0), np.full(int(via.sum()), 2)])
+    a = np.concatenate([np.where(via, pathway, service), pathway[via]])
+    b = np.concatenate([np.where(via, 0, outcome), outcome[via]])
+    position = np.concatenate([2 * np.arange(js.size), 2 * np.flatnonzero(via) + 1])
+    keys = (kind * 1_000_000 + a * 1_000 + (b + 100)).astype(np.int64)
+    unique, first_at, n = np.unique(keys, return_index=True, return_counts=True)
+    for j in np.argsort(position[first_at], kind="stable"):
+        k, x, y = int(kind[first_at[j]]), int(a[first_at[j]]), int(b[first_at[j]])
+        if k == 1:
+            add("acute", PATHWAYS[x], int(n[j]))
+        elif k == 2:
+            add(PATHWAYS[x], names[y], int(n[j]))
         else:
-            add(names[service], names[outcome], 1)
+            add(names[x], names[y], int(n[j]))
     return pd.DataFrame(
         [{"source": s, "target": t, "patients": n} for (s, t), n in counts.items()],
         columns=["source", "target", "patients"],
