@@ -149,3 +149,21 @@ def test_runner_tables_identical_across_engines():
 def test_engine_is_validated():
     with pytest.raises(Exception, match="engine"):
         config(system_raw("tandem"), 100.0, 10.0, engine="numba")
+
+
+def test_simulation_core_imports_no_pandas_hydra_or_plotly():
+    """DESIGN.md section 5: both engines run a replication without pandas, Hydra or plotly."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, yaml\n"
+        "from flowsim.config import validate\n"
+        "from flowsim import compiled, model\n"
+        f"raw = yaml.safe_load(open({str(ROOT / 'configs/system/tandem.yaml')!r}))\n"
+        "c = validate({'system': raw, 'run': {'warmup_days': 1, 'horizon_days': 20}})\n"
+        "model.simulate(c.system, 1, 0, 20.0); compiled.simulate(c.system, 1, 0, 20.0)\n"
+        "print(sorted(m for m in ('pandas', 'hydra', 'plotly') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
