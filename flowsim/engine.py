@@ -112,6 +112,35 @@ class Pool:
             waiters.popleft().succeed()
 
 
+class Process:
+    """A generator driven by the events it yields: ``simpy.Process`` without what the model never
+    uses (a process is never waited on, interrupted or failed), so ending schedules no event.
+
+    It starts as SimPy's does, through an urgent event at the current time, so events keep
+    SimPy's order.
+    """
+
+    __slots__ = ("send",)
+
+    def __init__(self, env: simpy.Environment, generator) -> None:
+        self.send = generator.send
+        start = simpy.Event(env)
+        start._ok, start._value = True, None
+        start.callbacks.append(self.resume)
+        heapq.heappush(env._queue, (env._now, simpy.events.URGENT, next(env._eid), start))
+
+    def resume(self, event: simpy.Event) -> None:
+        send = self.send
+        while True:
+            try:
+                event = send(event._value)
+            except StopIteration:
+                return
+            if event.callbacks is not None:  # not yet processed: wait for it
+                event.callbacks.append(self.resume)
+                return
+
+
 def at(env: simpy.Environment, t: float) -> simpy.Event:
     """An event that happens at the absolute time ``t`` (normal priority, like a timeout)."""
     ev = simpy.Event(env)

@@ -18,7 +18,7 @@ import simpy
 
 from flowsim import patients
 from flowsim.config import System
-from flowsim.engine import Pool, at, run_until
+from flowsim.engine import Pool, Process, at, run_until
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT, Layout
 from flowsim.plan import READMISSION_BLOCK, Arrivals, Plan, plan
 from flowsim.streams import Streams
@@ -108,9 +108,9 @@ class Model:
         )
         for k, st in enumerate(self.capacity_steps):
             if len(st) > 1:
-                env.process(self._capacity(self.pools[k], st))
+                Process(env, self._capacity(self.pools[k], st))
             if not all(plan.open_days[k]):
-                env.process(self._opening(self.pools[k], plan.open_days[k]))
+                Process(env, self._opening(self.pools[k], plan.open_days[k]))
         self._start_state()
         self.n_initial = self._episodes
         self._merge_arrivals(plan.arrivals)
@@ -126,9 +126,9 @@ class Model:
                 self.pools[0 if what == "queue" else code].busy += 1
                 ep = self._new_episode()
                 if what == "queue":
-                    self.env.process(self._acute(rows, i, ep, ep, "queued", code))
+                    Process(self.env, self._acute(rows, i, ep, ep, "queued", code))
                 elif code == 0:
-                    self.env.process(self._acute(rows, i, ep, ep, "in_treatment"))
+                    Process(self.env, self._acute(rows, i, ep, ep, "in_treatment"))
                 else:
                     self._already_in(rows, i, ep, code)
 
@@ -140,8 +140,8 @@ class Model:
         stay = rows.stay[code][i]
         if stay < self.horizon:
             self.env.timeout(stay).callbacks.append(
-                lambda _ev: self.env.process(
-                    self._downstream(rows, i, ep, ep, code, _INF, False, visit)
+                lambda _ev: Process(
+                    self.env, self._downstream(rows, i, ep, ep, code, _INF, False, visit)
                 )
             )
 
@@ -187,9 +187,9 @@ class Model:
         if kind == "front_door":
             self._admit(rows, i, ep, ep)
         elif kind == "ready_to_leave":
-            self.env.process(self._acute(rows, i, ep, ep, kind))
+            Process(self.env, self._acute(rows, i, ep, ep, kind))
         else:
-            self.env.process(self._referral(rows, i, ep, kind))
+            Process(self.env, self._referral(rows, i, ep, kind))
 
     def _admit(self, rows: _Rows, i: int, ep: int, person: int) -> None:
         """An admission through the front door. The common case (a bed is free, pathway 0: home
@@ -198,7 +198,7 @@ class Model:
         process."""
         acute = self.pools[0]
         if rows.pathway[i] != 0 or not acute.take():
-            self.env.process(self._acute(rows, i, ep, person, "front_door"))
+            Process(self.env, self._acute(rows, i, ep, person, "front_door"))
             return
         now = self.env.now
         g = rows.group[i]
@@ -364,7 +364,7 @@ class Model:
                 visit = [ep, person, code, env.now, _NAN, _NAN, OPEN, p, g]
                 self.visits.append(visit)
                 if d2a:  # discharge to assess: assessed here, during the stay, not in hospital
-                    env.process(self._assess(rows, i, ep, person, code, delays=False))
+                    Process(env, self._assess(rows, i, ep, person, code, delays=False))
                     d2a = False
                 stay = rows.stay[code][i]
                 if env.now + stay >= deadline:
