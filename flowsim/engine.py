@@ -112,18 +112,29 @@ class Pool:
             waiters.popleft().succeed()
 
 
+class _Started:
+    _value = None
+
+
+_STARTED = _Started()
+
+
 class Process:
     """A generator driven by the events it yields: ``simpy.Process`` without what the model never
     uses (a process is never waited on, interrupted or failed), so ending schedules no event.
 
-    It starts as SimPy's does, through an urgent event at the current time, so events keep
-    SimPy's order.
+    It starts as SimPy's does, through an urgent event at the current time; or, with ``now``, at
+    once, before the caller goes on (for a patient who arrives: nothing else can happen at that
+    instant, barring exact ties, so the order of events is the same, and an event is saved).
     """
 
     __slots__ = ("send",)
 
-    def __init__(self, env: simpy.Environment, generator) -> None:
+    def __init__(self, env: simpy.Environment, generator, now: bool = False) -> None:
         self.send = generator.send
+        if now:
+            self.resume(_STARTED)
+            return
         start = simpy.Event(env)
         start._ok, start._value = True, None
         start.callbacks.append(self.resume)

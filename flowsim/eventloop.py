@@ -170,6 +170,12 @@ def _cancel(k, pid, pools, nodes, pi, ht, hk, c, now):
         pools[k, Q_LIVE] -= 1
 
 
+@numba.njit(cache=True)
+def _readmit_at(ht, hk, c, since, t, person, group):
+    """A readmission at ``t``, timed as a timeout set at ``since`` is: ``since + (t - since)``."""
+    _push(ht, hk, c, since + (t - since), NORMAL, EV_READMIT, person, group)
+
+
 # -- records ----------------------------------------------------------------------------------
 @numba.njit(cache=True)
 def _visit(visits, c, ep, person, service, enter, ready, leave, outcome, pathway, group):
@@ -299,13 +305,9 @@ def run(
             elif kind == -2:
                 pid = _process(pi, pf, c, A_INIT, row, ep, ep)
                 pi[pid, P_KIND] = K_READY
-                _push(ht, hk, c, now, URGENT, EV_RESUME, pid, 0)
-                pid = -1
             else:
                 pid = _process(pi, pf, c, R_INIT, row, ep, ep)
                 pi[pid, P_CODE] = kind
-                _push(ht, hk, c, now, URGENT, EV_RESUME, pid, 0)
-                pid = -1
         else:
             if next_event >= horizon:
                 break
@@ -348,332 +350,425 @@ def run(
                 admit_ep = c[C_EPISODES]
                 c[C_EPISODES] += 1
 
-        if pid >= 0:  # run the process until it waits or ends
-            pi[pid, P_GEN] += 1
-            state = pi[pid, P_STATE]
-            row, ep, person = pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON]
-            g = group[row]
-            while True:
-                if state == A_INIT:
-                    kind = pi[pid, P_KIND]
-                    if kind == K_FRONT_DOOR or kind == K_READY:
-                        if not _request(0, pid, pools, nodes, pi, c):
-                            pi[pid, P_WAIT] = _wait(
-                                waits, c, ep, person, FRONT_DOOR, 0, -1, -1, now, np.nan
-                            )
-                            pi[pid, P_COND] = 0
-                            state = A_BOARDED
+        again = True
+        while again:  # run a process until it waits or ends; then an admission
+            again = False
+            if pid >= 0:  # run the process until it waits or ends
+                pi[pid, P_GEN] += 1
+                state = pi[pid, P_STATE]
+                row, ep, person = pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON]
+                g = group[row]
+                while True:
+                    if state == A_INIT:
+                        kind = pi[pid, P_KIND]
+                        if kind == K_FRONT_DOOR or kind == K_READY:
+                            if not _request(0, pid, pools, nodes, pi, c):
+                                pi[pid, P_WAIT] = _wait(
+                                    waits, c, ep, person, FRONT_DOOR, 0, -1, -1, now, np.nan
+                                )
+                                pi[pid, P_COND] = 0
+                                state = A_BOARDED
+                                break
+                        state = A_BOARDED
+                        pi[pid, P_WAIT] = -1
+                        continue
+                    elif state == A_BOARDED:
+                        if pi[pid, P_WAIT] >= 0:
+                            waits[pi[pid, P_WAIT], 7] = now
+                        kind = pi[pid, P_KIND]
+                        p = pathway[row]
+                        pi[pid, P_PATHWAY] = p
+                        vi = _visit(visits, c, ep, person, 0, now, np.nan, np.nan, OPEN, p, g)
+                        pi[pid, P_VISIT] = vi
+                        treat = (
+                            treatment[row]
+                            if kind == K_FRONT_DOOR or kind == K_IN_TREATMENT
+                            else 0.0
+                        )
+                        if treat > 0 and dies[row]:
+                            _push(ht, hk, c, now + treat, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
+                            pf[pid, F_T_READY] = -1.0  # marks death
+                            state = A_TREATED_OR_DIED
                             break
-                    state = A_BOARDED
-                    pi[pid, P_WAIT] = -1
-                    continue
-                elif state == A_BOARDED:
-                    if pi[pid, P_WAIT] >= 0:
-                        waits[pi[pid, P_WAIT], 7] = now
-                    kind = pi[pid, P_KIND]
-                    p = pathway[row]
-                    pi[pid, P_PATHWAY] = p
-                    vi = _visit(visits, c, ep, person, 0, now, np.nan, np.nan, OPEN, p, g)
-                    pi[pid, P_VISIT] = vi
-                    treat = (
-                        treatment[row] if kind == K_FRONT_DOOR or kind == K_IN_TREATMENT else 0.0
-                    )
-                    if treat > 0 and dies[row]:
-                        _push(ht, hk, c, now + treat, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
-                        pf[pid, F_T_READY] = -1.0  # marks death
-                        state = A_TREATED_OR_DIED
-                        break
-                    t_ready = now + treat
-                    visits[vi, 4] = t_ready
-                    pf[pid, F_T_READY] = t_ready
-                    queued_for = pi[pid, P_QUEUED_FOR]
-                    pi[pid, P_TARGET] = to[p, g] if queued_for < 0 else queued_for
-                    pi[pid, P_ASSESSED] = 1 if (not needs_assessment[p] or queued_for >= 0) else 0
-                    pi[pid, P_D2A] = 0
-                    proc = process[row] if queued_for < 0 else 0.0
-                    if proc > 0:
-                        _wait(waits, c, ep, person, 0, PROCESS, proc_wait[p, 0], proc_wait[p, 1],
-                              t_ready, now + (treat + proc))  # fmt: skip
-                    if treat + proc > 0:
-                        _push(ht, hk, c, now + (treat + proc), NORMAL, EV_RESUME, pid,
-                              pi[pid, P_GEN])  # fmt: skip
-                        state = A_TREATED_OR_DIED
-                        break
-                    state = A_AFTER_TREATMENT
-                    continue
-                elif state == A_TREATED_OR_DIED:
-                    if pf[pid, F_T_READY] < 0:  # died in hospital
-                        vi = pi[pid, P_VISIT]
-                        visits[vi, 4] = visits[vi, 5] = now
-                        visits[vi, 6] = DEATH
-                        _release(0, pools, nodes, pi, ht, hk, c, now)
-                        state = END
-                        break
-                    state = A_AFTER_TREATMENT
-                    continue
-                elif state == A_AFTER_TREATMENT:
-                    p = pi[pid, P_PATHWAY]
-                    pf[pid, F_P_SINCE] = pf[pid, F_T_READY]
-                    if pi[pid, P_QUEUED_FOR] < 0:
-                        if not pi[pid, P_ASSESSED] and d2a_pathway[p]:
-                            pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
-                        if not pi[pid, P_ASSESSED]:
-                            pi[pid, P_ASSESSED] = 1
-                            pi[pid, P_DELAYS], pi[pid, P_PLACE] = 1, 0
-                            state = AS_START
-                            continue
-                    state = A_TARGET_LOOP
-                    continue
-                elif state == AS_START or state == AS_INIT:
-                    if pi[pid, P_DELAYS]:
-                        pi[pid, P_WAIT_AS] = _wait(
-                            waits, c, ep, person, pi[pid, P_PLACE], assessment,
-                            wait_code[assessment, 0], wait_code[assessment, 1], now, np.nan,
-                        )  # fmt: skip
-                    if not _request(assessment, pid, pools, nodes, pi, c):
-                        pi[pid, P_COND] = 0
-                        state = AS_GRANTED
-                        break
-                    state = AS_GRANTED
-                    continue
-                elif state == AS_GRANTED:
-                    pi[pid, P_VISIT_AS] = _visit(
-                        visits, c, ep, person, assessment, now, np.nan, np.nan, OPEN,
-                        pathway[row], g,
-                    )  # fmt: skip
-                    _push(ht, hk, c, now + assess[row], NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
-                    state = AS_DONE
-                    break
-                elif state == AS_DONE:
-                    _release(assessment, pools, nodes, pi, ht, hk, c, now)
-                    va = pi[pid, P_VISIT_AS]
-                    visits[va, 4] = visits[va, 5] = now
-                    delays = pi[pid, P_DELAYS]
-                    visits[va, 6] = pi[pid, P_PLACE] if delays else HOME
-                    if pi[pid, P_WAIT_AS] >= 0:
-                        waits[pi[pid, P_WAIT_AS], 7] = now
-                    state = A_TARGET_LOOP if delays else END
-                    if not delays:
-                        break
-                    continue
-                elif state == A_TARGET_LOOP:
-                    target = pi[pid, P_TARGET]
-                    if target == HOME:
-                        state = A_LEAVE
-                        continue
-                    if _request(target, pid, pools, nodes, pi, c):
-                        state = A_LEAVE
-                        continue
-                    pi[pid, P_WAIT] = _wait(
-                        waits, c, ep, person, 0, target, wait_code[target, 0],
-                        wait_code[target, 1], now, np.nan,
-                    )  # fmt: skip
-                    p = pi[pid, P_PATHWAY]
-                    at = _INF
-                    if escalate and 1 <= p <= 2:
-                        at = pf[pid, F_P_SINCE] + decondition[row, p - 1]
-                    if at < _INF:
-                        pf[pid, F_AT] = at
-                        if at > now:
-                            pi[pid, P_COND], pi[pid, P_FIRED] = 1, 0
-                            _push(ht, hk, c, now + (at - now), NORMAL, EV_HOP, pid,
-                                  pi[pid, P_GEN])  # fmt: skip
-                            state = A_TARGET_OR_ESCALATE
-                            break
-                        state = A_TARGET_OR_ESCALATE
-                        continue
-                    pi[pid, P_COND] = 0
-                    state = A_TARGET_PLAIN
-                    break
-                elif state == A_TARGET_PLAIN:
-                    waits[pi[pid, P_WAIT], 7] = now
-                    state = A_LEAVE
-                    continue
-                elif state == A_TARGET_OR_ESCALATE:
-                    if pi[pid, P_GRANTED]:
-                        waits[pi[pid, P_WAIT], 7] = now
-                        state = A_LEAVE
-                        continue
-                    _cancel(pi[pid, P_TARGET], pid, pools, nodes, pi, ht, hk, c, now)
-                    waits[pi[pid, P_WAIT], 7] = now
-                    p = pi[pid, P_PATHWAY] + 1
-                    pi[pid, P_PATHWAY] = p
-                    pf[pid, F_P_SINCE] = pf[pid, F_AT]
-                    visits[pi[pid, P_VISIT], 7] = p
-                    pi[pid, P_TARGET] = to[p, g]
-                    if not pi[pid, P_ASSESSED]:
-                        pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
-                    state = A_TARGET_LOOP
-                    continue
-                elif state == A_LEAVE:
-                    _release(0, pools, nodes, pi, ht, hk, c, now)
-                    vi = pi[pid, P_VISIT]
-                    target = pi[pid, P_TARGET]
-                    visits[vi, 5] = now
-                    visits[vi, 6] = target
-                    deadline = _INF
-                    if u_readmit[row] < readmit_p[pi[pid, P_PATHWAY]]:
-                        deadline = now + readmit_delay[row]
-                    pf[pid, F_DEADLINE] = deadline
-                    if target == HOME:
-                        if deadline < horizon:
-                            _push(ht, hk, c, now + (deadline - now), NORMAL, EV_READMIT, person, g)
-                        state = END
-                        break
-                    pi[pid, P_CODE] = target
-                    state = D_ENTER
-                    continue
-                elif state == D_ENTER:
-                    code = pi[pid, P_CODE]
-                    pi[pid, P_VISIT] = _visit(
-                        visits, c, ep, person, code, now, np.nan, np.nan, OPEN, pathway[row], g
-                    )
-                    if pi[pid, P_D2A]:  # assessed here, during the stay, by its own process
+                        t_ready = now + treat
+                        visits[vi, 4] = t_ready
+                        pf[pid, F_T_READY] = t_ready
+                        queued_for = pi[pid, P_QUEUED_FOR]
+                        pi[pid, P_TARGET] = to[p, g] if queued_for < 0 else queued_for
+                        pi[pid, P_ASSESSED] = (
+                            1 if (not needs_assessment[p] or queued_for >= 0) else 0
+                        )
                         pi[pid, P_D2A] = 0
-                        q = _process(pi, pf, c, AS_INIT, row, ep, person)
-                        pi[q, P_DELAYS], pi[q, P_PLACE] = 0, code
-                        _push(ht, hk, c, now, URGENT, EV_RESUME, q, 0)
-                    s = stay[row, code]
-                    deadline = pf[pid, F_DEADLINE]
-                    if now + s >= deadline:
-                        _push(ht, hk, c, now + max(deadline - now, 0.0), NORMAL, EV_RESUME, pid,
-                              pi[pid, P_GEN])  # fmt: skip
-                        state = D_DEADLINE
-                        break
-                    nxt = route[row, code]
-                    if nxt < 0:  # the last stay (then home or death): known now, so no process
-                        end = now + s
-                        vi = pi[pid, P_VISIT]
-                        visits[vi, 4] = visits[vi, 5] = end
-                        visits[vi, 6] = nxt
-                        _push(ht, hk, c, end, NORMAL, EV_RELEASE, code, 0)
-                        if nxt == HOME and deadline < horizon:
-                            _push(ht, hk, c, end + (deadline - end), NORMAL, EV_READMIT, person, g)
-                        state = END
-                        break
-                    _push(ht, hk, c, now + s, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
-                    state = D_STAY_END
-                    break
-                elif state == D_DEADLINE:
-                    state = D_READMITTED
-                    continue
-                elif state == ALREADY_IN:  # the residual stay is over; the process starts now
-                    _push(ht, hk, c, now, URGENT, EV_RESUME, pid, pi[pid, P_GEN])
-                    state = D_STAY_END
-                    break
-                elif state == D_STAY_END:
-                    code = pi[pid, P_CODE]
-                    visits[pi[pid, P_VISIT], 4] = now
-                    nxt = route[row, code]
-                    pi[pid, P_NEXT] = nxt
-                    if nxt >= 0 and not _request(nxt, pid, pools, nodes, pi, c):
-                        pi[pid, P_WAIT] = _wait(
-                            waits, c, ep, person, code, nxt, wait_code[nxt, 0],
-                            wait_code[nxt, 1], now, np.nan,
-                        )  # fmt: skip
-                        deadline = pf[pid, F_DEADLINE]
-                        if deadline < _INF:
-                            pi[pid, P_COND], pi[pid, P_FIRED] = 1, 0
-                            _push(ht, hk, c, now + (deadline - now), NORMAL, EV_HOP, pid,
-                                  pi[pid, P_GEN])  # fmt: skip
-                            state = D_NEXT_OR_DEADLINE
+                        proc = process[row] if queued_for < 0 else 0.0
+                        if proc > 0:
+                            _wait(
+                                waits,
+                                c,
+                                ep,
+                                person,
+                                0,
+                                PROCESS,
+                                proc_wait[p, 0],
+                                proc_wait[p, 1],
+                                t_ready,
+                                now + (treat + proc),
+                            )
+                        if treat + proc > 0:
+                            _push(
+                                ht,
+                                hk,
+                                c,
+                                now + (treat + proc),
+                                NORMAL,
+                                EV_RESUME,
+                                pid,
+                                pi[pid, P_GEN],
+                            )
+                            state = A_TREATED_OR_DIED
                             break
-                        pi[pid, P_COND] = 0
-                        state = D_NEXT_PLAIN
+                        state = A_AFTER_TREATMENT
+                        continue
+                    elif state == A_TREATED_OR_DIED:
+                        if pf[pid, F_T_READY] < 0:  # died in hospital
+                            vi = pi[pid, P_VISIT]
+                            visits[vi, 4] = visits[vi, 5] = now
+                            visits[vi, 6] = DEATH
+                            _release(0, pools, nodes, pi, ht, hk, c, now)
+                            state = END
+                            break
+                        state = A_AFTER_TREATMENT
+                        continue
+                    elif state == A_AFTER_TREATMENT:
+                        p = pi[pid, P_PATHWAY]
+                        pf[pid, F_P_SINCE] = pf[pid, F_T_READY]
+                        if pi[pid, P_QUEUED_FOR] < 0:
+                            if not pi[pid, P_ASSESSED] and d2a_pathway[p]:
+                                pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
+                            if not pi[pid, P_ASSESSED]:
+                                pi[pid, P_ASSESSED] = 1
+                                pi[pid, P_DELAYS], pi[pid, P_PLACE] = 1, 0
+                                state = AS_START
+                                continue
+                        state = A_TARGET_LOOP
+                        continue
+                    elif state == AS_START or state == AS_INIT:
+                        if pi[pid, P_DELAYS]:
+                            pi[pid, P_WAIT_AS] = _wait(
+                                waits,
+                                c,
+                                ep,
+                                person,
+                                pi[pid, P_PLACE],
+                                assessment,
+                                wait_code[assessment, 0],
+                                wait_code[assessment, 1],
+                                now,
+                                np.nan,
+                            )
+                        if not _request(assessment, pid, pools, nodes, pi, c):
+                            pi[pid, P_COND] = 0
+                            state = AS_GRANTED
+                            break
+                        state = AS_GRANTED
+                        continue
+                    elif state == AS_GRANTED:
+                        pi[pid, P_VISIT_AS] = _visit(
+                            visits,
+                            c,
+                            ep,
+                            person,
+                            assessment,
+                            now,
+                            np.nan,
+                            np.nan,
+                            OPEN,
+                            pathway[row],
+                            g,
+                        )
+                        _push(ht, hk, c, now + assess[row], NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
+                        state = AS_DONE
                         break
-                    state = D_MOVE
-                    continue
-                elif state == D_NEXT_PLAIN:
-                    waits[pi[pid, P_WAIT], 7] = now
-                    state = D_MOVE
-                    continue
-                elif state == D_NEXT_OR_DEADLINE:
-                    if pi[pid, P_GRANTED]:
+                    elif state == AS_DONE:
+                        _release(assessment, pools, nodes, pi, ht, hk, c, now)
+                        va = pi[pid, P_VISIT_AS]
+                        visits[va, 4] = visits[va, 5] = now
+                        delays = pi[pid, P_DELAYS]
+                        visits[va, 6] = pi[pid, P_PLACE] if delays else HOME
+                        if pi[pid, P_WAIT_AS] >= 0:
+                            waits[pi[pid, P_WAIT_AS], 7] = now
+                        state = A_TARGET_LOOP if delays else END
+                        if not delays:
+                            break
+                        continue
+                    elif state == A_TARGET_LOOP:
+                        target = pi[pid, P_TARGET]
+                        if target == HOME:
+                            state = A_LEAVE
+                            continue
+                        if _request(target, pid, pools, nodes, pi, c):
+                            state = A_LEAVE
+                            continue
+                        pi[pid, P_WAIT] = _wait(
+                            waits,
+                            c,
+                            ep,
+                            person,
+                            0,
+                            target,
+                            wait_code[target, 0],
+                            wait_code[target, 1],
+                            now,
+                            np.nan,
+                        )
+                        p = pi[pid, P_PATHWAY]
+                        at = _INF
+                        if escalate and 1 <= p <= 2:
+                            at = pf[pid, F_P_SINCE] + decondition[row, p - 1]
+                        if at < _INF:
+                            pf[pid, F_AT] = at
+                            if at > now:
+                                pi[pid, P_COND], pi[pid, P_FIRED] = 1, 0
+                                _push(
+                                    ht, hk, c, now + (at - now), NORMAL, EV_HOP, pid, pi[pid, P_GEN]
+                                )
+                                state = A_TARGET_OR_ESCALATE
+                                break
+                            state = A_TARGET_OR_ESCALATE
+                            continue
+                        pi[pid, P_COND] = 0
+                        state = A_TARGET_PLAIN
+                        break
+                    elif state == A_TARGET_PLAIN:
+                        waits[pi[pid, P_WAIT], 7] = now
+                        state = A_LEAVE
+                        continue
+                    elif state == A_TARGET_OR_ESCALATE:
+                        if pi[pid, P_GRANTED]:
+                            waits[pi[pid, P_WAIT], 7] = now
+                            state = A_LEAVE
+                            continue
+                        _cancel(pi[pid, P_TARGET], pid, pools, nodes, pi, ht, hk, c, now)
+                        waits[pi[pid, P_WAIT], 7] = now
+                        p = pi[pid, P_PATHWAY] + 1
+                        pi[pid, P_PATHWAY] = p
+                        pf[pid, F_P_SINCE] = pf[pid, F_AT]
+                        visits[pi[pid, P_VISIT], 7] = p
+                        pi[pid, P_TARGET] = to[p, g]
+                        if not pi[pid, P_ASSESSED]:
+                            pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
+                        state = A_TARGET_LOOP
+                        continue
+                    elif state == A_LEAVE:
+                        _release(0, pools, nodes, pi, ht, hk, c, now)
+                        vi = pi[pid, P_VISIT]
+                        target = pi[pid, P_TARGET]
+                        visits[vi, 5] = now
+                        visits[vi, 6] = target
+                        deadline = _INF
+                        if u_readmit[row] < readmit_p[pi[pid, P_PATHWAY]]:
+                            deadline = now + readmit_delay[row]
+                        pf[pid, F_DEADLINE] = deadline
+                        if target == HOME:
+                            if deadline < horizon:
+                                _readmit_at(ht, hk, c, now, deadline, person, g)
+                            state = END
+                            break
+                        pi[pid, P_CODE] = target
+                        state = D_ENTER
+                        continue
+                    elif state == D_ENTER:
+                        code = pi[pid, P_CODE]
+                        pi[pid, P_VISIT] = _visit(
+                            visits, c, ep, person, code, now, np.nan, np.nan, OPEN, pathway[row], g
+                        )
+                        if pi[pid, P_D2A]:  # assessed here, during the stay, by its own process
+                            pi[pid, P_D2A] = 0
+                            q = _process(pi, pf, c, AS_INIT, row, ep, person)
+                            pi[q, P_DELAYS], pi[q, P_PLACE] = 0, code
+                            _push(ht, hk, c, now, URGENT, EV_RESUME, q, 0)
+                        s = stay[row, code]
+                        deadline = pf[pid, F_DEADLINE]
+                        if now + s >= deadline:
+                            _push(
+                                ht,
+                                hk,
+                                c,
+                                now + max(deadline - now, 0.0),
+                                NORMAL,
+                                EV_RESUME,
+                                pid,
+                                pi[pid, P_GEN],
+                            )
+                            state = D_DEADLINE
+                            break
+                        nxt = route[row, code]
+                        if nxt < 0:  # the last stay (then home or death): known now, so no process
+                            end = now + s
+                            vi = pi[pid, P_VISIT]
+                            visits[vi, 4] = visits[vi, 5] = end
+                            visits[vi, 6] = nxt
+                            _push(ht, hk, c, end, NORMAL, EV_RELEASE, code, 0)
+                            if nxt == HOME and deadline < horizon:
+                                _readmit_at(ht, hk, c, end, deadline, person, g)
+                            state = END
+                            break
+                        _push(ht, hk, c, now + s, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
+                        state = D_STAY_END
+                        break
+                    elif state == D_DEADLINE:
+                        state = D_READMITTED
+                        continue
+                    elif state == ALREADY_IN:  # the residual stay is over; the process starts now
+                        _push(ht, hk, c, now, URGENT, EV_RESUME, pid, pi[pid, P_GEN])
+                        state = D_STAY_END
+                        break
+                    elif state == D_STAY_END:
+                        code = pi[pid, P_CODE]
+                        visits[pi[pid, P_VISIT], 4] = now
+                        nxt = route[row, code]
+                        pi[pid, P_NEXT] = nxt
+                        if nxt >= 0 and not _request(nxt, pid, pools, nodes, pi, c):
+                            pi[pid, P_WAIT] = _wait(
+                                waits,
+                                c,
+                                ep,
+                                person,
+                                code,
+                                nxt,
+                                wait_code[nxt, 0],
+                                wait_code[nxt, 1],
+                                now,
+                                np.nan,
+                            )
+                            deadline = pf[pid, F_DEADLINE]
+                            if deadline < _INF:
+                                pi[pid, P_COND], pi[pid, P_FIRED] = 1, 0
+                                _push(
+                                    ht,
+                                    hk,
+                                    c,
+                                    now + (deadline - now),
+                                    NORMAL,
+                                    EV_HOP,
+                                    pid,
+                                    pi[pid, P_GEN],
+                                )
+                                state = D_NEXT_OR_DEADLINE
+                                break
+                            pi[pid, P_COND] = 0
+                            state = D_NEXT_PLAIN
+                            break
+                        state = D_MOVE
+                        continue
+                    elif state == D_NEXT_PLAIN:
                         waits[pi[pid, P_WAIT], 7] = now
                         state = D_MOVE
                         continue
-                    _cancel(pi[pid, P_NEXT], pid, pools, nodes, pi, ht, hk, c, now)
-                    waits[pi[pid, P_WAIT], 7] = now
-                    state = D_READMITTED
-                    continue
-                elif state == D_MOVE:
-                    code, nxt = pi[pid, P_CODE], pi[pid, P_NEXT]
-                    _release(code, pools, nodes, pi, ht, hk, c, now)
-                    vi = pi[pid, P_VISIT]
-                    visits[vi, 5] = now
-                    visits[vi, 6] = nxt
-                    if nxt < 0:
-                        deadline = pf[pid, F_DEADLINE]
-                        if nxt == HOME and deadline < horizon:
-                            _push(ht, hk, c, now + (deadline - now), NORMAL, EV_READMIT, person, g)
+                    elif state == D_NEXT_OR_DEADLINE:
+                        if pi[pid, P_GRANTED]:
+                            waits[pi[pid, P_WAIT], 7] = now
+                            state = D_MOVE
+                            continue
+                        _cancel(pi[pid, P_NEXT], pid, pools, nodes, pi, ht, hk, c, now)
+                        waits[pi[pid, P_WAIT], 7] = now
+                        state = D_READMITTED
+                        continue
+                    elif state == D_MOVE:
+                        code, nxt = pi[pid, P_CODE], pi[pid, P_NEXT]
+                        _release(code, pools, nodes, pi, ht, hk, c, now)
+                        vi = pi[pid, P_VISIT]
+                        visits[vi, 5] = now
+                        visits[vi, 6] = nxt
+                        if nxt < 0:
+                            deadline = pf[pid, F_DEADLINE]
+                            if nxt == HOME and deadline < horizon:
+                                _readmit_at(ht, hk, c, now, deadline, person, g)
+                            state = END
+                            break
+                        pi[pid, P_CODE] = nxt
+                        state = D_ENTER
+                        continue
+                    elif state == D_READMITTED:
+                        _release(pi[pid, P_CODE], pools, nodes, pi, ht, hk, c, now)
+                        vi = pi[pid, P_VISIT]
+                        if visits[vi, 4] != visits[vi, 4]:
+                            visits[vi, 4] = now
+                        visits[vi, 5] = now
+                        visits[vi, 6] = READMIT
+                        k = readmitted[g]
+                        if k >= readmit_rows[g]:
+                            c[C_STATUS], c[C_STATUS_ARG] = FULL_READMISSIONS, g
+                            state = END
+                            break
+                        readmitted[g] += 1
+                        admit_row, admit_person = readmit_base[g] + k, person
+                        admit_ep = c[C_EPISODES]
+                        c[C_EPISODES] += 1
                         state = END
                         break
-                    pi[pid, P_CODE] = nxt
-                    state = D_ENTER
-                    continue
-                elif state == D_READMITTED:
-                    _release(pi[pid, P_CODE], pools, nodes, pi, ht, hk, c, now)
-                    vi = pi[pid, P_VISIT]
-                    if visits[vi, 4] != visits[vi, 4]:
-                        visits[vi, 4] = now
-                    visits[vi, 5] = now
-                    visits[vi, 6] = READMIT
-                    k = readmitted[g]
-                    if k >= readmit_rows[g]:
-                        c[C_STATUS], c[C_STATUS_ARG] = FULL_READMISSIONS, g
-                        state = END
+                    elif state == R_INIT:
+                        code = pi[pid, P_CODE]
+                        if not _request(code, pid, pools, nodes, pi, c):
+                            pi[pid, P_WAIT] = _wait(
+                                waits,
+                                c,
+                                ep,
+                                ep,
+                                COMMUNITY,
+                                code,
+                                wait_code[code, 0],
+                                wait_code[code, 1],
+                                now,
+                                np.nan,
+                            )
+                            pi[pid, P_COND] = 0
+                            state = R_GRANTED
+                            break
+                        state = D_ENTER
+                        continue
+                    elif state == R_GRANTED:
+                        waits[pi[pid, P_WAIT], 7] = now
+                        state = D_ENTER
+                        continue
+                    else:  # END
                         break
-                    readmitted[g] += 1
-                    admit_row, admit_person = readmit_base[g] + k, person
-                    admit_ep = c[C_EPISODES]
-                    c[C_EPISODES] += 1
-                    state = END
-                    break
-                elif state == R_INIT:
-                    code = pi[pid, P_CODE]
-                    if not _request(code, pid, pools, nodes, pi, c):
-                        pi[pid, P_WAIT] = _wait(
-                            waits, c, ep, ep, COMMUNITY, code, wait_code[code, 0],
-                            wait_code[code, 1], now, np.nan,
-                        )  # fmt: skip
-                        pi[pid, P_COND] = 0
-                        state = R_GRANTED
-                        break
-                    state = D_ENTER
-                    continue
-                elif state == R_GRANTED:
-                    waits[pi[pid, P_WAIT], 7] = now
-                    state = D_ENTER
-                    continue
-                else:  # END
-                    break
-            pi[pid, P_STATE] = state
+                pi[pid, P_STATE] = state
 
-        if admit_row >= 0:  # model.Model._admit
-            row, ep, person = admit_row, admit_ep, admit_person
-            admit_row = -1
-            if pathway[row] != 0 or not _take(0, pools):
-                pid = _process(pi, pf, c, A_INIT, row, ep, person)
-                pi[pid, P_KIND] = K_FRONT_DOOR
-                _push(ht, hk, c, now, URGENT, EV_RESUME, pid, 0)
-            else:  # a free bed and pathway 0: the whole stay is known now, no process
-                g = group[row]
-                treat = treatment[row]
-                ready = now + treat
-                vi = _visit(visits, c, ep, person, 0, now, ready, ready, DEATH, 0, g)
-                delay = treat
-                if not dies[row]:
-                    proc = process[row]
-                    delay = treat + proc
-                    leave = now + delay
-                    if proc > 0:
-                        _wait(waits, c, ep, person, 0, PROCESS, proc_wait[0, 0], proc_wait[0, 1],
-                              ready, leave)  # fmt: skip
-                    visits[vi, 5] = leave
-                    visits[vi, 6] = HOME
-                    if u_readmit[row] < readmit_p[0]:
-                        t = leave + readmit_delay[row]
-                        if t < horizon:
-                            _push(ht, hk, c, now + (t - now), NORMAL, EV_READMIT, person, g)
-                _push(ht, hk, c, now + delay, NORMAL, EV_RELEASE, 0, 0)
+            if admit_row >= 0:  # model.Model._admit
+                row, ep, person = admit_row, admit_ep, admit_person
+                admit_row = -1
+                if pathway[row] != 0 or not _take(0, pools):
+                    pid = _process(pi, pf, c, A_INIT, row, ep, person)
+                    pi[pid, P_KIND] = K_FRONT_DOOR
+                    again = True  # it starts now, as the admission is made
+                else:  # a free bed and pathway 0: the whole stay is known now, no process
+                    g = group[row]
+                    treat = treatment[row]
+                    ready = now + treat
+                    vi = _visit(visits, c, ep, person, 0, now, ready, ready, DEATH, 0, g)
+                    delay = treat
+                    if not dies[row]:
+                        proc = process[row]
+                        delay = treat + proc
+                        leave = now + delay
+                        if proc > 0:
+                            _wait(
+                                waits,
+                                c,
+                                ep,
+                                person,
+                                0,
+                                PROCESS,
+                                proc_wait[0, 0],
+                                proc_wait[0, 1],
+                                ready,
+                                leave,
+                            )
+                        visits[vi, 5] = leave
+                        visits[vi, 6] = HOME
+                        if u_readmit[row] < readmit_p[0]:
+                            t = leave + readmit_delay[row]
+                            if t < horizon:
+                                _readmit_at(ht, hk, c, now, t, person, g)
+                    _push(ht, hk, c, now + delay, NORMAL, EV_RELEASE, 0, 0)
     return c[C_STATUS], c[C_STATUS_ARG], c[C_VISITS], c[C_WAITS], n_initial

@@ -187,9 +187,9 @@ class Model:
         if kind == "front_door":
             self._admit(rows, i, ep, ep)
         elif kind == "ready_to_leave":
-            Process(self.env, self._acute(rows, i, ep, ep, kind))
+            Process(self.env, self._acute(rows, i, ep, ep, kind), now=True)
         else:
-            Process(self.env, self._referral(rows, i, ep, kind))
+            Process(self.env, self._referral(rows, i, ep, kind), now=True)
 
     def _admit(self, rows: _Rows, i: int, ep: int, person: int) -> None:
         """An admission through the front door. The common case (a bed is free, pathway 0: home
@@ -198,7 +198,7 @@ class Model:
         process."""
         acute = self.pools[0]
         if rows.pathway[i] != 0 or not acute.take():
-            Process(self.env, self._acute(rows, i, ep, person, "front_door"))
+            Process(self.env, self._acute(rows, i, ep, person, "front_door"), now=True)
             return
         now = self.env.now
         g = rows.group[i]
