@@ -28,15 +28,15 @@ outgrows them is repeated with twice the room."""
 
 
 # -- from a plan to the loop and back -----------------------------------------------------------
+_ATTRIBUTES = ("group", "pathway", "treatment", "dies", "process", "assess", "decondition",
+               "u_readmit", "readmit_delay")  # fmt: skip
+
+
 def _pack(cohorts: list) -> dict[str, np.ndarray]:
     """Cohorts' attribute columns stacked into one table (row offsets in cohort order)."""
-    return {
-        name: np.concatenate([getattr(c, name) for c in cohorts])
-        for name in (
-            "group", "pathway", "treatment", "dies", "process", "assess", "decondition",
-            "u_readmit", "readmit_delay",
-        )
-    }  # fmt: skip
+    if len(cohorts) == 1:
+        return {name: getattr(cohorts[0], name) for name in _ATTRIBUTES}
+    return {name: np.concatenate([getattr(c, name) for c in cohorts]) for name in _ATTRIBUTES}
 
 
 def _onward(cohorts: list, n_services: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,6 +62,8 @@ def _readmission_estimate(p: Plan) -> list[int]:
     for c in p.arrivals.cohorts + [s.cohort for s in p.starts]:
         counts += np.bincount(c.group, minlength=n_groups)
     q = min(max(p.readmit_p), 0.9)
+    if q == 0:
+        return [0] * n_groups
     expected = counts * q / (1.0 - q)
     return [int(math.ceil(1.25 * e / READMISSION_BLOCK)) + 1 for e in expected]
 
@@ -127,10 +129,11 @@ def run(p: Plan) -> Events:
         sizes = np.array([len(b) * READMISSION_BLOCK for b in blocks], dtype=np.int64)
         readmit_base = (n_base + np.cumsum(np.concatenate([[0], sizes]))[:-1]).astype(np.int64)
         n = len(attrs["group"])
-        visits = np.empty((int(room * 3 * n) + 64, len(VISIT_FIELDS)))
-        waits = np.empty((int(room * 2 * n) + 64, len(WAIT_FIELDS)))
+        visits = np.empty((len(VISIT_FIELDS), int(room * 3 * n) + 64))  # a row per field
+        waits = np.empty((len(WAIT_FIELDS), int(room * 2 * n) + 64))
         procs_i = np.empty((int(room * 2 * n) + 64, P_INT), dtype=np.int64)
         procs_f = np.empty((procs_i.shape[0], P_FLOAT))
+        free = np.empty(procs_i.shape[0], dtype=np.int64)
         nodes = np.empty((int(room * 2 * n) + 64, 3), dtype=np.int64)
         heap_t = np.empty(int(room * 3 * n) + 4 * n_services + 64)
         heap_k = np.empty((heap_t.shape[0], 2), dtype=np.int64)
@@ -139,17 +142,17 @@ def run(p: Plan) -> Events:
             attrs["process"], attrs["assess"], attrs["decondition"], attrs["u_readmit"],
             attrs["readmit_delay"], stay, route,
             arrivals.times, arrival_row, arrival_kind, *starts, readmit_base, sizes, *tables,
-            visits, waits, procs_i, procs_f, nodes, heap_t, heap_k,
+            visits, waits, procs_i, procs_f, free, nodes, heap_t, heap_k,
         )  # fmt: skip
         if status == OK:
             break
         if status == FULL_READMISSIONS:
-            wanted[arg] = 2 * wanted[arg]
+            wanted[arg] = max(1, 2 * wanted[arg])
         else:
             room *= 2.0
     return close(
-        columns(visits[:n_visits], VISIT_FIELDS),
-        columns(waits[:n_waits], WAIT_FIELDS),
+        columns(visits[:, :n_visits].T, VISIT_FIELDS),
+        columns(waits[:, :n_waits].T, WAIT_FIELDS),
         p,
         int(n_initial),
     )

@@ -45,9 +45,9 @@ Q_CAP, Q_BUSY, Q_OPEN, Q_HEAD, Q_TAIL, Q_LIVE = range(6)
 N_PROC, N_NEXT, N_ALIVE = range(3)
 # counters
 (
-    C_SEQ, C_HEAP, C_VISITS, C_WAITS, C_PROCS, C_NODES, C_EPISODES, C_STATUS, C_STATUS_ARG,
-) = range(9)  # fmt: skip
-C_N = 9
+    C_SEQ, C_HEAP, C_VISITS, C_WAITS, C_PROCS, C_NODES, C_EPISODES, C_STATUS, C_STATUS_ARG, C_FREE,
+) = range(10)  # fmt: skip
+C_N = 10
 OK, FULL_HEAP, FULL_VISITS, FULL_WAITS, FULL_PROCS, FULL_NODES, FULL_READMISSIONS = range(7)
 _INF = math.inf
 
@@ -180,37 +180,44 @@ def _readmit_at(ht, hk, c, since, t, person, group):
 @numba.njit(cache=True)
 def _visit(visits, c, ep, person, service, enter, ready, leave, outcome, pathway, group):
     j = c[C_VISITS]
-    if j >= visits.shape[0]:
+    if j >= visits.shape[1]:
         c[C_STATUS] = FULL_VISITS
         return 0
     c[C_VISITS] += 1
-    visits[j, 0], visits[j, 1], visits[j, 2] = ep, person, service
-    visits[j, 3], visits[j, 4], visits[j, 5] = enter, ready, leave
-    visits[j, 6], visits[j, 7], visits[j, 8] = outcome, pathway, group
+    visits[0, j], visits[1, j], visits[2, j] = ep, person, service
+    visits[3, j], visits[4, j], visits[5, j] = enter, ready, leave
+    visits[6, j], visits[7, j], visits[8, j] = outcome, pathway, group
     return j
 
 
 @numba.njit(cache=True)
 def _wait(waits, c, ep, person, place, waits_for, reason, responsible, start, end):
     j = c[C_WAITS]
-    if j >= waits.shape[0]:
+    if j >= waits.shape[1]:
         c[C_STATUS] = FULL_WAITS
         return 0
     c[C_WAITS] += 1
-    waits[j, 0], waits[j, 1], waits[j, 2], waits[j, 3] = ep, person, place, waits_for
-    waits[j, 4], waits[j, 5], waits[j, 6], waits[j, 7] = reason, responsible, start, end
+    waits[0, j], waits[1, j], waits[2, j], waits[3, j] = ep, person, place, waits_for
+    waits[4, j], waits[5, j], waits[6, j], waits[7, j] = reason, responsible, start, end
     return j
 
 
 @numba.njit(cache=True)
-def _process(pi, pf, c, state, row, ep, person):
+def _process(pi, pf, free, c, state, row, ep, person):
     """A new process (a patient's flow, or a discharge-to-assess assessment)."""
-    pid = c[C_PROCS]
-    if pid >= pi.shape[0]:
-        c[C_STATUS] = FULL_PROCS
-        return 0
-    c[C_PROCS] += 1
+    if c[C_FREE] > 0:  # the slot of a process that ended; its generation goes on counting, so
+        c[C_FREE] -= 1  # events left over from the old process never match the new one
+        pid = free[c[C_FREE]]
+        gen = pi[pid, P_GEN] + 1
+    else:
+        pid = c[C_PROCS]
+        if pid >= pi.shape[0]:
+            c[C_STATUS] = FULL_PROCS
+            return 0
+        c[C_PROCS] += 1
+        gen = 0
     pi[pid, :] = 0
+    pi[pid, P_GEN] = gen
     pf[pid, :] = 0.0
     pi[pid, P_STATE], pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON] = state, row, ep, person
     pi[pid, P_QUEUED_FOR] = -1
@@ -238,7 +245,7 @@ def run(
     capacity, step_day, step_capacity, step_first, step_count, open_days, first_weekday,
     horizon,
     # buffers
-    visits, waits, pi, pf, nodes, ht, hk,
+    visits, waits, pi, pf, free, nodes, ht, hk,
 ):  # fmt: skip
     c = np.zeros(C_N, dtype=np.int64)
     n_services = capacity.shape[0]
@@ -267,20 +274,20 @@ def run(
         c[C_EPISODES] += 1
         if kind == 0 or code == 0:
             pools[0, Q_BUSY] += 1
-            pid = _process(pi, pf, c, A_INIT, row, ep, ep)
+            pid = _process(pi, pf, free, c, A_INIT, row, ep, ep)
             pi[pid, P_KIND] = K_QUEUED if kind == 0 else K_IN_TREATMENT
             if kind == 0:
                 pi[pid, P_QUEUED_FOR] = code
-            _push(ht, hk, c, 0.0, URGENT, EV_RESUME, pid, 0)
+            _push(ht, hk, c, 0.0, URGENT, EV_RESUME, pid, pi[pid, P_GEN])
         else:
             pools[code, Q_BUSY] += 1
-            pid = _process(pi, pf, c, ALREADY_IN, row, ep, ep)
+            pid = _process(pi, pf, free, c, ALREADY_IN, row, ep, ep)
             pi[pid, P_CODE] = code
             pi[pid, P_VISIT] = _visit(
                 visits, c, ep, ep, code, 0.0, np.nan, np.nan, OPEN, pathway[row], group[row]
             )
             if stay[row, code] < horizon:
-                _push(ht, hk, c, stay[row, code], NORMAL, EV_RESUME, pid, 0)
+                _push(ht, hk, c, stay[row, code], NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
     n_initial = c[C_EPISODES]
 
     n_arrivals = arrival_time.shape[0]
@@ -303,10 +310,10 @@ def run(
             if kind == -1:
                 admit_row, admit_ep, admit_person = row, ep, ep
             elif kind == -2:
-                pid = _process(pi, pf, c, A_INIT, row, ep, ep)
+                pid = _process(pi, pf, free, c, A_INIT, row, ep, ep)
                 pi[pid, P_KIND] = K_READY
             else:
-                pid = _process(pi, pf, c, R_INIT, row, ep, ep)
+                pid = _process(pi, pf, free, c, R_INIT, row, ep, ep)
                 pi[pid, P_CODE] = kind
         else:
             if next_event >= horizon:
@@ -374,7 +381,7 @@ def run(
                         continue
                     elif state == A_BOARDED:
                         if pi[pid, P_WAIT] >= 0:
-                            waits[pi[pid, P_WAIT], 7] = now
+                            waits[7, pi[pid, P_WAIT]] = now
                         kind = pi[pid, P_KIND]
                         p = pathway[row]
                         pi[pid, P_PATHWAY] = p
@@ -391,7 +398,7 @@ def run(
                             state = A_TREATED_OR_DIED
                             break
                         t_ready = now + treat
-                        visits[vi, 4] = t_ready
+                        visits[4, vi] = t_ready
                         pf[pid, F_T_READY] = t_ready
                         queued_for = pi[pid, P_QUEUED_FOR]
                         pi[pid, P_TARGET] = to[p, g] if queued_for < 0 else queued_for
@@ -431,8 +438,8 @@ def run(
                     elif state == A_TREATED_OR_DIED:
                         if pf[pid, F_T_READY] < 0:  # died in hospital
                             vi = pi[pid, P_VISIT]
-                            visits[vi, 4] = visits[vi, 5] = now
-                            visits[vi, 6] = DEATH
+                            visits[4, vi] = visits[5, vi] = now
+                            visits[6, vi] = DEATH
                             _release(0, pools, nodes, pi, ht, hk, c, now)
                             state = END
                             break
@@ -491,11 +498,11 @@ def run(
                     elif state == AS_DONE:
                         _release(assessment, pools, nodes, pi, ht, hk, c, now)
                         va = pi[pid, P_VISIT_AS]
-                        visits[va, 4] = visits[va, 5] = now
+                        visits[4, va] = visits[5, va] = now
                         delays = pi[pid, P_DELAYS]
-                        visits[va, 6] = pi[pid, P_PLACE] if delays else HOME
+                        visits[6, va] = pi[pid, P_PLACE] if delays else HOME
                         if pi[pid, P_WAIT_AS] >= 0:
-                            waits[pi[pid, P_WAIT_AS], 7] = now
+                            waits[7, pi[pid, P_WAIT_AS]] = now
                         state = A_TARGET_LOOP if delays else END
                         if not delays:
                             break
@@ -539,20 +546,20 @@ def run(
                         state = A_TARGET_PLAIN
                         break
                     elif state == A_TARGET_PLAIN:
-                        waits[pi[pid, P_WAIT], 7] = now
+                        waits[7, pi[pid, P_WAIT]] = now
                         state = A_LEAVE
                         continue
                     elif state == A_TARGET_OR_ESCALATE:
                         if pi[pid, P_GRANTED]:
-                            waits[pi[pid, P_WAIT], 7] = now
+                            waits[7, pi[pid, P_WAIT]] = now
                             state = A_LEAVE
                             continue
                         _cancel(pi[pid, P_TARGET], pid, pools, nodes, pi, ht, hk, c, now)
-                        waits[pi[pid, P_WAIT], 7] = now
+                        waits[7, pi[pid, P_WAIT]] = now
                         p = pi[pid, P_PATHWAY] + 1
                         pi[pid, P_PATHWAY] = p
                         pf[pid, F_P_SINCE] = pf[pid, F_AT]
-                        visits[pi[pid, P_VISIT], 7] = p
+                        visits[7, pi[pid, P_VISIT]] = p
                         pi[pid, P_TARGET] = to[p, g]
                         if not pi[pid, P_ASSESSED]:
                             pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
@@ -562,8 +569,8 @@ def run(
                         _release(0, pools, nodes, pi, ht, hk, c, now)
                         vi = pi[pid, P_VISIT]
                         target = pi[pid, P_TARGET]
-                        visits[vi, 5] = now
-                        visits[vi, 6] = target
+                        visits[5, vi] = now
+                        visits[6, vi] = target
                         deadline = _INF
                         if u_readmit[row] < readmit_p[pi[pid, P_PATHWAY]]:
                             deadline = now + readmit_delay[row]
@@ -583,9 +590,9 @@ def run(
                         )
                         if pi[pid, P_D2A]:  # assessed here, during the stay, by its own process
                             pi[pid, P_D2A] = 0
-                            q = _process(pi, pf, c, AS_INIT, row, ep, person)
+                            q = _process(pi, pf, free, c, AS_INIT, row, ep, person)
                             pi[q, P_DELAYS], pi[q, P_PLACE] = 0, code
-                            _push(ht, hk, c, now, URGENT, EV_RESUME, q, 0)
+                            _push(ht, hk, c, now, URGENT, EV_RESUME, q, pi[q, P_GEN])
                         s = stay[row, code]
                         deadline = pf[pid, F_DEADLINE]
                         if now + s >= deadline:
@@ -605,8 +612,8 @@ def run(
                         if nxt < 0:  # the last stay (then home or death): known now, so no process
                             end = now + s
                             vi = pi[pid, P_VISIT]
-                            visits[vi, 4] = visits[vi, 5] = end
-                            visits[vi, 6] = nxt
+                            visits[4, vi] = visits[5, vi] = end
+                            visits[6, vi] = nxt
                             _push(ht, hk, c, end, NORMAL, EV_RELEASE, code, 0)
                             if nxt == HOME and deadline < horizon:
                                 _readmit_at(ht, hk, c, end, deadline, person, g)
@@ -624,7 +631,7 @@ def run(
                         break
                     elif state == D_STAY_END:
                         code = pi[pid, P_CODE]
-                        visits[pi[pid, P_VISIT], 4] = now
+                        visits[4, pi[pid, P_VISIT]] = now
                         nxt = route[row, code]
                         pi[pid, P_NEXT] = nxt
                         if nxt >= 0 and not _request(nxt, pid, pools, nodes, pi, c):
@@ -661,24 +668,24 @@ def run(
                         state = D_MOVE
                         continue
                     elif state == D_NEXT_PLAIN:
-                        waits[pi[pid, P_WAIT], 7] = now
+                        waits[7, pi[pid, P_WAIT]] = now
                         state = D_MOVE
                         continue
                     elif state == D_NEXT_OR_DEADLINE:
                         if pi[pid, P_GRANTED]:
-                            waits[pi[pid, P_WAIT], 7] = now
+                            waits[7, pi[pid, P_WAIT]] = now
                             state = D_MOVE
                             continue
                         _cancel(pi[pid, P_NEXT], pid, pools, nodes, pi, ht, hk, c, now)
-                        waits[pi[pid, P_WAIT], 7] = now
+                        waits[7, pi[pid, P_WAIT]] = now
                         state = D_READMITTED
                         continue
                     elif state == D_MOVE:
                         code, nxt = pi[pid, P_CODE], pi[pid, P_NEXT]
                         _release(code, pools, nodes, pi, ht, hk, c, now)
                         vi = pi[pid, P_VISIT]
-                        visits[vi, 5] = now
-                        visits[vi, 6] = nxt
+                        visits[5, vi] = now
+                        visits[6, vi] = nxt
                         if nxt < 0:
                             deadline = pf[pid, F_DEADLINE]
                             if nxt == HOME and deadline < horizon:
@@ -691,10 +698,10 @@ def run(
                     elif state == D_READMITTED:
                         _release(pi[pid, P_CODE], pools, nodes, pi, ht, hk, c, now)
                         vi = pi[pid, P_VISIT]
-                        if visits[vi, 4] != visits[vi, 4]:
-                            visits[vi, 4] = now
-                        visits[vi, 5] = now
-                        visits[vi, 6] = READMIT
+                        if visits[4, vi] != visits[4, vi]:
+                            visits[4, vi] = now
+                        visits[5, vi] = now
+                        visits[6, vi] = READMIT
                         k = readmitted[g]
                         if k >= readmit_rows[g]:
                             c[C_STATUS], c[C_STATUS_ARG] = FULL_READMISSIONS, g
@@ -727,18 +734,21 @@ def run(
                         state = D_ENTER
                         continue
                     elif state == R_GRANTED:
-                        waits[pi[pid, P_WAIT], 7] = now
+                        waits[7, pi[pid, P_WAIT]] = now
                         state = D_ENTER
                         continue
                     else:  # END
                         break
                 pi[pid, P_STATE] = state
+                if state == END:
+                    free[c[C_FREE]] = pid
+                    c[C_FREE] += 1
 
             if admit_row >= 0:  # model.Model._admit
                 row, ep, person = admit_row, admit_ep, admit_person
                 admit_row = -1
                 if pathway[row] != 0 or not _take(0, pools):
-                    pid = _process(pi, pf, c, A_INIT, row, ep, person)
+                    pid = _process(pi, pf, free, c, A_INIT, row, ep, person)
                     pi[pid, P_KIND] = K_FRONT_DOOR
                     again = True  # it starts now, as the admission is made
                 else:  # a free bed and pathway 0: the whole stay is known now, no process
@@ -764,8 +774,8 @@ def run(
                                 ready,
                                 leave,
                             )
-                        visits[vi, 5] = leave
-                        visits[vi, 6] = HOME
+                        visits[5, vi] = leave
+                        visits[6, vi] = HOME
                         if u_readmit[row] < readmit_p[0]:
                             t = leave + readmit_delay[row]
                             if t < horizon:
