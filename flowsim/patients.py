@@ -76,16 +76,15 @@ class Cohort:
 
 def rates_by_day(arrival: Arrival, start_date: dt.date, n_days: int) -> np.ndarray:
     """The arrival rate (per day) on each simulated day from ``start_date``."""
-    days = [start_date + dt.timedelta(days=d) for d in range(n_days)]
     if arrival.rates_csv is not None:
         table = read_rates_csv(arrival.rates_csv)
-        return np.array([table[d] for d in days])
-    return np.array(
-        [
-            arrival.rate_per_day * arrival.day_of_week[d.weekday()] * arrival.month[d.month - 1]
-            for d in days
-        ]
-    )
+        return np.array([table[start_date + dt.timedelta(days=d)] for d in range(n_days)])
+    days = np.datetime64(start_date, "D") + np.arange(n_days)
+    weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday (weekday 3)
+    month = days.astype("datetime64[M]").astype(np.int64) % 12
+    dow = np.asarray(arrival.day_of_week, dtype=np.float64)
+    by_month = np.asarray(arrival.month, dtype=np.float64)
+    return arrival.rate_per_day * dow[weekday] * by_month[month]
 
 
 def draw(
@@ -106,9 +105,14 @@ def draw(
     """
     n = len(time)
     u = lambda attr: streams.uniforms(f"{name}.{attr}", n)  # noqa: E731
+    # A draw that cannot change anything (one possible group, no deaths, no readmissions, fixed
+    # process times) is skipped: streams are named, so skipping one moves no other.
     if group is None:
         shares = np.array([[group_shares.get(g, 0.0) for g in layout.groups]])
-        group = kernels.categorical(u("group"), np.zeros(n, np.int64), shares)
+        if np.count_nonzero(shares) == 1:
+            group = np.full(n, int(np.argmax(shares)), dtype=np.int64)
+        else:
+            group = kernels.categorical(u("group"), np.zeros(n, np.int64), shares)
     group = np.asarray(group, dtype=np.int64)
     d = system.discharge
     if pathway is None:
@@ -131,9 +135,11 @@ def draw(
     death_p = np.array(
         [d.death_in_hospital_probability_by_group.get(g, 0.0) for g in layout.groups]
     )
-    dies = u("death") < death_p[group]
+    dies = u("death") < death_p[group] if death_p.any() else np.zeros(n, dtype=np.bool_)
     process = np.zeros(n)
-    u_process = u("process")
+    fixed = all(pw.process.dist == "fixed" and pw.process.zero_probability == 0
+                for pw in d.pathways.values())  # fmt: skip
+    u_process = np.zeros(n) if fixed else u("process")
     for k, p in enumerate(PATHWAYS):
         mask = path == k
         if p in d.pathways and mask.any():
@@ -148,6 +154,7 @@ def draw(
         decondition = -np.log1p(-streams.uniforms(f"{name}.decondition", (n, 2))) / rate
     else:
         decondition = np.full((n, 2), np.inf)
+    readmits = any(pw.readmission_30d_probability > 0 for pw in d.pathways.values())
     cohort = Cohort(
         time=np.asarray(time, dtype=np.float64),
         group=group,
@@ -157,8 +164,10 @@ def draw(
         process=process,
         assess=assess,
         decondition=decondition,
-        u_readmit=u("readmit"),
-        readmit_delay=distributions.ppf(d.readmission_delay, u("readmit_delay")),
+        u_readmit=u("readmit") if readmits else np.ones(n),
+        readmit_delay=(
+            distributions.ppf(d.readmission_delay, u("readmit_delay")) if readmits else np.zeros(n)
+        ),
     )
     for s in layout.downstream:
         code = layout.code(s)

@@ -246,7 +246,8 @@ def _arrivals(system: System, layout: Layout, streams: Streams, horizon: float) 
         empty = np.empty(0, dtype=np.int64)
         return Arrivals(kinds, cohorts, np.empty(0), empty, empty)
     t = np.concatenate(times)
-    order = np.argsort(t, kind="stable")
+    # one stream is already in time order (as is the stable sort of several)
+    order = np.arange(len(t)) if len(times) == 1 else np.argsort(t, kind="stable")
     return Arrivals(
         kinds, cohorts, t[order], np.concatenate(stream)[order], np.concatenate(index)[order]
     )
