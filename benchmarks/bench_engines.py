@@ -87,6 +87,17 @@ def main() -> None:
             f"{base / r['seconds']:8.2f}   {interval(r['delay']):<28} "
             f"{interval(r['occupancy'])}"
         )
+    seconds = {r["engine"]: r["seconds"] for r in rows if "missing" not in r}
+    print("targets (issue 6):")
+    for fast, slow, target in (("flowsim", "simpy", 2.5), ("flowsim", "ciw", 15.0)):
+        if fast in seconds and slow in seconds:
+            ratio = seconds[slow] / seconds[fast]
+            print(f"  {fast} {ratio:.1f}x faster than {slow} (target {target:g}x)")
+    if "flowsim-compiled" in seconds and "numba" in seconds:
+        ratio = seconds["flowsim-compiled"] / seconds["numba"]
+        print(
+            f"  flowsim-compiled takes {ratio:.1f}x the hand-written Numba loop's time (target 3x)"
+        )
 
 
 if __name__ == "__main__":
