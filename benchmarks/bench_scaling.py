@@ -148,13 +148,14 @@ def growth(replications: int, warmup: float, measured: float) -> str:
 # -- b. peak memory ----------------------------------------------------------------------------
 
 
-def child_memory(horizon: float, warmup: float, patient_log: bool) -> None:
+def child_memory(horizon: float, warmup: float, patient_log: bool, engine: str = "simpy") -> None:
     """(in a child) Peak RSS before and after one default-system replication; prints JSON."""
     from flowsim import runner
 
-    runner.replicate(default_config(5.0, 1.0, patient_log=patient_log), "baseline", 0)
+    settings = {"patient_log": patient_log, "engine": engine}
+    runner.replicate(default_config(5.0, 1.0, **settings), "baseline", 0)
     before, source = peak_rss_mb()
-    out = runner.replicate(default_config(horizon, warmup, patient_log=patient_log), "baseline", 0)
+    out = runner.replicate(default_config(horizon, warmup, **settings), "baseline", 0)
     if "error" in out:
         raise RuntimeError(out["error"]["traceback"])
     peak, _ = peak_rss_mb()
@@ -164,20 +165,21 @@ def child_memory(horizon: float, warmup: float, patient_log: bool) -> None:
 
 def memory(warmup: float, measured: float) -> str:
     rows, source = [], ""
-    for k in (1, 2):
+    cases = [("simpy", k, log) for k in (1, 2) for log in (False, True)]
+    cases += [("compiled", k, False) for k in (1, 2)]
+    for engine, k, log in cases:
         horizon = warmup + k * measured
-        for log in (False, True):
-            m = in_child(f"child_memory({horizon!r}, {warmup!r}, {log!r})")
-            source = m["source"]
-            rows.append(
-                [
-                    f"horizon x{k}, patient log {'on' if log else 'off'}",
-                    f"{warmup:g}+{k * measured:g}",
-                    f"{m['log_rows']:,}",
-                    f"{m['peak']:.0f}",
-                    f"{m['peak'] - m['before']:.0f}",
-                ]
-            )
+        m = in_child(f"child_memory({horizon!r}, {warmup!r}, {log!r}, {engine!r})")
+        source = m["source"]
+        rows.append(
+            [
+                f"{engine}, horizon x{k}, patient log {'on' if log else 'off'}",
+                f"{warmup:g}+{k * measured:g}",
+                f"{m['log_rows']:,}",
+                f"{m['peak']:.0f}",
+                f"{m['peak'] - m['before']:.0f}",
+            ]
+        )
     header = ["default system, one replication", "days", "log rows", "peak MB", "rise MB"]
     return (
         f"b. peak memory: the peak RSS ({source}) of a fresh child process;\n"
@@ -223,9 +225,11 @@ def child_compile() -> None:
     from flowsim import runner
 
     cfg = default_config(5.0, 1.0)
+    fast = default_config(5.0, 1.0, engine="compiled")
     out = {"import": time.perf_counter() - started}
     for name, call in (
         ("flowsim", lambda: runner.replicate(cfg, "baseline", 0)),
+        ("compiled", lambda: runner.replicate(fast, "baseline", 0)),
         ("numba", lambda: tandem_numba.run(0, warmup_days=1.0, measured_days=4.0)),
     ):
         for attempt in ("first", "again"):
@@ -243,6 +247,7 @@ def compile_time() -> str:
             files = sum(len(f) for _, _, f in os.walk(cache))
             for name, label in (
                 ("flowsim", "flowsim replication, 5 days"),
+                ("compiled", "flowsim compiled engine, 5 days"),
                 ("numba", "tandem_numba loop, 5 days"),
             ):
                 extra[start, name] = m[f"{name}_first"] - m[f"{name}_again"]
@@ -258,7 +263,8 @@ def compile_time() -> str:
                 )
     header = ["start (fresh process)", "import s", "1st call s", "2nd call s", "extra s", "cache"]
     compiled = ", ".join(
-        f"{name} {extra['cold', name] - extra['warm', name]:.2f} s" for name in ("flowsim", "numba")
+        f"{name} {extra['cold', name] - extra['warm', name]:.2f} s"
+        for name in ("flowsim", "compiled", "numba")
     )
     return (
         "d. Numba start-up: cold = empty NUMBA_CACHE_DIR, warm = the same folder again;\n"
