@@ -127,6 +127,17 @@ def capacity_integral(steps: list[tuple[float, int]], a: float, b: float) -> flo
     return total
 
 
+def daily_capacity(steps: list[tuple[float, int]], n_days: int) -> np.ndarray:
+    """``capacity_integral(steps, d, d + 1)`` for each day ``d`` (the same arithmetic, by day)."""
+    a = np.arange(n_days, dtype=np.float64)
+    b = a + 1.0
+    total = np.zeros(n_days)
+    for k, (day, cap) in enumerate(steps):
+        end = steps[k + 1][0] if k + 1 < len(steps) else math.inf
+        total += cap * np.maximum(0.0, np.minimum(b, end) - np.maximum(a, day))
+    return total
+
+
 def occupied_within_base(
     enter: np.ndarray, leave: np.ndarray, steps: list[tuple[float, int]], bought, a: float, b: float
 ) -> float:
@@ -206,12 +217,7 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["acute_occupancy_p95"] = float(np.percentile(measured, 95)) if measured.size else math.nan
     acute_cap = capacity_integral(ev.capacity_steps[0], W, H) / L
     out["acute_occupancy_rate"] = out["acute_occupancy_mean"] / acute_cap
-    daily_cap = np.array(
-        [
-            capacity_integral(ev.capacity_steps[0], d, d + 1)
-            for d in range(int(math.ceil(W)), int(math.floor(H)))
-        ]
-    )
+    daily_cap = daily_capacity(ev.capacity_steps[0], int(math.floor(H)))[int(math.ceil(W)) :]
     out["acute_days_over_95pct"] = int(np.sum(measured > 0.95 * daily_cap))
     out["nctr_mean"] = out["delayed_bed_days"] / L
     out["nctr_share_of_occupied"] = out["nctr_mean"] / max(out["acute_occupancy_mean"], 1e-12)
@@ -283,28 +289,25 @@ def _home_at_91(v: dict, v_leave: np.ndarray, lay, W: float, H: float) -> float:
         return math.nan
     persons = v["person"][idx]
     check_at = v["leave"][idx] + 91.0
-    away = {
+    away = [
         lay.services.index(s)
         for s in lay.services
         if s == "acute" or s.startswith(("care_home", "step_down"))
-    }
-    # visits of these people, ordered by person then time
+    ]
+    # every (discharge, visit of the same person) pair: the person's visits in person order
     sel = np.flatnonzero(np.isin(v["person"], persons))
-    order = sel[np.lexsort((v["enter"][sel], v["person"][sel]))]
-    by_person: dict[int, list[int]] = {}
-    for j in order.tolist():
-        by_person.setdefault(int(v["person"][j]), []).append(j)
-    home = 0
-    for person, t in zip(persons.tolist(), check_at.tolist()):
-        at_home = True
-        for j in by_person[person]:
-            if v["outcome"][j] == DEATH and v_leave[j] <= t:
-                at_home = False
-                break
-            if v["enter"][j] <= t < v_leave[j] and int(v["service"][j]) in away:
-                at_home = False
-                break
-        home += at_home
+    sel = sel[np.argsort(v["person"][sel], kind="stable")]
+    who = v["person"][sel]
+    lo, hi = np.searchsorted(who, persons, "left"), np.searchsorted(who, persons, "right")
+    n = hi - lo
+    pair = np.repeat(np.arange(idx.size), n)
+    first = np.repeat(lo - (np.cumsum(n) - n), n)
+    j = sel[np.arange(pair.size) + first]
+    t = check_at[pair]
+    # not at home at t: dead by then, or in hospital, a care home or a step-down bed at t
+    gone = (v["outcome"][j] == DEATH) & (v_leave[j] <= t)
+    gone |= (v["enter"][j] <= t) & (t < v_leave[j]) & np.isin(v["service"][j], away)
+    home = idx.size - int(np.count_nonzero(np.bincount(pair, weights=gone, minlength=idx.size)))
     return home / idx.size
 
 
@@ -342,7 +345,7 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
             occ = daily_integral(v["enter"][m], v_leave[m], n_days)
             adm = np.bincount(np.floor(v["enter"][m]).astype(int), minlength=n_days)[:n_days]
             ex_t = v["leave"][m][~np.isnan(v["leave"][m])]
-            cap = np.array([capacity_integral(ev.capacity_steps[code], d, d + 1) for d in days])
+            cap = daily_capacity(ev.capacity_steps[code], n_days)
         ex = np.bincount(np.floor(ex_t).astype(int), minlength=n_days)[:n_days]
         frame = {
             "day": days,
