@@ -99,13 +99,15 @@ def integral_until(starts: np.ndarray, ends: np.ndarray, x: np.ndarray) -> np.nd
     """
     x = np.asarray(x, dtype=np.float64)
 
-    def sum_min(v: np.ndarray) -> np.ndarray:
-        v = np.sort(v)
+    def sum_min(v: np.ndarray, kind: str) -> np.ndarray:
+        v = np.sort(v, kind=kind)
         prefix = np.concatenate([[0.0], np.cumsum(v)])
         k = np.searchsorted(v, x, side="left")
         return prefix[k] + x * (len(v) - k)
 
-    return sum_min(ends) - sum_min(starts)
+    # starts are recorded in nearly time order, which a merge sort takes in about one pass (the
+    # sorted values, and so the sums, are the same whichever sort)
+    return sum_min(ends, "quicksort") - sum_min(starts, "stable")
 
 
 def daily_integral(starts: np.ndarray, ends: np.ndarray, n_days: int) -> np.ndarray:
