@@ -413,6 +413,7 @@ def export_images(figs: list[Figure], folder: Path) -> list[Path] | None:
         logging.getLogger(name).setLevel(logging.WARNING)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".figures."))
+    results.usual_mode(tmp, directory=True)
     try:
         files = [tmp / f"{f.key}.{ext}" for f in figs for ext in ("png", "svg")]
         figures_twice = [f.figure for f in figs for _ in ("png", "svg")]

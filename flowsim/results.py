@@ -563,6 +563,14 @@ def manifest(resolved: dict, seed: int) -> dict:
     }
 
 
+def usual_mode(path: str | Path, directory: bool = False) -> None:
+    """Give a file or folder made by ``tempfile`` (private: 0600 / 0700) the permissions an
+    ordinary one would have under the user's umask, so colleagues can read shared outputs."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+
+
 def _atomic(path: Path, write) -> None:
     """Write to a temporary file in the same folder, then rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -570,6 +578,7 @@ def _atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        usual_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -75,6 +75,7 @@ def run_point(
     log.info("point %s: running (%s)", key, " ".join(overrides))
     _points(sweep_dir).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=_points(sweep_dir), prefix=f".{key}."))
+    results.usual_mode(tmp, directory=True)
     try:
         objective = float(work(tmp))
         meta = {"key": key, "overrides": overrides, "objective": objective}

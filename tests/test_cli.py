@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,16 @@ def test_default_command_writes_contract_files(default_run):
     assert not [f for f in files if f.endswith(".tmp")]  # no half-written leftovers
     # nothing written into the working directory beside the chosen output folder
     assert sorted(p.name for p in default_run.cwd.iterdir()) == ["out"]
+
+
+def test_output_files_readable_as_any_file_the_user_writes(default_run):
+    """Atomic writes go through private temporary files (0600); the files left behind have the
+    permissions the user's umask gives, so colleagues can read outputs in a shared folder."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in default_run.out.iterdir():
+        if p.is_file():
+            assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask, p.name
 
 
 @pytest.fixture(scope="module")
