@@ -84,7 +84,7 @@ def capacity_sweep(
     runs["total_cost_gbp"] = runs["capacity_cost_gbp"] + runs["delay_cost_gbp"]
     rows = []
     for cap, grp in runs.groupby("capacity"):
-        mean, lo, hi = interval(grp["total_cost_gbp"].to_numpy())
+        mean, lo, hi = interval(grp["total_cost_gbp"].to_numpy(), lower=0.0)
         rows.append(
             {
                 "service": service,

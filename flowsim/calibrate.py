@@ -328,7 +328,7 @@ def fit_table(objective: Objective, values: dict[str, float]) -> pd.DataFrame:
     rows = []
     for (measure, start), grp in sim.groupby(["measure", "period_start"], sort=False):
         x = grp["value"].to_numpy(dtype=float)
-        mean, lo, hi = results.interval(x)
+        mean, lo, hi = results.interval(x, lower=0.0)  # every measure is a count or a time
         obs = objective.placed
         o = obs[(obs["measure"] == measure) & (obs["period_start"] == start)]["value"].iloc[0]
         rows.append(

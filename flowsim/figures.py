@@ -116,7 +116,7 @@ def flow(t: Tables) -> Figure | None:
     )
     from flowsim.results import interval
 
-    stats = [interval(row.to_numpy()) for _, row in wide.iterrows()]
+    stats = [interval(row.to_numpy(), lower=0.0) for _, row in wide.iterrows()]
     links = pd.DataFrame(
         [(s, tg, m, lo, hi) for (s, tg), (m, lo, hi) in zip(wide.index, stats)],
         columns=["source", "target", "mean", "lo", "hi"],

@@ -488,8 +488,16 @@ def flows(ev: Events, config: Config) -> pd.DataFrame:
 # -- summaries --------------------------------------------------------------------------------
 
 
-def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t confidence interval across replications (NaN bounds when n < 2)."""
+def interval(
+    values: np.ndarray, level: float = 0.95, lower: float = -math.inf
+) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval across replications (NaN bounds when n < 2).
+
+    ``lower`` is the least value the quantity can take (0 for a count, a time or a cost): the
+    interval is cut there, as a few replications of a skewed KPI can otherwise give a negative
+    bound for something that cannot be negative. Cutting an interval to the values the quantity
+    can take does not lower its coverage.
+    """
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
     n = x.size
@@ -499,17 +507,18 @@ def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, flo
     if n < 2:
         return mean, math.nan, math.nan
     half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return mean, mean - half, mean + half
+    return mean, max(mean - half, lower), mean + half
 
 
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (scenario, KPI): mean, 95% CI, p5/p50/p95, n replications."""
+    """One row per (scenario, KPI): mean, 95% CI, p5/p50/p95, n replications. Every KPI is a
+    count, a time, a rate or a cost, none of which can be negative: intervals stop at 0."""
     rows = []
     kpi_cols = [c for c in runs.columns if c not in ("scenario", "replication")]
     for scenario, grp in runs.groupby("scenario", sort=False):
         for k in kpi_cols:
             x = grp[k].to_numpy(dtype=np.float64)
-            mean, lo, hi = interval(x)
+            mean, lo, hi = interval(x, lower=0.0)
             finite = x[~np.isnan(x)]
             q = np.percentile(finite, [5, 50, 95]) if finite.size else [math.nan] * 3
             rows.append(

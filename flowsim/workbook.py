@@ -37,7 +37,7 @@ def flow_intervals(flows: pd.DataFrame) -> pd.DataFrame:
         ["scenario", "source", "target"], sort=False
     ):
         x = g.set_index("replication")["patients"].reindex(reps[scenario], fill_value=0)
-        mean, lo, hi = interval(x.to_numpy(dtype=np.float64))
+        mean, lo, hi = interval(x.to_numpy(dtype=np.float64), lower=0.0)
         rows.append((scenario, source, target, mean, lo, hi, len(x)))
     return pd.DataFrame(
         rows, columns=["scenario", "source", "target", "mean", "ci_low", "ci_high", "n"]

@@ -124,6 +124,25 @@ def test_default_command_writes_contract_files(default_run):
     assert sorted(p.name for p in default_run.cwd.iterdir()) == ["out"]
 
 
+def test_summary_intervals_stop_at_zero():
+    """A skewed KPI over few replications (boarding is zero in most) gives a Student-t interval
+    below zero; KPIs cannot be negative, so the summary's interval stops at 0. An interval clear
+    of zero is the plain t-interval."""
+    runs = pd.DataFrame({
+        "scenario": ["baseline"] * 4, "replication": range(4),
+        "boarding_hours": [0.0, 0.0, 0.0, 400.0], "admissions": [100.0, 102.0, 98.0, 101.0],
+    })  # fmt: skip
+    s = results.summary(runs).set_index("kpi")
+    mean, t_low, t_high = results.interval(runs["boarding_hours"].to_numpy())
+    assert t_low < 0
+    assert s.loc["boarding_hours", "ci_low"] == 0.0
+    assert s.loc["boarding_hours", "ci_high"] == pytest.approx(t_high)
+    assert s.loc["boarding_hours", "mean"] == pytest.approx(mean)
+    _, a_low, a_high = results.interval(runs["admissions"].to_numpy())
+    assert a_low > 0
+    assert (s.loc["admissions", "ci_low"], s.loc["admissions", "ci_high"]) == (a_low, a_high)
+
+
 def test_output_files_readable_as_any_file_the_user_writes(default_run):
     """Atomic writes go through private temporary files (0600); the files left behind have the
     permissions the user's umask gives, so colleagues can read outputs in a shared folder."""
