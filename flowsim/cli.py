@@ -69,13 +69,14 @@ def main(cfg: DictConfig) -> float:
     if _appraising(config):
         return _appraise(config, resolved, out_dir, started)
     log.info(
-        "system %s, %s: %d replications of %g days (warm-up %g) on %d workers",
+        "system %s, %s: %d replications of %g days (warm-up %g) on %d workers, %s engine",
         config.system.name,
         " vs ".join(name for name, _ in todo),
         run.replications,
         run.horizon_days,
         run.warmup_days,
         run.jobs,
+        run.engine,
     )
     outcome = runner.run(todo, jobs=run.jobs, progress=run.progress and sys.stderr.isatty())
     meta = results.manifest(resolved, run.seed)
