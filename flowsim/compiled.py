@@ -68,38 +68,34 @@ def _readmission_estimate(p: Plan) -> list[int]:
     return [int(math.ceil(1.25 * e / READMISSION_BLOCK)) + 1 for e in expected]
 
 
-def run(p: Plan) -> Events:
-    """Run one replication of the plan and return its events (as ``model.Model.run``)."""
-    lay = p.layout
-    n_services, n_groups = len(lay.services), len(lay.groups)
+def _entries(p: Plan, offsets: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Rows and kinds of the arrivals (in time order) and of the people there at day 0 (in the
+    order the SimPy model creates them), as the loop takes them."""
     arrivals = p.arrivals
-    blocks: list[list] = [[] for _ in range(n_groups)]
-    wanted = _readmission_estimate(p)
-    base_cohorts = list(arrivals.cohorts) + [s.cohort for s in p.starts]
-    offsets = np.cumsum([0] + [len(c) for c in base_cohorts])
-    arrival_offset = offsets[: len(arrivals.cohorts)]
-    arrival_row = (
-        arrival_offset[arrivals.stream] + arrivals.index
-        if len(arrivals.times)
-        else (np.empty(0, dtype=np.int64))
-    )
+    none = np.empty(0, dtype=np.int64)
     kinds = np.array(
         [-1 if k == "front_door" else -2 if k == "ready_to_leave" else k for k in arrivals.kinds],
         dtype=np.int64,
     )
-    arrival_kind = kinds[arrivals.stream] if len(arrivals.times) else np.empty(0, np.int64)
-    start_row, start_kind, start_code = [], [], []
+    if len(arrivals.times):
+        arrival_row = offsets[: len(arrivals.cohorts)][arrivals.stream] + arrivals.index
+        arrival_kind = kinds[arrivals.stream]
+    else:
+        arrival_row = arrival_kind = none
+    rows, kind, code = [none], [none], [none]
     for j, s in enumerate(p.starts):
         first = offsets[len(arrivals.cohorts) + j]
-        kind = 0 if s.what == "queue" else 1 if s.code == 0 else 2
-        start_row.append(np.arange(first, first + len(s.cohort)))
-        start_kind.append(np.full(len(s.cohort), kind))
-        start_code.append(np.full(len(s.cohort), s.code))
-    cat = lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.empty(0, np.int64)  # noqa: E731
-    starts = cat(start_row), cat(start_kind), cat(start_code)
+        rows.append(np.arange(first, first + len(s.cohort), dtype=np.int64))
+        kind.append(np.full(len(s.cohort), 0 if s.what == "queue" else 1 if s.code == 0 else 2))
+        code.append(np.full(len(s.cohort), s.code))
+    starts = [np.concatenate(x).astype(np.int64) for x in (rows, kind, code)]
+    return (arrivals.times, arrival_row, arrival_kind, *starts)
+
+
+def _tables(p: Plan) -> tuple:
+    """The plan's coded tables, capacity steps (flattened) and door schedules, as arrays."""
     steps = p.capacity_steps
-    step_first = np.cumsum([0] + [len(s) for s in steps])[:-1].astype(np.int64)
-    tables = (
+    return (
         np.array(p.to, dtype=np.int64),
         np.array(p.proc_wait, dtype=np.int64),
         np.array(p.needs_assessment, dtype=np.bool_),
@@ -111,38 +107,53 @@ def run(p: Plan) -> Events:
         np.array([s[0][1] for s in steps], dtype=np.int64),
         np.array([d for s in steps for d, _ in s], dtype=np.float64),
         np.array([c for s in steps for _, c in s], dtype=np.int64),
-        step_first,
+        np.cumsum([0] + [len(s) for s in steps])[:-1].astype(np.int64),
         np.array([len(s) for s in steps], dtype=np.int64),
         np.array(p.open_days, dtype=np.bool_),
         p.system.start_date.weekday(),
         p.horizon,
     )
-    n_base = int(offsets[-1])
+
+
+def _buffers(n: int, n_services: int, room: float) -> tuple[np.ndarray, ...]:
+    """Records (a row per field), processes, free process slots, waiter nodes and the heap."""
+    procs = int(room * 2 * n) + 64
+    heap = int(room * 3 * n) + 4 * n_services + 64
+    return (
+        np.empty((len(VISIT_FIELDS), int(room * 3 * n) + 64)),
+        np.empty((len(WAIT_FIELDS), int(room * 2 * n) + 64)),
+        np.empty((procs, P_INT), dtype=np.int64),
+        np.empty((procs, P_FLOAT)),
+        np.empty(procs, dtype=np.int64),
+        np.empty((int(room * 2 * n) + 64, 3), dtype=np.int64),
+        np.empty(heap),
+        np.empty((heap, 2), dtype=np.int64),
+    )
+
+
+def run(p: Plan) -> Events:
+    """Run one replication of the plan and return its events (as ``model.Model.run``)."""
+    n_services, n_groups = len(p.layout.services), len(p.layout.groups)
+    base = list(p.arrivals.cohorts) + [s.cohort for s in p.starts]
+    offsets = np.cumsum([0] + [len(c) for c in base])
+    entries, tables = _entries(p, offsets), _tables(p)
+    blocks: list[list] = [[] for _ in range(n_groups)]
+    wanted = _readmission_estimate(p)
     room = ROOM
     while True:
         for g in range(n_groups):
             while len(blocks[g]) < wanted[g]:
                 blocks[g].append(p.readmission_block(g, len(blocks[g])))
-        cohorts = base_cohorts + [b for g in range(n_groups) for b in blocks[g]]
-        attrs = _pack(cohorts)
+        cohorts = base + [b for g in range(n_groups) for b in blocks[g]]
+        a = _pack(cohorts)
         stay, route = _onward(cohorts, n_services)
         sizes = np.array([len(b) * READMISSION_BLOCK for b in blocks], dtype=np.int64)
-        readmit_base = (n_base + np.cumsum(np.concatenate([[0], sizes]))[:-1]).astype(np.int64)
-        n = len(attrs["group"])
-        visits = np.empty((len(VISIT_FIELDS), int(room * 3 * n) + 64))  # a row per field
-        waits = np.empty((len(WAIT_FIELDS), int(room * 2 * n) + 64))
-        procs_i = np.empty((int(room * 2 * n) + 64, P_INT), dtype=np.int64)
-        procs_f = np.empty((procs_i.shape[0], P_FLOAT))
-        free = np.empty(procs_i.shape[0], dtype=np.int64)
-        nodes = np.empty((int(room * 2 * n) + 64, 3), dtype=np.int64)
-        heap_t = np.empty(int(room * 3 * n) + 4 * n_services + 64)
-        heap_k = np.empty((heap_t.shape[0], 2), dtype=np.int64)
+        first_readmission = (offsets[-1] + np.cumsum(sizes) - sizes).astype(np.int64)
+        buffers = _buffers(len(a["group"]), n_services, room)
         status, arg, n_visits, n_waits, n_initial = _run(
-            attrs["group"], attrs["pathway"], attrs["treatment"], attrs["dies"],
-            attrs["process"], attrs["assess"], attrs["decondition"], attrs["u_readmit"],
-            attrs["readmit_delay"], stay, route,
-            arrivals.times, arrival_row, arrival_kind, *starts, readmit_base, sizes, *tables,
-            visits, waits, procs_i, procs_f, free, nodes, heap_t, heap_k,
+            a["group"], a["pathway"], a["treatment"], a["dies"], a["process"], a["assess"],
+            a["decondition"], a["u_readmit"], a["readmit_delay"], stay, route,
+            *entries, first_readmission, sizes, *tables, *buffers,
         )  # fmt: skip
         if status == OK:
             break
@@ -150,6 +161,7 @@ def run(p: Plan) -> Events:
             wanted[arg] = max(1, 2 * wanted[arg])
         else:
             room *= 2.0
+    visits, waits = buffers[0], buffers[1]
     return close(
         columns(visits[:, :n_visits].T, VISIT_FIELDS),
         columns(waits[:, :n_waits].T, WAIT_FIELDS),
