@@ -8,6 +8,11 @@ deadline, whichever comes first" takes the extra step of SimPy's condition event
 plan, the loop reproduces the SimPy engine's trajectories event for event. Pure: every random
 number arrives in the attribute arrays; buffers are passed in, and a full one is reported in the
 returned status rather than grown.
+
+The module is long because it is one loop: every process of ``model.py`` lives in ``run``, state
+by state in the order of the generator it mirrors (``A_*``: ``_acute``, ``AS_*``: ``_assess``,
+``D_*``: ``_downstream``, ``R_*``: ``_referral``), so a change to the model reads side by side
+with its twin here. ``tests/test_compiled.py`` fails on any difference between the two.
 """
 
 from __future__ import annotations
