@@ -112,6 +112,18 @@ def test_same_trajectories_when_stressed():
     assert np.sum(w["end"] - w["start"] > 1.0) > 100  # the stress did make people wait
 
 
+def test_same_trajectories_with_fixed_durations():
+    """Fixed stays and process times put many events at the same instants as the doors opening
+    at whole days: the order of events at a tie must be SimPy's too."""
+    raw = system_raw("default")
+    s = raw["services"]
+    s["reablement"]["stay"] = {"dist": "fixed", "value": 10.0}
+    s["step_down"]["stay"] = {"dist": "fixed", "value": 21.0}
+    s["assessment"]["stay"] = {"dist": "fixed", "value": 0.25}
+    raw["discharge"]["pathways"]["P1"]["process"] = {"dist": "fixed", "value": 0.5}
+    assert_same_events(*both(config(raw, 160.0, 20.0)))
+
+
 def test_same_events_when_buffers_and_readmission_rows_run_out(monkeypatch):
     """Runs that outgrow their buffers or the readmission rows drawn for them are repeated with
     more room: nothing in the result may change."""
