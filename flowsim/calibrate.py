@@ -264,8 +264,13 @@ def screen(objective: Objective, progress: bool = False) -> tuple[pd.DataFrame, 
 
 def abc_smc(objective: Objective, out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """ABC-SMC (pyabc) for a posterior: uniform priors on the bounds, the objective's distance,
-    an adaptive (median) epsilon, particles in parallel processes. Returns the final population
-    (particles with weights) and a summary: weighted mean and 5/50/95% quantiles."""
+    an adaptive (median) epsilon. Returns the final population (particles with weights) and a
+    summary: weighted mean and 5/50/95% quantiles.
+
+    Particles are proposed and evaluated one after another from the calibration's seed, so the
+    same calibration gives the same posterior, bit for bit; each particle's replications run in
+    parallel. (pyabc's multicore samplers accept whichever particles finish first, which depends
+    on timing: not reproducible.)"""
     import pyabc
 
     cal = objective.cal
@@ -280,22 +285,17 @@ def abc_smc(objective: Objective, out_dir: Path) -> tuple[pd.DataFrame, pd.DataF
     def model(par) -> dict:
         return {"distance": objective(values(par))}
 
-    saved, cal.jobs = cal.jobs, 1  # particles run in parallel; their replications in turn
-    sampler = pyabc.sampler.MulticoreEvalParallelSampler(n_procs=max(1, objective.jobs))
     abc = pyabc.ABCSMC(
         model,
         prior,
         lambda x, x0: x["distance"],
         population_size=cal.abc_population,
-        sampler=sampler,
+        sampler=pyabc.sampler.SingleCoreSampler(),
     )
     np.random.seed(cal.seed)  # pyabc draws from NumPy's global generator
     abc.new(f"sqlite:///{(out_dir / 'abc.db').resolve()}", {"distance": 0.0})
-    try:
-        history = abc.run(max_nr_populations=cal.abc_generations)
-    finally:
-        cal.jobs = saved
-    objective.evaluations = int(history.total_nr_simulations)  # counted in the worker processes
+    history = abc.run(max_nr_populations=cal.abc_generations)
+    objective.evaluations = int(history.total_nr_simulations)
     frame, weights = history.get_distribution(m=0, t=history.max_t)
     particles = frame.rename(columns={k: p.path for k, p in names.items()})
     particles["weight"] = weights
