@@ -120,24 +120,14 @@ def window_integral(starts: np.ndarray, ends: np.ndarray, a: float, b: float) ->
     return float(f[1] - f[0])
 
 
-def capacity_integral(steps: list[tuple[float, int]], a: float, b: float) -> float:
-    """Place-days of capacity in force over [a, b)."""
+def capacity_integral(steps: list[tuple[float, int]], a, b):
+    """Place-days of capacity in force over [a, b): a float, or an array for arrays ``a``, ``b``
+    (``capacity_integral(steps, days, days + 1)`` is the capacity of each day)."""
     total = 0.0
     for k, (day, cap) in enumerate(steps):
         end = steps[k + 1][0] if k + 1 < len(steps) else math.inf
-        total += cap * max(0.0, min(b, end) - max(a, day))
-    return total
-
-
-def daily_capacity(steps: list[tuple[float, int]], n_days: int) -> np.ndarray:
-    """``capacity_integral(steps, d, d + 1)`` for each day ``d`` (the same arithmetic, by day)."""
-    a = np.arange(n_days, dtype=np.float64)
-    b = a + 1.0
-    total = np.zeros(n_days)
-    for k, (day, cap) in enumerate(steps):
-        end = steps[k + 1][0] if k + 1 < len(steps) else math.inf
-        total += cap * np.maximum(0.0, np.minimum(b, end) - np.maximum(a, day))
-    return total
+        total = total + cap * np.maximum(0.0, np.minimum(b, end) - np.maximum(a, day))
+    return float(total) if np.ndim(total) == 0 else total
 
 
 def occupied_within_base(
@@ -219,7 +209,8 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["acute_occupancy_p95"] = float(np.percentile(measured, 95)) if measured.size else math.nan
     acute_cap = capacity_integral(ev.capacity_steps[0], W, H) / L
     out["acute_occupancy_rate"] = out["acute_occupancy_mean"] / acute_cap
-    daily_cap = daily_capacity(ev.capacity_steps[0], int(math.floor(H)))[int(math.ceil(W)) :]
+    measured_days = np.arange(int(math.ceil(W)), int(math.floor(H)), dtype=np.float64)
+    daily_cap = capacity_integral(ev.capacity_steps[0], measured_days, measured_days + 1.0)
     out["acute_days_over_95pct"] = int(np.sum(measured > 0.95 * daily_cap))
     out["nctr_mean"] = out["delayed_bed_days"] / L
     out["nctr_share_of_occupied"] = out["nctr_mean"] / max(out["acute_occupancy_mean"], 1e-12)
@@ -347,7 +338,7 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
             occ = daily_integral(v["enter"][m], v_leave[m], n_days)
             adm = np.bincount(np.floor(v["enter"][m]).astype(int), minlength=n_days)[:n_days]
             ex_t = v["leave"][m][~np.isnan(v["leave"][m])]
-            cap = daily_capacity(ev.capacity_steps[code], n_days)
+            cap = capacity_integral(ev.capacity_steps[code], days, days + 1.0)
         ex = np.bincount(np.floor(ex_t).astype(int), minlength=n_days)[:n_days]
         frame = {
             "day": days,
