@@ -292,9 +292,14 @@ def abc_smc(objective: Objective, out_dir: Path) -> tuple[pd.DataFrame, pd.DataF
         population_size=cal.abc_population,
         sampler=pyabc.sampler.SingleCoreSampler(),
     )
-    np.random.seed(cal.seed)  # pyabc draws from NumPy's global generator
-    abc.new(f"sqlite:///{(out_dir / 'abc.db').resolve()}", {"distance": 0.0})
-    history = abc.run(max_nr_populations=cal.abc_generations)
+    # pyabc draws only from NumPy's global generator: seed it for the run, then put it back
+    outside = np.random.get_state()
+    np.random.seed(cal.seed)
+    try:
+        abc.new(f"sqlite:///{(out_dir / 'abc.db').resolve()}", {"distance": 0.0})
+        history = abc.run(max_nr_populations=cal.abc_generations)
+    finally:
+        np.random.set_state(outside)
     objective.evaluations = int(history.total_nr_simulations)
     frame, weights = history.get_distribution(m=0, t=history.max_t)
     particles = frame.rename(columns={k: p.path for k, p in names.items()})
