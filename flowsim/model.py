@@ -22,6 +22,7 @@ from flowsim.engine import Pool, Process, at, run_until
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT, Layout
 from flowsim.plan import READMISSION_BLOCK, Arrivals, Plan, plan
 from flowsim.streams import Streams
+from flowsim.tally import Tally
 
 VISIT_FIELDS = (
     "episode",
@@ -50,6 +51,9 @@ class Events:
     layout: Layout
     n_initial: int
     """Episodes numbered below this were already in care at day 0 (not admissions)."""
+    tally: Tally | None = None
+    """The run's sums, when they were tallied while it ran (``visits`` and ``waits`` then hold
+    only the records still open at the horizon, unless it was asked to keep them all)."""
 
 
 class _Rows:

@@ -50,7 +50,8 @@ import pyarrow.parquet as pq
 from scipy import stats
 
 from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, Config
-from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT
+from flowsim.patients import DEATH, HOME, OPEN, READMIT
+from flowsim.tally import Measure, Tally, replay
 
 if TYPE_CHECKING:
     from flowsim.model import Events
@@ -89,35 +90,7 @@ HEADLINE = (
 )
 
 
-# -- time integrals ---------------------------------------------------------------------------
-
-
-def integral_until(starts: np.ndarray, ends: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """For each x: the integral over [0, x] of the number of intervals [start, end) covering t.
-
-    ``sum_i min(x, end_i) - min(x, start_i)``, computed with sorted prefix sums in O(n log n).
-    """
-    x = np.asarray(x, dtype=np.float64)
-
-    def sum_min(v: np.ndarray, kind: str) -> np.ndarray:
-        v = np.sort(v, kind=kind)
-        prefix = np.concatenate([[0.0], np.cumsum(v)])
-        k = np.searchsorted(v, x, side="left")
-        return prefix[k] + x * (len(v) - k)
-
-    # starts are recorded in nearly time order, which a merge sort takes in about one pass (the
-    # sorted values, and so the sums, are the same whichever sort)
-    return sum_min(ends, "quicksort") - sum_min(starts, "stable")
-
-
-def daily_integral(starts: np.ndarray, ends: np.ndarray, n_days: int) -> np.ndarray:
-    """Time-integral of the count of intervals on each whole day 0..n_days-1 (= mean count)."""
-    return np.diff(integral_until(starts, ends, np.arange(n_days + 1, dtype=np.float64)))
-
-
-def window_integral(starts: np.ndarray, ends: np.ndarray, a: float, b: float) -> float:
-    f = integral_until(starts, ends, np.array([a, b]))
-    return float(f[1] - f[0])
+# -- capacity ---------------------------------------------------------------------------------
 
 
 def capacity_integral(steps: list[tuple[float, int]], a, b):
@@ -130,31 +103,37 @@ def capacity_integral(steps: list[tuple[float, int]], a, b):
     return float(total) if np.ndim(total) == 0 else total
 
 
-def occupied_within_base(
-    enter: np.ndarray, leave: np.ndarray, steps: list[tuple[float, int]], bought, a: float, b: float
-) -> float:
-    """Integral over [a, b) of min(occupancy, capacity not bought by an investment).
-
-    The base capacity at t is the capacity in force minus the units of investments active at t.
-    """
-    times = np.concatenate([enter, leave, [a, b]])
-    delta = np.concatenate([np.ones(enter.size), -np.ones(leave.size), [0.0, 0.0]])
-    order = np.argsort(times, kind="stable")
-    times, occ = times[order], np.cumsum(delta[order])
-    seg_start, seg_end = times[:-1], times[1:]
-    lo, hi = np.clip(seg_start, a, b), np.clip(seg_end, a, b)
-    days = np.maximum(hi - lo, 0.0)
-    mid = (lo + hi) / 2
-    step_days = np.array([d for d, _ in steps])
-    caps = np.array([c for _, c in steps], dtype=float)
-    base = caps[np.searchsorted(step_days, mid, side="right") - 1]
-    for inv in bought:
-        base -= np.where((mid >= inv.start_time) & (mid < inv.end_time), inv.units, 0.0)
-    return float(np.sum(np.minimum(occ[:-1], np.maximum(base, 0.0)) * days))
+# -- the sums a replication's tables are made of ------------------------------------------------
 
 
-def _closed(ends: np.ndarray, horizon: float) -> np.ndarray:
-    return np.where(np.isnan(ends), horizon, ends)
+def measure(config: Config) -> Measure:
+    """What the tables of ``config`` need tallied: the warm-up, and the investments that buy
+    capacity in each service (their places are costed once, by the investment)."""
+    from flowsim.scenarios import capacity_service
+
+    bought: dict[str, list] = {}
+    for inv in config.scenario.investments:
+        service = capacity_service(inv.lever)
+        if service is not None:
+            bought.setdefault(service, []).append(inv)
+    return Measure(warmup=float(config.run.warmup_days), bought=bought,
+                   keep=bool(config.run.patient_log))  # fmt: skip
+
+
+def measures(ev: Events, config: Config) -> Tally:
+    """The tally of a replication: the one its engine kept while running, or, for events kept
+    whole, one replayed from them (the same sums, bit for bit)."""
+    want = measure(config)
+    if ev.tally is not None:
+        got = ev.tally.measure
+        if got.warmup != want.warmup or got.bought != want.bought:
+            raise ValueError(
+                "these events were tallied for another warm-up or another scenario's investments"
+            )
+        return ev.tally
+    t = Tally(ev.layout, ev.horizon_days, ev.n_initial, ev.capacity_steps, want)
+    ev.tally = replay(t, ev.visits, ev.waits)
+    return ev.tally
 
 
 # -- KPIs -------------------------------------------------------------------------------------
@@ -162,50 +141,28 @@ def _closed(ends: np.ndarray, horizon: float) -> np.ndarray:
 
 def kpis(ev: Events, config: Config) -> dict[str, float]:
     """The KPI row of one replication (see the module docstring for definitions)."""
+    t = measures(ev, config)
     system = config.system
-    W, H = float(config.run.warmup_days), ev.horizon_days
+    W, H = t.W, t.H
     L = H - W
     lay = ev.layout
-    v, w = ev.visits, ev.waits
-    v_leave = _closed(v["leave"], H)
-    w_end = _closed(w["end"], H)
-    in_window = lambda t: (t >= W) & (t < H)  # noqa: E731
-    acute = v["service"] == 0
-    new = v["episode"] >= ev.n_initial
+    c = t.counts
     out: dict[str, float] = {}
-    out["admissions"] = int(np.sum(acute & new & in_window(v["enter"])))
-    ended = (v["outcome"] != OPEN) & in_window(v["leave"])
-    out["discharges"] = int(np.sum(acute & ended & (v["outcome"] != DEATH)))
-    out["deaths"] = int(np.sum(ended & (v["outcome"] == DEATH)))
-    open_waits = np.isnan(w["end"]) & np.isin(w["place"], (FRONT_DOOR, COMMUNITY))
-    # an assessment happens while holding a bed: count the bed, not the assessment too
-    placed = v["service"] != (
-        lay.services.index("assessment") if "assessment" in lay.services else -1
-    )
-    out["in_system_end"] = int(np.sum(np.isnan(v["leave"]) & placed) + np.sum(open_waits))
-
-    in_acute = w["place"] == 0
-    out["delayed_bed_days"] = window_integral(w["start"][in_acute], w_end[in_acute], W, H)
+    for k in ("admissions", "discharges", "deaths", "in_system_end"):
+        out[k] = c[k]
+    out["delayed_bed_days"] = float(t.window_held[0])
     for k, r in enumerate(RESPONSIBLE):
-        m = in_acute & (w["responsible"] == k)
-        out[f"delayed_bed_days_{r}"] = window_integral(w["start"][m], w_end[m], W, H)
+        out[f"delayed_bed_days_{r}"] = float(t.window_acute_org[k])
     for k in reasons_used(config):
-        m = in_acute & (w["reason"] == REASONS.index(k))
-        out[f"delayed_bed_days_{k}"] = window_integral(w["start"][m], w_end[m], W, H)
+        out[f"delayed_bed_days_{k}"] = float(t.window_acute_reason[REASONS.index(k)])
     for code, s in enumerate(lay.services[1:], start=1):
-        m = in_acute & (w["waits_for"] == code)
-        out[f"delayed_bed_days_for_{s}"] = window_integral(w["start"][m], w_end[m], W, H)
-    m = in_acute & (w["waits_for"] == PROCESS)
-    out["delayed_bed_days_for_discharge_process"] = window_integral(w["start"][m], w_end[m], W, H)
-    done = acute & ended & (v["outcome"] != DEATH)
-    delay = v["leave"][done] - v["ready"][done]
-    delayed = delay > 0
-    out["delayed_patients"] = int(np.sum(delayed))
-    out["mean_delay_days"] = float(delay[delayed].mean()) if delayed.any() else math.nan
+        out[f"delayed_bed_days_for_{s}"] = float(t.window_acute_for[code])
+    out["delayed_bed_days_for_discharge_process"] = float(t.window_acute_for[-1])
+    out["delayed_patients"] = c["delayed_patients"]
+    out["mean_delay_days"] = t.mean_delay()
 
-    daily_occ = daily_integral(v["enter"][acute], v_leave[acute], math.ceil(H))
-    out["acute_occupancy_mean"] = window_integral(v["enter"][acute], v_leave[acute], W, H) / L
-    measured = daily_occ[int(math.ceil(W)) : int(math.floor(H))]
+    out["acute_occupancy_mean"] = float(t.window_occupied[0]) / L
+    measured = t.occupancy[0][int(math.ceil(W)) : int(math.floor(H))]
     out["acute_occupancy_p95"] = float(np.percentile(measured, 95)) if measured.size else math.nan
     acute_cap = capacity_integral(ev.capacity_steps[0], W, H) / L
     out["acute_occupancy_rate"] = out["acute_occupancy_mean"] / acute_cap
@@ -214,39 +171,27 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["acute_days_over_95pct"] = int(np.sum(measured > 0.95 * daily_cap))
     out["nctr_mean"] = out["delayed_bed_days"] / L
     out["nctr_share_of_occupied"] = out["nctr_mean"] / max(out["acute_occupancy_mean"], 1e-12)
-    fd = w["place"] == FRONT_DOOR
-    out["boarding_hours"] = 24.0 * window_integral(w["start"][fd], w_end[fd], W, H)
-    cw = w["place"] == COMMUNITY
-    out["community_wait_days"] = window_integral(w["start"][cw], w_end[cw], W, H)
-
-    care_homes = [lay.services.index(s) for s in lay.services if s.startswith("care_home")]
-    out["care_home_admissions"] = int(
-        np.sum(np.isin(v["service"], care_homes) & new & in_window(v["enter"]))
-    )
-    out["home_at_91_days_rate"] = _home_at_91(v, v_leave, lay, W, H)
-    out["readmissions"] = int(np.sum(acute & (v["episode"] != v["person"]) & in_window(v["enter"])))
+    out["boarding_hours"] = 24.0 * float(t.window_held[t.S])
+    out["community_wait_days"] = float(t.window_held[t.S + 1])
+    out["care_home_admissions"] = c["care_home_admissions"]
+    out["home_at_91_days_rate"] = t.home_at_91_rate()
+    out["readmissions"] = c["readmissions"]
     for k, p in enumerate(PATHWAYS):
-        out[f"discharges_{p}"] = int(np.sum(done & (v["pathway"] == k)))
+        out[f"discharges_{p}"] = int(t.discharges_by_pathway[k])
 
     # capacity bought by an investment is costed by the investment, not again by the service
-    from flowsim.scenarios import capacity_service, investment_costs, organisation
+    from flowsim.scenarios import investment_costs, organisation
 
     invest = investment_costs(config, W, H)
     org = {"nhs": 0.0, "social_care": 0.0, "other": 0.0}
     for code, s in enumerate(lay.services):
         svc = system.services[s]
-        m = v["service"] == code
-        bought = [i for i in config.scenario.investments if capacity_service(i.lever) == s]
         place_days = capacity_integral(ev.capacity_steps[code], W, H) - invest.get(
             f"_place_days_{s}", 0.0
         )
-        if bought:  # people in bought places are paid for by the investment
-            occupied = occupied_within_base(
-                v["enter"][m], v_leave[m], ev.capacity_steps[code], bought, W, H
-            )
-        else:
-            occupied = window_integral(v["enter"][m], v_leave[m], W, H)
-        cost = svc.cost_per_occupied_day_gbp * occupied + svc.cost_per_capacity_day_gbp * place_days
+        occupied = t.window_base[code] if code in t.bought else t.window_occupied[code]
+        cost = svc.cost_per_occupied_day_gbp * float(occupied)
+        cost += svc.cost_per_capacity_day_gbp * place_days
         out[f"cost_{s}_gbp"] = cost
         org[svc.paid_by] += cost
     out["investment_cost_gbp"] = 0.0
@@ -270,40 +215,6 @@ def reasons_used(config: Config) -> list[str]:
     return [r for r in REASONS if r in used]
 
 
-def _home_at_91(v: dict, v_leave: np.ndarray, lay, W: float, H: float) -> float:
-    """ASCOF 2B(1)-style: share at home 91 days after discharge from acute into reablement."""
-    if "reablement" not in lay.services:
-        return math.nan
-    reab = lay.services.index("reablement")
-    idx = np.flatnonzero(
-        (v["service"] == 0) & (v["outcome"] == reab) & (v["leave"] >= W) & (v["leave"] < H - 91)
-    )
-    if idx.size == 0:
-        return math.nan
-    persons = v["person"][idx]
-    check_at = v["leave"][idx] + 91.0
-    away = [
-        lay.services.index(s)
-        for s in lay.services
-        if s == "acute" or s.startswith(("care_home", "step_down"))
-    ]
-    # every (discharge, visit of the same person) pair: the person's visits in person order
-    sel = np.flatnonzero(np.isin(v["person"], persons))
-    sel = sel[np.argsort(v["person"][sel], kind="stable")]
-    who = v["person"][sel]
-    lo, hi = np.searchsorted(who, persons, "left"), np.searchsorted(who, persons, "right")
-    n = hi - lo
-    pair = np.repeat(np.arange(idx.size), n)
-    first = np.repeat(lo - (np.cumsum(n) - n), n)
-    j = sel[np.arange(pair.size) + first]
-    t = check_at[pair]
-    # not at home at t: dead by then, or in hospital, a care home or a step-down bed at t
-    gone = (v["outcome"][j] == DEATH) & (v_leave[j] <= t)
-    gone |= (v["enter"][j] <= t) & (t < v_leave[j]) & np.isin(v["service"][j], away)
-    home = idx.size - int(np.count_nonzero(np.bincount(pair, weights=gone, minlength=idx.size)))
-    return home / idx.size
-
-
 # -- daily series and the patient log -----------------------------------------------------------
 
 
@@ -317,69 +228,40 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
     where the person went; ``waiting_mean`` counts people waiting to enter it, wherever they wait.
     ``front_door`` is the queue for an acute bed. Days in the warm-up are flagged ``warmup``.
     """
-    H = ev.horizon_days
-    n_days = math.ceil(H)
+    t = measures(ev, config)
+    n_days, S = t.n_days, t.S
     lay = ev.layout
-    v, w = ev.visits, ev.waits
-    v_leave, w_end = _closed(v["leave"], H), _closed(w["end"], H)
     reasons = reasons_used(config)
     days = np.arange(n_days)
+    zeros = np.zeros(n_days, dtype=np.int64)
+    destinations = (("home", HOME), ("death", DEATH), ("readmission", READMIT)) + tuple(
+        (x, lay.services.index(x)) for x in lay.downstream
+    )
     frames = []
-    places = [(code, s) for code, s in enumerate(lay.services)] + [(FRONT_DOOR, "front_door")]
-    for code, s in places:
-        if code == FRONT_DOOR:
-            m = w["place"] == FRONT_DOOR
-            occ = daily_integral(w["start"][m], w_end[m], n_days)
-            adm = np.bincount(np.floor(w["start"][m]).astype(int), minlength=n_days)[:n_days]
-            ex_t = w["end"][m][~np.isnan(w["end"][m])]
-            cap = np.full(n_days, np.nan)
-        else:
-            m = v["service"] == code
-            occ = daily_integral(v["enter"][m], v_leave[m], n_days)
-            adm = np.bincount(np.floor(v["enter"][m]).astype(int), minlength=n_days)[:n_days]
-            ex_t = v["leave"][m][~np.isnan(v["leave"][m])]
-            cap = capacity_integral(ev.capacity_steps[code], days, days + 1.0)
-        ex = np.bincount(np.floor(ex_t).astype(int), minlength=n_days)[:n_days]
+    for code, s in [*enumerate(lay.services), (S, "front_door")]:
+        service = code < S
         frame = {
             "day": days,
             "service": s,
-            "occupancy_mean": occ,
-            "capacity": cap,
-            "admissions": adm,
-            "exits": ex,
+            "occupancy_mean": t.occupancy[code] if service else t.held[S],
+            "capacity": (
+                capacity_integral(ev.capacity_steps[code], days, days + 1.0)
+                if service
+                else np.full(n_days, np.nan)
+            ),
+            "admissions": t.admissions[code] if service else t.front_door_starts,
+            "exits": t.exits[code] if service else t.front_door_ends,
         }
-        # where people went: home, death, back to hospital, or another service
-        for name, dest in (("home", HOME), ("death", DEATH), ("readmission", READMIT)) + tuple(
-            (x, lay.services.index(x)) for x in lay.downstream
-        ):
-            if code == FRONT_DOOR:
-                frame[f"exits_{name}"] = np.zeros(n_days, dtype=np.int64)
-                continue
-            t = np.floor(v["leave"][m & (v["outcome"] == dest)]).astype(int)
-            frame[f"exits_{name}"] = np.bincount(t, minlength=n_days)[:n_days]
-        held = w["place"] == code
-        frame["delayed_mean"] = daily_integral(w["start"][held], w_end[held], n_days)
+        for name, dest in destinations:  # where people went
+            frame[f"exits_{name}"] = t.exits_to[code, dest + 4] if service else zeros
+        frame["delayed_mean"] = t.held[code]
         for r in reasons:
-            mr = held & (w["reason"] == REASONS.index(r))
-            frame[f"delayed_{r}"] = daily_integral(w["start"][mr], w_end[mr], n_days)
+            frame[f"delayed_{r}"] = t.held_reason[code, REASONS.index(r)]
         for k, org in enumerate(RESPONSIBLE):
-            mo = held & (w["responsible"] == k)
-            frame[f"delayed_{org}"] = daily_integral(w["start"][mo], w_end[mo], n_days)
+            frame[f"delayed_{org}"] = t.held_org[code, k]
         for k, pathway in enumerate(PATHWAYS):  # acute stays ended alive, by pathway
-            if code != 0:
-                frame[f"discharges_{pathway}"] = np.zeros(n_days, dtype=np.int64)
-                continue
-            mp = m & (v["pathway"] == k) & (v["outcome"] != DEATH) & (v["outcome"] != OPEN)
-            t = np.floor(v["leave"][mp]).astype(int)
-            frame[f"discharges_{pathway}"] = np.bincount(t, minlength=n_days)[:n_days]
-        waiting = (w["waits_for"] == code) & (w["place"] != code)
-        if code == 0:
-            waiting = w["place"] == FRONT_DOOR
-        frame["waiting_mean"] = (
-            daily_integral(w["start"][waiting], w_end[waiting], n_days)
-            if code != FRONT_DOOR
-            else np.zeros(n_days)
-        )
+            frame[f"discharges_{pathway}"] = t.discharges[k] if code == 0 else zeros
+        frame["waiting_mean"] = t.waiting[code] if service else np.zeros(n_days)
         frames.append(pd.DataFrame(frame))
     out = pd.concat(frames, ignore_index=True)
     out["warmup"] = out["day"] < config.run.warmup_days
@@ -420,56 +302,30 @@ def flows(ev: Events, config: Config) -> pd.DataFrame:
     service; ``acute`` into the discharge pathway it ended on (``P0`` .. ``P3``) or ``death``; a
     pathway into where its people went; each other service into its onward places (a service,
     ``home``, ``death`` or ``readmission``). Assessments happen in an acute bed and are not a
-    place here. People already in care at the start enter no flow.
+    place here. People already in care at the start enter no flow. Entries come first; exits
+    follow in the order they first occurred.
     """
-    W, H = float(config.run.warmup_days), ev.horizon_days
+    t = measures(ev, config)
     lay = ev.layout
-    v = ev.visits
     names = {**dict(enumerate(lay.services)), HOME: "home", DEATH: "death", READMIT: "readmission"}
-    assess = lay.services.index("assessment") if "assessment" in lay.services else -99
-    place = v["service"] != assess
     counts: dict[tuple[str, str], int] = {}
 
     def add(source: str, target: str, n: int) -> None:
         if n:
             counts[(source, target)] = counts.get((source, target), 0) + n
 
-    # entries: the first stay of each episode begun in the window
-    new = place & (v["episode"] >= ev.n_initial)
-    idx = np.flatnonzero(new)
-    order = idx[np.lexsort((v["enter"][idx], v["episode"][idx]))]
-    first = (
-        order[np.r_[True, v["episode"][order][1:] != v["episode"][order][:-1]]] if idx.size else idx
-    )
-    first = first[(v["enter"][first] >= W) & (v["enter"][first] < H)]
-    for j_service, readmit in ((0, True), (0, False)):
-        m = (v["service"][first] == j_service) & (
-            (v["episode"][first] != v["person"][first]) == readmit
-        )
-        add("readmitted" if readmit else "admitted", "acute", int(np.sum(m)))
-    for code in np.unique(v["service"][first]):
-        if code != 0:
-            add("community_referral", names[int(code)], int(np.sum(v["service"][first] == code)))
-    # exits: stays ended in the window. An acute stay not ending in death counts twice: into
-    # its pathway, then from the pathway on. Pairs are listed in order of first occurrence.
-    js = np.flatnonzero(place & (v["outcome"] != OPEN) & (v["leave"] >= W) & (v["leave"] < H))
-    service, outcome, pathway = v["service"][js], v["outcome"][js], v["pathway"][js]
-    via = (service == 0) & (outcome != DEATH)
-    # a pair as (kind, a, b): 0 service -> outcome, 1 acute -> pathway, 2 pathway -> outcome
-    kind = np.concatenate([np.where(via, 1, 0), np.full(int(via.sum()), 2)])
-    a = np.concatenate([np.where(via, pathway, service), pathway[via]])
-    b = np.concatenate([np.where(via, 0, outcome), outcome[via]])
-    position = np.concatenate([2 * np.arange(js.size), 2 * np.flatnonzero(via) + 1])
-    keys = (kind * 1_000_000 + a * 1_000 + (b + 100)).astype(np.int64)
-    unique, first_at, n = np.unique(keys, return_index=True, return_counts=True)
-    for j in np.argsort(position[first_at], kind="stable"):
-        k, x, y = int(kind[first_at[j]]), int(a[first_at[j]]), int(b[first_at[j]])
+    for kind in ("readmitted", "admitted"):
+        add(kind, "acute", t.entries.get((kind, 0), 0))
+    for (kind, code), n in sorted(t.entries.items(), key=lambda item: item[0][1]):
+        if kind == "community_referral":
+            add(kind, names[code], n)
+    for (k, x, y), (n, _) in sorted(t.flow_exits.items(), key=lambda item: item[1][1]):
         if k == 1:
-            add("acute", PATHWAYS[x], int(n[j]))
+            add("acute", PATHWAYS[x], n)
         elif k == 2:
-            add(PATHWAYS[x], names[y], int(n[j]))
+            add(PATHWAYS[x], names[y], n)
         else:
-            add(names[x], names[y], int(n[j]))
+            add(names[x], names[y], n)
     return pd.DataFrame(
         [{"source": s, "target": t, "patients": n} for (s, t), n in counts.items()],
         columns=["source", "target", "patients"],

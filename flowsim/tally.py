@@ -1,0 +1,407 @@
+"""Running sums of one replication's stays and waits, added up while the simulation runs, so that a
+run need hold only what is still happening: its memory does not grow with the horizon.
+
+Every table ``results.py`` makes (KPIs, the daily series, the flows) is built from sums over a
+replication's stays and waits: time-integrals (people in a place, delayed, waiting), counts of
+events (an admission, an exit, a discharge by pathway) and a per-person check (at home 91 days
+after reablement). Time is cut into segments at checkpoints every ``FOLD_DAYS`` days. At each
+checkpoint ``Tally.fold`` adds what happened in the segment just ended, ``[since, until)``, from
+the records that overlap it, and says which records can be forgotten: those whose times all lie
+before the checkpoint (once set, a stay's leave and a wait's end never change, so a forgotten
+record has nothing more to add).
+
+Which records are passed does not matter, so long as every record that overlaps the segment is
+(in the order they were made): an engine that forgets records (``model.py``) and one that replays
+a finished run (``replay``, for the compiled engine and for tables built from ``Events``) give the
+same tables, bit for bit. NumPy only: no pandas here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE
+from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, OPEN, PROCESS, Layout
+
+FOLD_DAYS = 30.0
+"""Days between checkpoints: a run holds about this many days of finished records at most."""
+
+HOME_CHECK_DAYS = 91.0
+"""ASCOF 2B(1): where someone discharged into reablement is this many days later."""
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What a run is tallied for: the warm-up (the window is [warmup, horizon)), the investments
+    that buy capacity in each service (by service name), and whether to keep every record too
+    (for the patient log)."""
+
+    warmup: float = 0.0
+    bought: dict = field(default_factory=dict)
+    keep: bool = False
+
+
+def checkpoints(horizon: float) -> list[float]:
+    """The checkpoints of a run: every ``FOLD_DAYS`` days before the horizon, then the horizon."""
+    n = max(0, math.ceil(horizon / FOLD_DAYS) - 1)
+    return [FOLD_DAYS * (k + 1) for k in range(n)] + [float(horizon)]
+
+
+def occupied_within_base(
+    enter: np.ndarray, leave: np.ndarray, steps: list[tuple[float, int]], bought, a: float, b: float
+) -> float:
+    """Integral over [a, b) of min(occupancy, capacity not bought by an investment).
+
+    The base capacity at t is the capacity in force minus the units of investments active at t.
+    """
+    times = np.concatenate([enter, leave, [a, b]])
+    delta = np.concatenate([np.ones(enter.size), -np.ones(leave.size), [0.0, 0.0]])
+    order = np.argsort(times, kind="stable")
+    times, occ = times[order], np.cumsum(delta[order])
+    seg_start, seg_end = times[:-1], times[1:]
+    lo, hi = np.clip(seg_start, a, b), np.clip(seg_end, a, b)
+    days = np.maximum(hi - lo, 0.0)
+    mid = (lo + hi) / 2
+    step_days = np.array([d for d, _ in steps])
+    caps = np.array([c for _, c in steps], dtype=float)
+    base = caps[np.searchsorted(step_days, mid, side="right") - 1]
+    for inv in bought:
+        base -= np.where((mid >= inv.start_time) & (mid < inv.end_time), inv.units, 0.0)
+    return float(np.sum(np.minimum(occ[:-1], np.maximum(base, 0.0)) * days))
+
+
+class Tally:
+    """The sums of one replication (see the module docstring). ``fold`` at each checkpoint in
+    turn, the last one being the horizon; then read the arrays and counts.
+
+    The places bought by an investment (``measure.bought``) are costed by the investment, so
+    only occupancy within the rest of a service's capacity is costed to the service.
+    """
+
+    def __init__(
+        self,
+        layout: Layout,
+        horizon: float,
+        n_initial: int,
+        capacity_steps: list[list[tuple[float, int]]],
+        measure: Measure,
+    ) -> None:
+        self.measure = measure
+        self.layout, self.H, self.W = layout, float(horizon), float(measure.warmup)
+        self.n_initial, self.capacity_steps = n_initial, capacity_steps
+        self.bought = {layout.services.index(s): list(v) for s, v in measure.bought.items() if v}
+        self.since = 0.0
+        self.done = False
+        S, nd, R = len(layout.services), math.ceil(self.H), len(REASONS)
+        P = S + 2  # places: services, then the front door and the community
+        self.S, self.P, self.n_days = S, P, nd
+        self.assessment = layout.services.index("assessment") if "assessment" in layout.services else -99
+        self.reablement = layout.services.index("reablement") if "reablement" in layout.services else -99
+        self.away = np.array([c for c, s in enumerate(layout.services)
+                              if s == "acute" or s.startswith(("care_home", "step_down"))])  # fmt: skip
+        self.care_homes = np.array(
+            [c for c, s in enumerate(layout.services) if s.startswith("care_home")], dtype=np.int64
+        )
+        # by day: stays in each service, waits in each place
+        self.occupancy = np.zeros((S, nd))
+        self.admissions = np.zeros((S, nd), dtype=np.int64)
+        self.exits = np.zeros((S, nd), dtype=np.int64)
+        self.exits_to = np.zeros((S, S + 4, nd), dtype=np.int64)  # [service, outcome + 4, day]
+        self.discharges = np.zeros((len(PATHWAYS), nd), dtype=np.int64)  # acute, alive
+        self.held = np.zeros((P, nd))
+        self.held_reason = np.zeros((P, R, nd))
+        self.held_org = np.zeros((P, len(RESPONSIBLE), nd))
+        self.waiting = np.zeros((S, nd))
+        self.front_door_starts = np.zeros(nd, dtype=np.int64)
+        self.front_door_ends = np.zeros(nd, dtype=np.int64)
+        # over the measured window [W, H)
+        self.window_occupied = np.zeros(S)
+        self.window_base = np.zeros(S)  # occupied within capacity not bought (services in bought)
+        self.window_held = np.zeros(P)
+        self.window_acute_reason = np.zeros(R)
+        self.window_acute_org = np.zeros(len(RESPONSIBLE))
+        self.window_acute_for = np.zeros(S + 1)  # by what is waited for; PROCESS last
+        self.counts = dict.fromkeys(
+            ("admissions", "discharges", "deaths", "delayed_patients", "care_home_admissions",
+             "readmissions", "home_checks", "home_at_check", "in_system_end", "records"), 0
+        )  # fmt: skip
+        self.discharges_by_pathway = np.zeros(len(PATHWAYS), dtype=np.int64)
+        self.delay_sum = 0.0
+        # pending checks of where people are 91 days after going into reablement
+        self._checks = (np.empty(0, np.int64), np.empty(0), np.empty(0, np.bool_))
+        # flows: entries by kind, and exits by (kind, a, b) with the first stay they occurred at
+        self.entries: dict[tuple[str, int], int] = {}
+        self.flow_exits: dict[tuple[int, int, int], list[int]] = {}
+        self._started = np.empty(0, dtype=np.int64)  # episodes whose first stay was counted
+
+    # -- folding -------------------------------------------------------------------------------
+
+    def fold(
+        self, visits: dict, waits: dict, until: float, seq: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Add what happened in ``[since, until)`` (the horizon: ``[since, until]``); return masks of
+        the visits and waits still needed later. ``seq`` numbers the visits in the order they were
+        made (default: their order here)."""
+        if self.done:
+            raise RuntimeError("this tally already reached the horizon")
+        a, b = self.since, float(until)
+        final = b >= self.H
+        if seq is None:
+            seq = np.arange(len(visits["enter"]), dtype=np.int64)
+        keep_v = self._visits(visits, seq, a, b, final)
+        keep_w = self._waits(waits, a, b, final)
+        if final:
+            v_open = np.isnan(visits["leave"]) & (visits["service"] != self.assessment)
+            w_open = np.isnan(waits["end"]) & np.isin(waits["place"], (FRONT_DOOR, COMMUNITY))
+            self.counts["in_system_end"] = int(np.sum(v_open) + np.sum(w_open))
+            self.counts["records"] += len(visits["enter"]) + len(waits["start"])
+            self.done = True
+        else:
+            self.counts["records"] += int(np.sum(~keep_v) + np.sum(~keep_w))
+            episodes = np.concatenate([visits["episode"][keep_v], waits["episode"][keep_w]])
+            self._started = self._started[np.isin(self._started, episodes)]
+        self.since = b
+        return keep_v, keep_w
+
+    def _in(self, t: np.ndarray, a: float, b: float, final: bool) -> np.ndarray:
+        """Times in the segment (NaN never is)."""
+        return (t >= a) & ((t <= b) if final else (t < b))
+
+    def _visits(self, v: dict, seq: np.ndarray, a: float, b: float, final: bool) -> np.ndarray:
+        S, W, H = self.S, self.W, self.H
+        enter, leave, svc, out = v["enter"], v["leave"], v["service"], v["outcome"]
+        start, end = np.maximum(enter, a), np.where(np.isnan(leave), b, np.minimum(leave, b))
+        live = start < end
+        self._integrate(self.occupancy, svc[live], start[live], end[live], a, b)
+        self._window(self.window_occupied, svc[live], start[live], end[live], a, b)
+        lo, hi = max(a, W), min(b, H)
+        for code, bought in self.bought.items():
+            m = live & (svc == code)
+            if m.any() and lo < hi:
+                self.window_base[code] += occupied_within_base(
+                    start[m], end[m], self.capacity_steps[code], bought, lo, hi
+                )
+        entered = self._in(enter, a, b, final)
+        left = self._in(leave, a, b, final) & (out != OPEN)
+        self._count(self.admissions, svc[entered], enter[entered])
+        self._count(self.exits, svc[left], leave[left])
+        self._count(self.exits_to.reshape(S * (S + 4), -1), svc[left] * (S + 4) + out[left] + 4,
+                    leave[left])  # fmt: skip
+        acute = svc == 0
+        alive = left & (out != DEATH)
+        self._count(self.discharges, v["pathway"][acute & alive], leave[acute & alive])
+        in_window = lambda t: (t >= W) & (t < H)  # noqa: E731
+        new = v["episode"] >= self.n_initial
+        c = self.counts
+        c["admissions"] += int(np.sum(acute & new & entered & in_window(enter)))
+        done = acute & alive & in_window(leave)
+        c["discharges"] += int(np.sum(done))
+        c["deaths"] += int(np.sum(left & (out == DEATH) & in_window(leave)))
+        delay = leave[done] - v["ready"][done]
+        c["delayed_patients"] += int(np.sum(delay > 0))
+        if np.any(delay > 0):
+            self.delay_sum += float(np.sum(delay[delay > 0]))
+        self.discharges_by_pathway += np.bincount(v["pathway"][done], minlength=len(PATHWAYS))
+        arrived = new & entered & in_window(enter)
+        c["care_home_admissions"] += int(np.sum(arrived & np.isin(svc, self.care_homes)))
+        c["readmissions"] += int(np.sum(acute & arrived & (v["episode"] != v["person"])))
+        self._home_checks(v, left, a, b, final)
+        self._flows(v, seq, entered, left)
+        return np.isnan(leave) | (leave >= b)
+
+    def _waits(self, w: dict, a: float, b: float, final: bool) -> np.ndarray:
+        S, R = self.S, len(REASONS)
+        ws, we, place = w["start"], w["end"], w["place"]
+        start, end = np.maximum(ws, a), np.where(np.isnan(we), b, np.minimum(we, b))
+        live = start < end
+        where = np.where(place >= 0, place, S + (place == COMMUNITY))
+        s, e, p = start[live], end[live], where[live]
+        self._integrate(self.held, p, s, e, a, b)
+        self._window(self.window_held, p, s, e, a, b)
+        reason, org, wants = w["reason"][live], w["responsible"][live], w["waits_for"][live]
+        m = reason >= 0
+        self._integrate(self.held_reason.reshape(self.P * R, -1), p[m] * R + reason[m], s[m], e[m],
+                        a, b)  # fmt: skip
+        m = org >= 0
+        self._integrate(self.held_org.reshape(self.P * len(RESPONSIBLE), -1),
+                        p[m] * len(RESPONSIBLE) + org[m], s[m], e[m], a, b)  # fmt: skip
+        # waiting to enter a service from elsewhere; for acute, the front door
+        front = p == S
+        m = front | ((wants >= 1) & (wants != p))
+        self._integrate(self.waiting, np.where(front, 0, wants)[m], s[m], e[m], a, b)
+        acute = p == 0
+        m = acute & (reason >= 0)
+        self._window(self.window_acute_reason, reason[m], s[m], e[m], a, b)
+        m = acute & (org >= 0)
+        self._window(self.window_acute_org, org[m], s[m], e[m], a, b)
+        m = acute & ((wants >= 0) | (wants == PROCESS))
+        self._window(self.window_acute_for, np.where(wants == PROCESS, S, wants)[m], s[m], e[m], a, b)
+        fd = place == FRONT_DOOR
+        began, ended = fd & self._in(ws, a, b, final), fd & self._in(we, a, b, final)
+        self._count(self.front_door_starts[None, :], np.zeros(int(began.sum()), np.int64), ws[began])
+        self._count(self.front_door_ends[None, :], np.zeros(int(ended.sum()), np.int64), we[ended])
+        return np.isnan(we) | (we >= b)
+
+    # -- sums ---------------------------------------------------------------------------------
+
+    def _integrate(self, out: np.ndarray, group: np.ndarray, s: np.ndarray, e: np.ndarray,
+                   a: float, b: float) -> None:  # fmt: skip
+        """Add to ``out[group, day]`` the time each interval [s, e) (inside the segment) spends in
+        each day. A point p adds its weight (start -1, end +1) to every day before floor(p) and
+        the fraction p - floor(p) to its own day, so whole days cancel exactly."""
+        if s.size == 0:
+            return
+        n_groups, nd = out.shape
+        d0 = int(math.floor(a))
+        m = int(math.floor(b)) - d0 + 1
+        p = np.concatenate([s, e])
+        w = np.concatenate([-np.ones(s.size), np.ones(e.size)])
+        day = np.floor(p)
+        idx = np.concatenate([group, group]) * m + (day.astype(np.int64) - d0)
+        whole = np.bincount(idx, weights=w, minlength=n_groups * m).reshape(n_groups, m)
+        part = np.bincount(idx, weights=w * (p - day), minlength=n_groups * m).reshape(n_groups, m)
+        later = np.cumsum(whole[:, ::-1], axis=1)[:, ::-1] - whole
+        days = min(m, nd - d0)
+        out[:, d0 : d0 + days] += (later + part)[:, :days]
+
+    def _window(self, out: np.ndarray, group: np.ndarray, s: np.ndarray, e: np.ndarray,
+                a: float, b: float) -> None:  # fmt: skip
+        """Add to ``out[group]`` the time each interval spends in the measured window."""
+        lo, hi = max(a, self.W), min(b, self.H)
+        if s.size == 0 or lo >= hi:
+            return
+        length = np.minimum(e, hi) - np.maximum(s, lo)
+        m = length > 0
+        out += np.bincount(group[m], weights=length[m], minlength=out.size)
+
+    def _count(self, out: np.ndarray, group: np.ndarray, t: np.ndarray) -> None:
+        """Add one to ``out[group, floor(t)]`` for each event (days past the last are dropped)."""
+        if t.size == 0:
+            return
+        n_groups, nd = out.shape
+        day = np.floor(t).astype(np.int64)
+        m = day < nd
+        out += np.bincount(group[m] * nd + day[m], minlength=n_groups * nd).reshape(n_groups, nd)
+
+    # -- at home 91 days after reablement --------------------------------------------------------
+
+    def _home_checks(self, v: dict, left: np.ndarray, a: float, b: float, final: bool) -> None:
+        """ASCOF 2B(1): a check is set when someone leaves acute for reablement in the window (at
+        least 91 days before the horizon); they are not at home at the check if they died by then,
+        or are in hospital, a care home or a step-down bed then. Resolved in the segment holding
+        the check's time, when every stay covering it is known."""
+        if self.reablement < 0:
+            return
+        W, H = self.W, self.H
+        leave, person, out = v["leave"], v["person"], v["outcome"]
+        new = left & (v["service"] == 0) & (out == self.reablement) & (leave >= W)
+        new &= leave < H - HOME_CHECK_DAYS
+        who, t, gone = self._checks
+        who = np.concatenate([who, person[new]])
+        t = np.concatenate([t, leave[new] + HOME_CHECK_DAYS])
+        gone = np.concatenate([gone, np.zeros(int(new.sum()), np.bool_)])
+        died = left & (out == DEATH)
+        if died.any() and who.size:
+            dp, dt = person[died], leave[died]
+            order = np.argsort(dp, kind="stable")
+            dp, dt = dp[order], dt[order]
+            k = np.minimum(np.searchsorted(dp, who), dp.size - 1)
+            gone |= (dp[k] == who) & (dt[k] <= t)
+        due = (t < b) if not final else np.ones(t.size, np.bool_)
+        if due.any():
+            gone[due] |= self._away_at(v, who[due], t[due])
+            self.counts["home_checks"] += int(due.sum())
+            self.counts["home_at_check"] += int(np.sum(~gone[due]))
+        self._checks = (who[~due], t[~due], gone[~due])
+
+    def _away_at(self, v: dict, who: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """For each (person, time): in hospital, a care home or a step-down bed at that time."""
+        leave = np.where(np.isnan(v["leave"]), np.inf, v["leave"])
+        sel = np.flatnonzero(np.isin(v["service"], self.away) & np.isin(v["person"], who))
+        sel = sel[np.argsort(v["person"][sel], kind="stable")]
+        owner = v["person"][sel]
+        lo, hi = np.searchsorted(owner, who, "left"), np.searchsorted(owner, who, "right")
+        n = hi - lo
+        pair = np.repeat(np.arange(who.size), n)
+        j = sel[np.arange(pair.size) + np.repeat(lo - (np.cumsum(n) - n), n)]
+        covers = (v["enter"][j] <= t[pair]) & (t[pair] < leave[j])
+        return np.bincount(pair, weights=covers, minlength=who.size) > 0
+
+    # -- flows ---------------------------------------------------------------------------------
+
+    def _flows(self, v: dict, seq: np.ndarray, entered: np.ndarray, left: np.ndarray) -> None:
+        """Entries: the first stay of each episode begun in the window (assessments are not a
+        place). Exits: stays ended in the window, an acute stay ended alive counted into its
+        pathway and from the pathway on, each pair with the first stay it occurred at."""
+        W, H = self.W, self.H
+        ep, svc = v["episode"], v["service"]
+        place = svc != self.assessment
+        cand = np.flatnonzero(place & (ep >= self.n_initial) & entered)
+        cand = cand[~np.isin(ep[cand], self._started)]
+        if cand.size:
+            order = cand[np.lexsort((seq[cand], v["enter"][cand], ep[cand]))]
+            first = order[np.r_[True, ep[order][1:] != ep[order][:-1]]]
+            self._started = np.union1d(self._started, ep[first])
+            first = first[(v["enter"][first] >= W) & (v["enter"][first] < H)]
+            readmit = ep[first] != v["person"][first]
+            for kind, m in (("readmitted", readmit), ("admitted", ~readmit)):
+                n = int(np.sum(m & (svc[first] == 0)))
+                self.entries[(kind, 0)] = self.entries.get((kind, 0), 0) + n
+            codes = svc[first][svc[first] != 0]
+            for code, n in zip(*np.unique(codes, return_counts=True)):
+                key = ("community_referral", int(code))
+                self.entries[key] = self.entries.get(key, 0) + int(n)
+        js = np.flatnonzero(place & left & (v["leave"] >= W) & (v["leave"] < H))
+        if js.size == 0:
+            return
+        service, outcome, pathway = svc[js], v["outcome"][js], v["pathway"][js]
+        via = (service == 0) & (outcome != DEATH)
+        # a pair as (kind, a, b): 0 service -> outcome, 1 acute -> pathway, 2 pathway -> outcome
+        kind = np.concatenate([np.where(via, 1, 0), np.full(int(via.sum()), 2)])
+        x = np.concatenate([np.where(via, pathway, service), pathway[via]])
+        y = np.concatenate([np.where(via, 0, outcome), outcome[via]])
+        position = np.concatenate([2 * seq[js], 2 * seq[js][via] + 1])
+        keys = (kind * 1_000_000 + x * 1_000 + (y + 100)).astype(np.int64)
+        unique, inverse, n = np.unique(keys, return_inverse=True, return_counts=True)
+        at = np.full(unique.size, np.iinfo(np.int64).max)
+        np.minimum.at(at, inverse, position)
+        for j, key in enumerate(unique):
+            pair = (int(key // 1_000_000), int(key // 1_000 % 1_000), int(key % 1_000) - 100)
+            got = self.flow_exits.setdefault(pair, [0, int(at[j])])
+            got[0] += int(n[j])
+            got[1] = min(got[1], int(at[j]))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def home_at_91_rate(self) -> float:
+        if self.reablement < 0 or self.counts["home_checks"] == 0:
+            return math.nan
+        return self.counts["home_at_check"] / self.counts["home_checks"]
+
+    def mean_delay(self) -> float:
+        n = self.counts["delayed_patients"]
+        return self.delay_sum / n if n else math.nan
+
+
+def replay(tally: Tally, visits: dict, waits: dict) -> Tally:
+    """Fold a finished run's records (all of them, in the order they were made, as ``model.close``
+    leaves them) into ``tally`` checkpoint by checkpoint, giving each fold the records a running
+    engine would still hold: the same sums, bit for bit, as folding while running."""
+    enter, leave = visits["enter"], visits["leave"]
+    start, end = waits["start"], waits["end"]
+    cuts = checkpoints(tally.H)
+    a = tally.since
+    for b in cuts:
+        final = b >= tally.H
+        v = (enter < b) | final
+        v &= np.isnan(leave) | (leave >= a)
+        w = (start < b) | final
+        w &= np.isnan(end) | (end >= a)
+        vi, wi = np.flatnonzero(v), np.flatnonzero(w)
+        tally.fold({k: c[vi] for k, c in visits.items()}, {k: c[wi] for k, c in waits.items()},
+                   b, seq=vi)  # fmt: skip
+        a = b
+    return tally
