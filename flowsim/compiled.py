@@ -21,6 +21,7 @@ from flowsim.model import VISIT_FIELDS, WAIT_FIELDS, Events, close, columns
 from flowsim.patients import HOME
 from flowsim.plan import READMISSION_BLOCK, Plan, plan
 from flowsim.streams import Streams
+from flowsim.tally import Measure, Tally, replay
 
 ROOM = 1.0
 """Buffers hold ROOM x (3 stays, 2 waits, 2 processes) per patient row to start with; a run that
@@ -176,6 +177,13 @@ def simulate(
     replication: int,
     horizon_days: float,
     capacity_steps: dict[str, list[tuple[float, int]]] | None = None,
+    measure: Measure | None = None,
 ) -> Events:
-    """Run one replication with the compiled engine (same arguments as ``model.simulate``)."""
-    return run(plan(system, Streams(seed, replication), horizon_days, capacity_steps))
+    """Run one replication with the compiled engine (same arguments as ``model.simulate``). With
+    ``measure``, the finished run is tallied by replaying the SimPy engine's checkpoints, so the
+    tables are those of the SimPy engine, bit for bit."""
+    ev = run(plan(system, Streams(seed, replication), horizon_days, capacity_steps))
+    if measure is not None:
+        tally = Tally(ev.layout, ev.horizon_days, ev.n_initial, ev.capacity_steps, measure)
+        ev.tally = replay(tally, ev.visits, ev.waits)
+    return ev

@@ -160,13 +160,16 @@ def at(env: simpy.Environment, t: float) -> simpy.Event:
     return ev
 
 
-def run_until(env: simpy.Environment, until: float, arrivals: list[float], arrive) -> None:
+def run_until(
+    env: simpy.Environment, until: float, arrivals: list[float], arrive, first: int = 0
+) -> None:
     """Process events and arrivals before ``until``, in time order.
 
     ``Environment.run(until)`` with the per-event method calls inlined, and with arrivals (known
     in advance, sorted) taken from their own list rather than scheduled as events: together about
-    a third of the engine's work. Events at exactly ``until`` are not processed (as in SimPy); a
-    failed event that no one handled is raised.
+    a third of the engine's work. ``arrive(first + k)`` is called for the k-th arrival of the list.
+    Events at exactly ``until`` are not processed (as in SimPy), so a run can go on in segments;
+    a failed event that no one handled is raised.
     """
     queue = env._queue
     pop = heapq.heappop
@@ -180,7 +183,7 @@ def run_until(env: simpy.Environment, until: float, arrivals: list[float], arriv
             if next_arrival >= until:
                 break
             env._now = next_arrival
-            arrive(k)
+            arrive(first + k)
             k += 1
             next_arrival = arrivals[k] if k < n else inf
             continue

@@ -22,7 +22,7 @@ from flowsim.engine import Pool, Process, at, run_until
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT, Layout
 from flowsim.plan import READMISSION_BLOCK, Arrivals, Plan, plan
 from flowsim.streams import Streams
-from flowsim.tally import Tally
+from flowsim.tally import Measure, Tally, checkpoints
 
 VISIT_FIELDS = (
     "episode",
@@ -175,17 +175,33 @@ class Model:
 
     def _merge_arrivals(self, arrivals: Arrivals) -> None:
         """Arrivals are known in advance (merged in time order by the plan), so they are fed to
-        the event loop (``engine.run_until``) rather than scheduled as events."""
+        the event loop (``engine.run_until``) rather than scheduled as events; their attributes
+        are drawn a segment at a time (``_draw``)."""
+        self._arrivals = arrivals
         self._arrival_kinds = arrivals.kinds
-        self._arrival_rows = [_Rows(c) for c in arrivals.cohorts]
-        self.arrival_times = arrivals.times.tolist()
-        self._arrival_stream = arrivals.stream.tolist()
-        self._arrival_index = arrivals.index.tolist()
+        self._next_row = np.zeros(len(arrivals.names), dtype=np.int64)
+        self._block = 0
+
+    def _draw(self, k0: int, k1: int) -> list[float]:
+        """Draw the attributes of arrivals ``k0 .. k1`` (in time order); return their times."""
+        a = self._arrivals
+        stream = a.stream[k0:k1]
+        counts = np.bincount(stream, minlength=len(a.names))
+        self._arrival_rows = [
+            _Rows(a.cohort(s, int(self._next_row[s]), int(n))) if n else None
+            for s, n in enumerate(counts)
+        ]
+        self._arrival_stream = stream.tolist()
+        self._arrival_index = (a.index[k0:k1] - self._next_row[stream]).tolist()
+        self._next_row += counts
+        self._block = k0
+        return a.times[k0:k1].tolist()
 
     def arrive(self, k: int) -> None:
         """The k-th arrival (in time order) happens now."""
-        stream = self._arrival_stream[k]
-        rows, i = self._arrival_rows[stream], self._arrival_index[k]
+        j = k - self._block
+        stream = self._arrival_stream[j]
+        rows, i = self._arrival_rows[stream], self._arrival_index[j]
         kind = self._arrival_kinds[stream]
         ep = self._new_episode()
         if kind == "front_door":
@@ -443,14 +459,66 @@ class Model:
 
     # -- run ---------------------------------------------------------------------------------
 
-    def run(self) -> Events:
-        run_until(self.env, self.horizon, self.arrival_times, self.arrive)
-        return close(
-            _columns(self.visits, VISIT_FIELDS),
-            _columns(self.waits, WAIT_FIELDS),
-            self.plan,
-            self.n_initial,
-        )
+    def run(self, measure: Measure | None = None) -> Events:
+        """Run to the horizon. Without ``measure``, every record is kept and returned. With it,
+        records are folded into a ``Tally`` at each checkpoint and those that are finished are
+        let go (all kept, too, if ``measure.keep``), and the garbage of finished processes is
+        collected: memory then does not grow with the horizon."""
+        times = self._arrivals.times
+        n = len(times)
+        if measure is None:
+            run_until(self.env, self.horizon, self._draw(0, n), self.arrive)
+            return close(
+                _columns(self.visits, VISIT_FIELDS),
+                _columns(self.waits, WAIT_FIELDS),
+                self.plan,
+                self.n_initial,
+            )
+        tally = Tally(self.layout, self.horizon, self.n_initial, self.capacity_steps, measure)
+        self._held = [np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)]
+        self._made = [0, 0]
+        kept: list[tuple] = []
+        k = 0
+        for cut in checkpoints(self.horizon)[:-1]:
+            k1 = int(np.searchsorted(times, cut, side="left"))
+            run_until(self.env, cut, self._draw(k, k1), self.arrive, k)
+            k = k1
+            v, w, seq = self._records()
+            keep_v, keep_w = tally.fold(v, w, cut, seq[0])
+            if measure.keep:
+                kept.append(({f: c[~keep_v] for f, c in v.items()}, seq[0][~keep_v],
+                             {f: c[~keep_w] for f, c in w.items()}, seq[1][~keep_w]))  # fmt: skip
+            # in place: running processes hold these lists
+            self.visits[:] = itertools.compress(self.visits, keep_v.tolist())
+            self.waits[:] = itertools.compress(self.waits, keep_w.tolist())
+            self._held = [seq[0][keep_v], seq[1][keep_w]]
+            gc.collect()
+        run_until(self.env, self.horizon, self._draw(k, n), self.arrive, k)
+        v, w, seq = self._records()
+        seq[1] = seq[1][~(w["start"] > self.horizon)]  # as close() drops them
+        ev = close(v, w, self.plan, self.n_initial)
+        tally.fold(ev.visits, ev.waits, self.horizon, seq[0])
+        if measure.keep:
+            kept.append((ev.visits, seq[0], ev.waits, seq[1]))
+            ev.visits = _in_order([c[0] for c in kept], [c[1] for c in kept])
+            ev.waits = _in_order([c[2] for c in kept], [c[3] for c in kept])
+        ev.tally = tally
+        return ev
+
+    def _records(self) -> tuple[dict, dict, list[np.ndarray]]:
+        """The records held now as columns, and their numbers in the order they were made."""
+        out = []
+        for j, rows in enumerate((self.visits, self.waits)):
+            new = len(rows) - len(self._held[j])
+            out.append(np.concatenate([self._held[j], np.arange(self._made[j], self._made[j] + new)]))
+            self._made[j] += new
+        return _columns(self.visits, VISIT_FIELDS), _columns(self.waits, WAIT_FIELDS), out
+
+
+def _in_order(parts: list[dict], seqs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Record columns from several parts, back in the order the records were made."""
+    order = np.argsort(np.concatenate(seqs), kind="stable")
+    return {f: np.concatenate([p[f] for p in parts])[order] for f in parts[0]}
 
 
 def close(visits: dict, waits: dict, plan: Plan, n_initial: int) -> Events:
@@ -477,7 +545,7 @@ def close(visits: dict, waits: dict, plan: Plan, n_initial: int) -> Events:
 def _columns(rows: list[list], fields: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Rows to named columns; times as float64, codes as int64."""
     if not rows:
-        return {f: np.empty(0) for f in fields}
+        return columns(np.empty((0, len(fields))), fields)
     flat = np.fromiter(itertools.chain.from_iterable(rows), np.float64, len(rows) * len(fields))
     return columns(flat.reshape(len(rows), len(fields)), fields)
 
@@ -497,18 +565,21 @@ def simulate(
     replication: int,
     horizon_days: float,
     capacity_steps: dict[str, list[tuple[float, int]]] | None = None,
+    measure: Measure | None = None,
 ) -> Events:
-    """Run one replication and return its events.
+    """Run one replication and return its events (tallied as it runs, with ``measure``).
 
     Python's cyclic garbage collector is paused for the replication: a run allocates hundreds of
     thousands of small records that the collector would otherwise rescan again and again (a
-    third of the run time), and nothing in a run relies on collecting cycles. Peak memory grows
-    by about 100 MB on the default system; the collector is back on when the run returns.
+    third of the run time), and nothing in a run relies on collecting cycles. A tallied run
+    collects at each checkpoint instead, when little is left alive; an untallied one keeps every
+    record, and its garbage, to the end. The collector is back on when the run returns.
     """
     paused = gc.isenabled()
     gc.disable()
     try:
-        return Model(plan(system, Streams(seed, replication), horizon_days, capacity_steps)).run()
+        p = plan(system, Streams(seed, replication), horizon_days, capacity_steps)
+        return Model(p).run(measure)
     finally:
         if paused:
             gc.enable()

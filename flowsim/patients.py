@@ -97,14 +97,16 @@ def draw(
     group: np.ndarray | None = None,
     pathway: str | None = None,
     arrival: Arrival | None = None,
+    start: int = 0,
 ) -> Cohort:
-    """Attributes for patients of the stream ``name`` arriving at ``time``.
+    """Attributes for patients of the stream ``name`` arriving at ``time``: its rows ``start``
+    onwards (a block of a longer cohort, with the same numbers as drawing it whole).
 
     The group comes from ``group`` or is drawn from ``group_shares``; the pathway is ``pathway`` or
     drawn from the group's pathway shares.
     """
     n = len(time)
-    u = lambda attr: streams.uniforms(f"{name}.{attr}", n)  # noqa: E731
+    u = lambda attr: streams.uniforms(f"{name}.{attr}", n, start)  # noqa: E731
     # A draw that cannot change anything (one possible group, no deaths, no readmissions, fixed
     # process times) is skipped: streams are named, so skipping one moves no other.
     if group is None:
@@ -151,7 +153,7 @@ def draw(
     decon = system.deconditioning
     if decon.enabled and decon.probability_per_day > 0:
         rate = -math.log1p(-decon.probability_per_day)
-        decondition = -np.log1p(-streams.uniforms(f"{name}.decondition", (n, 2))) / rate
+        decondition = -np.log1p(-streams.uniforms(f"{name}.decondition", (n, 2), start)) / rate
     else:
         decondition = np.full((n, 2), np.inf)
     readmits = any(pw.readmission_30d_probability > 0 for pw in d.pathways.values())
@@ -189,28 +191,43 @@ def _by_group(u: np.ndarray, group: np.ndarray, layout: Layout, dist_for) -> np.
     return out
 
 
-def arrivals(
-    system: System, layout: Layout, streams: Streams, horizon_days: float
-) -> list[tuple[str, Cohort]]:
-    """Every arrival stream's patients over the horizon, each from its own streams."""
+def arrival_times(system: System, streams: Streams, horizon_days: float) -> list[np.ndarray]:
+    """Arrival times over the horizon of each arrival stream (in ``system.arrivals`` order)."""
     n_days = math.ceil(horizon_days)
     out = []
     for name, arrival in system.arrivals.items():
         rates = rates_by_day(arrival, system.start_date, n_days)
         times = kernels.arrival_times(rates, streams.generator(f"arrivals.{name}.times"))
-        times = times[times < horizon_days]
-        cohort = draw(
-            system,
-            layout,
-            streams,
-            f"arrivals.{name}",
-            times,
-            group_shares=arrival.group_shares,
-            pathway=arrival.pathway,
-            arrival=arrival,
-        )
-        out.append((name, cohort))
+        out.append(times[times < horizon_days])
     return out
+
+
+def arrival_cohort(
+    system: System, layout: Layout, streams: Streams, name: str, times: np.ndarray, start: int = 0
+) -> Cohort:
+    """Attributes of the arrivals of stream ``name`` at ``times``, its rows ``start`` onwards."""
+    arrival = system.arrivals[name]
+    return draw(
+        system,
+        layout,
+        streams,
+        f"arrivals.{name}",
+        times,
+        group_shares=arrival.group_shares,
+        pathway=arrival.pathway,
+        arrival=arrival,
+        start=start,
+    )
+
+
+def arrivals(
+    system: System, layout: Layout, streams: Streams, horizon_days: float
+) -> list[tuple[str, Cohort]]:
+    """Every arrival stream's patients over the horizon, each from its own streams."""
+    return [
+        (name, arrival_cohort(system, layout, streams, name, times))
+        for name, times in zip(system.arrivals, arrival_times(system, streams, horizon_days))
+    ]
 
 
 def group_mix(system: System, layout: Layout) -> np.ndarray:

@@ -8,6 +8,7 @@ see the same patients with the same random numbers: their trajectories can be co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -33,17 +34,33 @@ class Start:
 
 @dataclass
 class Arrivals:
-    """Every arrival stream's cohort, and their merged time order.
+    """Every arrival stream's arrival times, merged in time order; their attributes are drawn
+    when asked for, a block of rows at a time (``cohort``) or all at once (``cohorts``).
 
     ``kinds[s]`` is ``"front_door"``, ``"ready_to_leave"`` or the service code a community
-    referral goes to; the k-th arrival in time order is row ``index[k]`` of ``cohorts[stream[k]]``.
+    referral goes to; the k-th arrival in time order is row ``index[k]`` of stream ``stream[k]``.
     """
 
     kinds: list
-    cohorts: list[Cohort]
+    names: list[str]
+    by_stream: list[np.ndarray]
+    """Each stream's arrival times."""
     times: np.ndarray
     stream: np.ndarray
     index: np.ndarray
+    source: tuple
+    """(system, layout, streams) to draw attributes from."""
+
+    def cohort(self, s: int, start: int = 0, n: int | None = None) -> Cohort:
+        """Attributes of rows ``start .. start + n`` of stream ``s`` (the same numbers as drawing
+        the stream whole)."""
+        times = self.by_stream[s][start : None if n is None else start + n]
+        return patients.arrival_cohort(*self.source, self.names[s], times, start)
+
+    @cached_property
+    def cohorts(self) -> list[Cohort]:
+        """Every stream's attributes, whole."""
+        return [self.cohort(s) for s in range(len(self.names))]
 
 
 @dataclass
@@ -234,23 +251,25 @@ def _queue_groups(p: Plan, service: str, mix: np.ndarray, u: np.ndarray):
 
 def _arrivals(system: System, layout: Layout, streams: Streams, horizon: float) -> Arrivals:
     """All arrival streams merged in time order (stable: ties keep the streams' order)."""
-    kinds, cohorts, times, stream, index = [], [], [], [], []
-    for k, (name, cohort) in enumerate(patients.arrivals(system, layout, streams, horizon)):
+    names = list(system.arrivals)
+    times = patients.arrival_times(system, streams, horizon)
+    kinds = []
+    for name in names:
         to = system.arrivals[name].to
         kinds.append(to if to in ("front_door", "ready_to_leave") else layout.code(to))
-        cohorts.append(cohort)
-        times.append(cohort.time)
-        stream.append(np.full(len(cohort), k, dtype=np.int64))
-        index.append(np.arange(len(cohort), dtype=np.int64))
+    source = (system, layout, streams)
     if not times:
         empty = np.empty(0, dtype=np.int64)
-        return Arrivals(kinds, cohorts, np.empty(0), empty, empty)
+        return Arrivals(kinds, names, times, np.empty(0), empty, empty, source)
+    stream = [np.full(len(t), k, dtype=np.int64) for k, t in enumerate(times)]
+    index = [np.arange(len(t), dtype=np.int64) for t in times]
     t = np.concatenate(times)
     # one stream is already in time order (as is the stable sort of several)
     order = np.arange(len(t)) if len(times) == 1 else np.argsort(t, kind="stable")
     return Arrivals(
-        kinds, cohorts, t[order], np.concatenate(stream)[order], np.concatenate(index)[order]
-    )
+        kinds, names, times, t[order], np.concatenate(stream)[order],
+        np.concatenate(index)[order], source,
+    )  # fmt: skip
 
 
 def choose(u: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -47,7 +47,11 @@ def replicate(config: Config, scenario: str, replication: int) -> dict:
     start = time.perf_counter()
     try:
         ev = engine(config).simulate(
-            config.system, config.run.seed, replication, config.run.horizon_days
+            config.system,
+            config.run.seed,
+            replication,
+            config.run.horizon_days,
+            measure=results.measure(config),
         )
         row = {"scenario": scenario, "replication": replication, **results.kpis(ev, config)}
         daily = results.daily(ev, config)
@@ -67,7 +71,7 @@ def replicate(config: Config, scenario: str, replication: int) -> dict:
             "flows": flows,
             "patients": log_df,
             "seconds": time.perf_counter() - start,
-            "events": len(ev.visits["episode"]) + len(ev.waits["episode"]),
+            "events": ev.tally.counts["records"],
         }
     except Exception as exc:  # kept, reported, never silently dropped
         return {

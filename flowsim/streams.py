@@ -27,6 +27,12 @@ class Streams:
         ss = np.random.SeedSequence(self.seed, spawn_key=(self.replication, stream_key(name)))
         return np.random.Generator(np.random.PCG64(ss))
 
-    def uniforms(self, name: str, shape: int | tuple[int, ...]) -> np.ndarray:
-        """A block of uniforms in [0, 1) from the stream ``name``."""
-        return self.generator(name).random(shape)
+    def uniforms(self, name: str, shape: int | tuple[int, ...], start: int = 0) -> np.ndarray:
+        """A block of uniforms in [0, 1) from the stream ``name``, from its row ``start`` on: rows
+        ``start ..`` of a longer block, exactly (a uniform is one step of PCG64, which can jump
+        ahead), so a long run can draw its patients a block at a time."""
+        gen = self.generator(name)
+        if start:
+            per_row = int(np.prod(shape[1:])) if isinstance(shape, tuple) else 1
+            gen.bit_generator.advance(start * per_row)
+        return gen.random(shape)
