@@ -17,9 +17,10 @@ import numpy as np
 
 from flowsim.eventloop import FULL_READMISSIONS, OK, P_FLOAT, P_INT
 from flowsim.eventloop import run as _run
-from flowsim.model import VISIT_FIELDS, WAIT_FIELDS, Events, close, columns
+from flowsim.model import VISIT_FIELDS, WAIT_FIELDS, Events, close
 from flowsim.patients import HOME
 from flowsim.plan import READMISSION_BLOCK, Plan, plan
+from flowsim.records import columns
 from flowsim.streams import Streams
 from flowsim.tally import Measure, Tally, replay
 

@@ -9,7 +9,6 @@ NumPy arrays at the end (``Events``); ``results.py`` turns those into tables and
 from __future__ import annotations
 
 import gc
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -21,8 +20,12 @@ from flowsim.config import System
 from flowsim.engine import Pool, Process, at, run_until
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT, Layout
 from flowsim.plan import READMISSION_BLOCK, Arrivals, Plan, plan
+from flowsim.records import Held, rows_to_columns
 from flowsim.streams import Streams
-from flowsim.tally import Measure, Tally, checkpoints
+from flowsim.tally import FOLD_DAYS, Measure, Tally, checkpoints
+
+DRAW_DAYS = 4 * FOLD_DAYS
+"""A tallied run draws its arrivals' attributes this many days ahead at a time."""
 
 VISIT_FIELDS = (
     "episode",
@@ -85,6 +88,16 @@ class _Rows:
         self.readmit_delay = c.readmit_delay.tolist()
         self.stay = {k: v.tolist() for k, v in c.stay.items()}
         self.route = {k: v.tolist() for k, v in c.route.items()}
+
+    def one(self, i: int) -> _Rows:
+        """Row ``i`` alone (as row 0), for someone settling into a long stay: holding it, not the
+        whole block, lets the block go once its other patients are done."""
+        row = object.__new__(_Rows)
+        for name in _Rows.__slots__[:-2]:
+            setattr(row, name, [getattr(self, name)[i]])
+        row.stay = {k: [v[i]] for k, v in self.stay.items()}
+        row.route = {k: [v[i]] for k, v in self.route.items()}
+        return row
 
 
 class Model:
@@ -176,25 +189,26 @@ class Model:
     def _merge_arrivals(self, arrivals: Arrivals) -> None:
         """Arrivals are known in advance (merged in time order by the plan), so they are fed to
         the event loop (``engine.run_until``) rather than scheduled as events; their attributes
-        are drawn a segment at a time (``_draw``)."""
+        are drawn a block at a time (``_draw``)."""
         self._arrivals = arrivals
         self._arrival_kinds = arrivals.kinds
-        self._next_row = np.zeros(len(arrivals.names), dtype=np.int64)
-        self._block = 0
+        self._block = 0  # the first arrival of the block drawn
+        self._block_rows = np.zeros(len(arrivals.names), dtype=np.int64)  # its row in each stream
+        self._times: list[float] = []
 
     def _draw(self, k0: int, k1: int) -> list[float]:
-        """Draw the attributes of arrivals ``k0 .. k1`` (in time order); return their times."""
+        """Draw the attributes of arrivals ``k0 .. k1`` (in time order; ``k0`` not before the
+        block drawn last); return their times."""
         a = self._arrivals
+        first = self._block_rows + np.bincount(a.stream[self._block : k0], minlength=len(a.names))
         stream = a.stream[k0:k1]
         counts = np.bincount(stream, minlength=len(a.names))
         self._arrival_rows = [
-            _Rows(a.cohort(s, int(self._next_row[s]), int(n))) if n else None
-            for s, n in enumerate(counts)
+            _Rows(a.cohort(s, int(first[s]), int(n))) if n else None for s, n in enumerate(counts)
         ]
         self._arrival_stream = stream.tolist()
-        self._arrival_index = (a.index[k0:k1] - self._next_row[stream]).tolist()
-        self._next_row += counts
-        self._block = k0
+        self._arrival_index = (a.index[k0:k1] - first[stream]).tolist()
+        self._block, self._block_rows = k0, first
         return a.times[k0:k1].tolist()
 
     def arrive(self, k: int) -> None:
@@ -251,7 +265,9 @@ class Model:
             self.waits.append(w)
             yield ev
             w[7] = self.env.now
-        yield from self._downstream(rows, i, ep, ep, code, _INF, False)
+        onward = self._downstream(rows, i, ep, ep, code, _INF, False)
+        rows = None
+        yield from onward
 
     def _acute(self, rows: _Rows, i: int, ep: int, person: int, kind: str, queued_for: int = -1):
         """An acute episode: boarding, treatment, the discharge process, assessment and the wait for
@@ -335,7 +351,9 @@ class Model:
             if deadline < _INF:
                 self._readmit_at(deadline, person, g)
             return
-        yield from self._downstream(rows, i, ep, person, target, deadline, d2a)
+        onward = self._downstream(rows, i, ep, person, target, deadline, d2a)
+        rows = None  # only the onward stays hold the patient's rows now (see _Rows.one)
+        yield from onward
 
     def _assess(self, rows: _Rows, i: int, ep: int, person: int, place: int, delays=True):
         """A discharge assessment by an assessor (finite capacity). With ``delays`` the patient
@@ -398,6 +416,8 @@ class Model:
                     if nxt == HOME and deadline < _INF:
                         self._readmit_at(deadline, person, g, since=end)
                     return
+                if stay > FOLD_DAYS:
+                    rows, i = rows.one(i), 0
                 yield env.timeout(stay)
             visit[4] = env.now
             nxt = rows.route[code][i]
@@ -461,64 +481,59 @@ class Model:
 
     def run(self, measure: Measure | None = None) -> Events:
         """Run to the horizon. Without ``measure``, every record is kept and returned. With it,
-        records are folded into a ``Tally`` at each checkpoint and those that are finished are
-        let go (all kept, too, if ``measure.keep``), and the garbage of finished processes is
-        collected: memory then does not grow with the horizon."""
+        records are folded into a ``Tally`` at each checkpoint, and those finished and past are
+        let go (kept aside too if ``measure.keep``): memory then does not grow with the
+        horizon."""
         times = self._arrivals.times
         n = len(times)
         if measure is None:
             run_until(self.env, self.horizon, self._draw(0, n), self.arrive)
+            self._stop()
             return close(
-                _columns(self.visits, VISIT_FIELDS),
-                _columns(self.waits, WAIT_FIELDS),
+                rows_to_columns(self.visits, VISIT_FIELDS),
+                rows_to_columns(self.waits, WAIT_FIELDS),
                 self.plan,
                 self.n_initial,
             )
         tally = Tally(self.layout, self.horizon, self.n_initial, self.capacity_steps, measure)
-        self._held = [np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)]
-        self._made = [0, 0]
-        kept: list[tuple] = []
-        k = 0
+        visits = Held(VISIT_FIELDS, "leave", measure.keep)
+        waits = Held(WAIT_FIELDS, "end", measure.keep)
+        visits.rows, waits.rows = self.visits, self.waits
+        k = drawn = 0
         for cut in checkpoints(self.horizon)[:-1]:
             k1 = int(np.searchsorted(times, cut, side="left"))
-            run_until(self.env, cut, self._draw(k, k1), self.arrive, k)
+            if k1 > drawn:  # attributes for the arrivals of the next few segments
+                drawn = int(np.searchsorted(times, cut + DRAW_DAYS, side="left"))
+                self._times = self._draw(k, drawn)
+            run_until(self.env, cut, self._times[k - self._block : k1 - self._block],
+                      self.arrive, k)  # fmt: skip
             k = k1
-            v, w, seq = self._records()
-            keep_v, keep_w = tally.fold(v, w, cut, seq[0])
-            if measure.keep:
-                kept.append(({f: c[~keep_v] for f, c in v.items()}, seq[0][~keep_v],
-                             {f: c[~keep_w] for f, c in w.items()}, seq[1][~keep_w]))  # fmt: skip
-            # in place: running processes hold these lists
-            self.visits[:] = itertools.compress(self.visits, keep_v.tolist())
-            self.waits[:] = itertools.compress(self.waits, keep_w.tolist())
-            self._held = [seq[0][keep_v], seq[1][keep_w]]
-            gc.collect()
-        run_until(self.env, self.horizon, self._draw(k, n), self.arrive, k)
-        v, w, seq = self._records()
-        seq[1] = seq[1][~(w["start"] > self.horizon)]  # as close() drops them
+            (v, v_seq), (w, w_seq) = visits.now(), waits.now()
+            keep_v, keep_w = tally.fold(v, w, cut, v_seq)
+            visits.forget(v, v_seq, keep_v)
+            waits.forget(w, w_seq, keep_w)
+        if n > drawn:
+            self._times = self._draw(k, n)
+        run_until(self.env, self.horizon, self._times[k - self._block :], self.arrive, k)
+        self._stop()
+        (v, v_seq), (w, w_seq) = visits.now(), waits.now()
+        w_seq = w_seq[~(w["start"] > self.horizon)]  # as close() drops them
         ev = close(v, w, self.plan, self.n_initial)
-        tally.fold(ev.visits, ev.waits, self.horizon, seq[0])
+        tally.fold(ev.visits, ev.waits, self.horizon, v_seq)
         if measure.keep:
-            kept.append((ev.visits, seq[0], ev.waits, seq[1]))
-            ev.visits = _in_order([c[0] for c in kept], [c[1] for c in kept])
-            ev.waits = _in_order([c[2] for c in kept], [c[3] for c in kept])
+            ev.visits = visits.everything(ev.visits, v_seq)
+            ev.waits = waits.everything(ev.waits, w_seq)
         ev.tally = tally
+        self.most_held = visits.most + waits.most
         return ev
 
-    def _records(self) -> tuple[dict, dict, list[np.ndarray]]:
-        """The records held now as columns, and their numbers in the order they were made."""
-        out = []
-        for j, rows in enumerate((self.visits, self.waits)):
-            new = len(rows) - len(self._held[j])
-            out.append(np.concatenate([self._held[j], np.arange(self._made[j], self._made[j] + new)]))
-            self._made[j] += new
-        return _columns(self.visits, VISIT_FIELDS), _columns(self.waits, WAIT_FIELDS), out
-
-
-def _in_order(parts: list[dict], seqs: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Record columns from several parts, back in the order the records were made."""
-    order = np.argsort(np.concatenate(seqs), kind="stable")
-    return {f: np.concatenate([p[f] for p in parts])[order] for f in parts[0]}
+    def _stop(self) -> None:
+        """Drop the events still to come and the queues for places: the processes waiting on them
+        hold the model, which holds them, and without this the whole run would stay in memory
+        until Python's cycle collector next ran."""
+        self.env._queue.clear()
+        for pool in self.pools:
+            pool.waiters.clear()
 
 
 def close(visits: dict, waits: dict, plan: Plan, n_initial: int) -> Events:
@@ -542,23 +557,6 @@ def close(visits: dict, waits: dict, plan: Plan, n_initial: int) -> Events:
     )
 
 
-def _columns(rows: list[list], fields: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Rows to named columns; times as float64, codes as int64."""
-    if not rows:
-        return columns(np.empty((0, len(fields))), fields)
-    flat = np.fromiter(itertools.chain.from_iterable(rows), np.float64, len(rows) * len(fields))
-    return columns(flat.reshape(len(rows), len(fields)), fields)
-
-
-def columns(arr: np.ndarray, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """A float64 table (one column per field) as named columns; codes as int64."""
-    out = {}
-    for j, f in enumerate(fields):
-        col = arr[:, j]
-        out[f] = col if f in ("enter", "ready", "leave", "start", "end") else col.astype(np.int64)
-    return out
-
-
 def simulate(
     system: System,
     seed: int,
@@ -571,9 +569,8 @@ def simulate(
 
     Python's cyclic garbage collector is paused for the replication: a run allocates hundreds of
     thousands of small records that the collector would otherwise rescan again and again (a
-    third of the run time), and nothing in a run relies on collecting cycles. A tallied run
-    collects at each checkpoint instead, when little is left alive; an untallied one keeps every
-    record, and its garbage, to the end. The collector is back on when the run returns.
+    third of the run time), and a run makes no cyclic garbage while it runs (finished processes
+    are freed at once); the collector is back on when the run returns.
     """
     paused = gc.isenabled()
     gc.disable()
