@@ -3,8 +3,11 @@
 Run: ``python -m benchmarks.bench_model [--replications N]``. The default run (545 days: a
 180-day warm-up and one year measured). For each engine (``simpy``, ``compiled``): the first call
 in a fresh process (imports and Numba's cache load), then steady-state replications split into
-the set-up (drawing every patient's attributes: ``plan``), the simulation, and the reduction to
-tables (KPIs and the daily table), each also per replication-year (per 365 simulated days).
+the set-up (``plan``: arrival times, people in care at day 0), the simulation (with the SimPy
+engine, also drawing attributes a block at a time and folding records into the tally at each
+checkpoint, as the runner runs it), and the reduction to tables (KPIs, the daily table and the
+flows; for the compiled engine, replaying its records into the tally too), each also per
+replication-year (per 365 simulated days).
 Targets (issue 6): at most 1.5 s per replication-year with the SimPy engine, 0.1 s with the
 compiled one. Times are process CPU times, so a busy second core disturbs them less.
 """
@@ -52,7 +55,10 @@ def measure(engine: str, cfg, replications: int) -> dict:
     from flowsim.plan import plan
     from flowsim.streams import Streams
 
-    run = compiled.run if engine == "compiled" else (lambda p: model.Model(p).run())
+    # as the runner runs them: the SimPy engine tallies as it runs (its folds count as
+    # simulation); the compiled engine's run is tallied afterwards (counted as tables)
+    tallied = results.measure(cfg)
+    run = compiled.run if engine == "compiled" else (lambda p: model.Model(p).run(tallied))
     run(plan(cfg.system, Streams(cfg.run.seed, 99), 5.0))  # warm this process
     setup, sim, tables = [], [], []
     for r in range(replications):
@@ -65,6 +71,7 @@ def measure(engine: str, cfg, replications: int) -> dict:
         gc.enable()
         results.kpis(ev, cfg)
         results.daily(ev, cfg)
+        results.flows(ev, cfg)
         t3 = time.process_time()
         setup.append(t1 - t0)
         sim.append(t2 - t1)

@@ -164,7 +164,8 @@ def test_engine_is_validated():
 
 
 def test_simulation_core_imports_no_pandas_hydra_or_plotly():
-    """DESIGN.md section 5: both engines run a replication without pandas, Hydra or plotly."""
+    """DESIGN.md section 5: both engines run a replication, and tally it, without pandas, Hydra
+    or plotly."""
     import subprocess
     import sys
 
@@ -174,7 +175,10 @@ def test_simulation_core_imports_no_pandas_hydra_or_plotly():
         "from flowsim import compiled, model\n"
         f"raw = yaml.safe_load(open({str(ROOT / 'configs/system/tandem.yaml')!r}))\n"
         "c = validate({'system': raw, 'run': {'warmup_days': 1, 'horizon_days': 20}})\n"
-        "model.simulate(c.system, 1, 0, 20.0); compiled.simulate(c.system, 1, 0, 20.0)\n"
+        "from flowsim.tally import Measure\n"
+        "for engine in (model, compiled):\n"
+        "    engine.simulate(c.system, 1, 0, 20.0)\n"
+        "    engine.simulate(c.system, 1, 0, 70.0, measure=Measure(warmup=1.0))  # tallied\n"
         "print(sorted(m for m in ('pandas', 'hydra', 'plotly') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
