@@ -135,7 +135,7 @@ class Tally:
         # flows: entries by kind, and exits by (kind, a, b) with the first stay they occurred at
         self.entries: dict[tuple[str, int], int] = {}
         self.flow_exits: dict[tuple[int, int, int], list[int]] = {}
-        self._started = np.empty(0, dtype=np.int64)  # episodes whose first stay was counted
+        self._started = np.zeros(0, dtype=np.bool_)  # by episode: its first stay was counted
 
     # -- folding -------------------------------------------------------------------------------
 
@@ -161,8 +161,6 @@ class Tally:
             self.done = True
         else:
             self.counts["records"] += int(np.sum(~keep_v) + np.sum(~keep_w))
-            episodes = np.concatenate([visits["episode"][keep_v], waits["episode"][keep_w]])
-            self._started = self._started[np.isin(self._started, episodes)]
         self.since = b
         return keep_v, keep_w
 
@@ -340,11 +338,15 @@ class Tally:
         ep, svc = v["episode"], v["service"]
         place = svc != self.assessment
         cand = np.flatnonzero(place & (ep >= self.n_initial) & entered)
-        cand = cand[~np.isin(ep[cand], self._started)]
+        if cand.size and ep[cand].max() >= self._started.size:  # grow the flags
+            grown = np.zeros(max(int(ep[cand].max()) + 1, 2 * self._started.size), np.bool_)
+            grown[: self._started.size] = self._started
+            self._started = grown
+        cand = cand[~self._started[ep[cand]]]
         if cand.size:
             order = cand[np.lexsort((seq[cand], v["enter"][cand], ep[cand]))]
             first = order[np.r_[True, ep[order][1:] != ep[order][:-1]]]
-            self._started = np.union1d(self._started, ep[first])
+            self._started[ep[first]] = True
             first = first[(v["enter"][first] >= W) & (v["enter"][first] < H)]
             readmit = ep[first] != v["person"][first]
             for kind, m in (("readmitted", readmit), ("admitted", ~readmit)):
@@ -364,12 +366,14 @@ class Tally:
         x = np.concatenate([np.where(via, pathway, service), pathway[via]])
         y = np.concatenate([np.where(via, 0, outcome), outcome[via]])
         position = np.concatenate([2 * seq[js], 2 * seq[js][via] + 1])
-        keys = (kind * 1_000_000 + x * 1_000 + (y + 100)).astype(np.int64)
-        unique, inverse, n = np.unique(keys, return_inverse=True, return_counts=True)
-        at = np.full(unique.size, np.iinfo(np.int64).max)
-        np.minimum.at(at, inverse, position)
-        for j, key in enumerate(unique):
-            pair = (int(key // 1_000_000), int(key // 1_000 % 1_000), int(key % 1_000) - 100)
+        n_x, n_y = max(self.S, len(PATHWAYS)), self.S + 8  # outcomes from -7 up
+        code = (kind * n_x + x) * n_y + (y + 8)
+        size = 3 * n_x * n_y
+        n = np.bincount(code, minlength=size)
+        at = np.full(size, np.iinfo(np.int64).max)
+        np.minimum.at(at, code, position)
+        for j in np.flatnonzero(n).tolist():
+            pair = (j // (n_x * n_y), j // n_y % n_x, j % n_y - 8)
             got = self.flow_exits.setdefault(pair, [0, int(at[j])])
             got[0] += int(n[j])
             got[1] = min(got[1], int(at[j]))
