@@ -26,8 +26,11 @@ def _system() -> dict:
     return yaml.safe_load((ROOT / "configs" / "system" / "tandem.yaml").read_text())
 
 
+@cache
 def config(scale: float = 1.0, warmup_days: float = WARMUP_DAYS, measured_days=MEASURED_DAYS):
-    """The validated tandem config with the arrival rate and every capacity times ``scale``."""
+    """The validated tandem config with the arrival rate and every capacity times ``scale``
+    (made once: the other implementations take their parameters as constants, so validating a
+    config is not counted in a replication's time)."""
     system = copy.deepcopy(_system())
     system["arrivals"]["emergency"]["rate_per_day"] *= scale
     for svc in system["services"].values():
