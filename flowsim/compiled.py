@@ -15,18 +15,25 @@ import math
 
 import numpy as np
 
-from flowsim.eventloop import FULL_READMISSIONS, OK, P_FLOAT, P_INT
+from flowsim.eventloop import (
+    C_FREE, C_HEAP, C_N, C_NODES, C_PROCS, C_VISITS, C_WAITS, FULL_READMISSIONS, OK,
+    N_ALIVE, N_NEXT, N_PROC, P_FLOAT, P_INT, P_NODE, P_ROW, P_VISIT, P_VISIT_AS, P_WAIT,
+    P_WAIT_AS, Q_HEAD, Q_TAIL,
+)  # fmt: skip
 from flowsim.eventloop import run as _run
 from flowsim.model import VISIT_FIELDS, WAIT_FIELDS, Events, close
 from flowsim.patients import HOME
 from flowsim.plan import READMISSION_BLOCK, Plan, plan
 from flowsim.records import columns
 from flowsim.streams import Streams
-from flowsim.tally import Measure, Tally, replay
+from flowsim.tally import Measure, Tally, checkpoints, replay
 
 ROOM = 1.0
 """Buffers hold ROOM x (3 stays, 2 waits, 2 processes) per patient row to start with; a run that
 outgrows them is repeated with twice the room."""
+SPARE_READMISSIONS = READMISSION_BLOCK // 2
+"""A tallied run starts each segment with at least this many unused readmission rows per group;
+one that runs out is repeated with four times as many."""
 
 
 # -- from a plan to the loop and back -----------------------------------------------------------
@@ -133,6 +140,15 @@ def _buffers(n: int, n_services: int, room: float) -> tuple[np.ndarray, ...]:
     )
 
 
+def _state(n_services: int, n_groups: int) -> tuple[np.ndarray, ...]:
+    """The loop's state between calls: counters, pools, readmissions made of each group."""
+    return (
+        np.zeros(C_N, dtype=np.int64),
+        np.zeros((n_services, 6), dtype=np.int64),
+        np.zeros(n_groups, dtype=np.int64),
+    )
+
+
 def run(p: Plan) -> Events:
     """Run one replication of the plan and return its events (as ``model.Model.run``)."""
     n_services, n_groups = len(p.layout.services), len(p.layout.groups)
@@ -156,6 +172,7 @@ def run(p: Plan) -> Events:
             a["group"], a["pathway"], a["treatment"], a["dies"], a["process"], a["assess"],
             a["decondition"], a["u_readmit"], a["readmit_delay"], stay, route,
             *entries, first_readmission, sizes, *tables, *buffers,
+            *_state(n_services, n_groups), True, p.horizon,
         )  # fmt: skip
         if status == OK:
             break
@@ -172,6 +189,243 @@ def run(p: Plan) -> Events:
     )
 
 
+def _table(cohorts: list, n_services: int) -> tuple:
+    """Cohorts as the loop's attribute table: (columns, stays, routes)."""
+    return (_pack(cohorts), *_onward(cohorts, n_services))
+
+
+def _take_rows(table: tuple, rows: np.ndarray) -> tuple:
+    a, stay, route = table
+    return ({k: v[rows] for k, v in a.items()}, stay[rows], route[rows])
+
+
+def _concat(parts: list) -> tuple:
+    return (
+        {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]},
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+    )
+
+
+def _start_entries(p: Plan, first_row: int) -> tuple[np.ndarray, ...]:
+    """Rows, kinds and services of the people there at day 0, in the order the SimPy model
+    creates them, their rows numbered from ``first_row``."""
+    rows, kind, code = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    at = first_row
+    for s in p.starts:
+        n = len(s.cohort)
+        rows.append(np.arange(at, at + n, dtype=np.int64))
+        kind.append(np.full(n, 0 if s.what == "queue" else 1 if s.code == 0 else 2))
+        code.append(np.full(n, s.code))
+        at += n
+    return tuple(np.concatenate(x).astype(np.int64) for x in (rows, kind, code))
+
+
+class _Segments:
+    """A tallied run, a segment at a time. Between calls to the loop, the finished records are
+    folded into the tally and dropped, the waiting lines are packed, and the patients' attributes
+    are cut down to the rows still needed (the people in the system, the readmission rows not
+    yet used, the next segment's arrivals), every index the loop holds being renumbered. Memory
+    then does not grow with the horizon. A buffer that overflows within a segment makes the run
+    start again with more room (``Full``), which changes nothing in its results."""
+
+    def __init__(self, p: Plan, tally: Tally, room: float, spare_readmissions: int) -> None:
+        self.p, self.tally, self.room = p, tally, room
+        self.spare = spare_readmissions
+        self.S, self.G = len(p.layout.services), len(p.layout.groups)
+        self.tables = _tables(p)
+        self.times = p.arrivals.times
+        self.kinds = np.array(
+            [-1 if k == "front_door" else -2 if k == "ready_to_leave" else k
+             for k in p.arrivals.kinds], dtype=np.int64,
+        )  # fmt: skip
+        self.next_row = np.zeros(len(p.arrivals.names), dtype=np.int64)  # per stream
+        self.have = [0] * self.G  # readmission rows drawn, per group
+        self.v_seq = np.empty(0, dtype=np.int64)  # the visits held, numbered as made
+        self.made = 0
+        self.most_held = 0
+        """The most records and attribute rows held at a checkpoint."""
+
+    def _attributes(self, old: tuple, keep: np.ndarray, old_base: np.ndarray, readmitted,
+                    k0: int, k1: int) -> tuple:  # fmt: skip
+        """A new attribute table: rows ``keep`` of ``old``, each group's readmission rows not
+        yet used (topped up to ``spare``), then arrivals ``k0 .. k1``. Returns it, each group's
+        readmission base (row k of group g is at base[g] + k) and the arrivals' rows."""
+        parts = [_take_rows(old, keep)]
+        at = len(keep)
+        base = np.zeros(self.G, dtype=np.int64)
+        for g in range(self.G):
+            used = int(readmitted[g])
+            base[g] = at - used
+            if self.have[g] > used:
+                parts.append(_take_rows(old, old_base[g] + np.arange(used, self.have[g])))
+                at += self.have[g] - used
+            while self.have[g] - used < self.spare:
+                block = self.have[g] // READMISSION_BLOCK
+                parts.append(_table([self.p.readmission_block(g, block)], self.S))
+                self.have[g] += READMISSION_BLOCK
+                at += READMISSION_BLOCK
+        stream = self.p.arrivals.stream[k0:k1]
+        counts = np.bincount(stream, minlength=len(self.next_row))
+        offset = np.zeros(len(counts), dtype=np.int64)
+        for s, n in enumerate(counts.tolist()):
+            offset[s] = at
+            if n:
+                cohort = self.p.arrivals.cohort(s, int(self.next_row[s]), n)
+                parts.append(_table([cohort], self.S))
+                at += n
+        rows = offset[stream] + (self.p.arrivals.index[k0:k1] - self.next_row[stream])
+        self.next_row += counts
+        return _concat(parts), base, rows.astype(np.int64), stream
+
+    def run(self) -> Events:
+        p, S, G = self.p, self.S, self.G
+        cuts = checkpoints(p.horizon)
+        starts = [s.cohort for s in p.starts]
+        n_start = sum(len(x) for x in starts)
+        per_segment = int(np.diff(np.searchsorted(self.times, [0.0, *cuts])).max(initial=0))
+        buffers = list(_buffers(n_start + 2 * per_segment, S, self.room))
+        state = _state(S, G)
+        c, self.pools, readmitted = state
+        empty = np.empty(0, dtype=np.int64)
+        s_rows, s_kind, s_code = _start_entries(p, 0)
+        table = _table(starts or [p.arrivals.cohort(0, 0, 0)], S)
+        keep = np.arange(n_start, dtype=np.int64)
+        base = np.zeros(G, dtype=np.int64)
+        k, n_initial = 0, -1
+        for j, cut in enumerate(cuts):
+            k1 = len(self.times) if cut >= p.horizon else int(np.searchsorted(self.times, cut))
+            if j > 0:
+                pi, used = buffers[2], int(c[C_PROCS])
+                live = np.ones(used, dtype=np.bool_)
+                live[buffers[4][: int(c[C_FREE])]] = False
+                keep = np.unique(pi[:used, P_ROW][live])
+                s_rows = s_kind = s_code = empty
+            old_rows = len(table[0]["group"])
+            table, base, rows, stream = self._attributes(table, keep, base, readmitted, k, k1)
+            if j > 0:  # renumber the rows the processes hold
+                remap = np.full(old_rows, -1, dtype=np.int64)
+                remap[keep] = np.arange(keep.size)
+                col = buffers[2][: int(c[C_PROCS]), P_ROW]
+                col[:] = np.where(col >= 0, remap[np.clip(col, 0, None)], -1)
+            a, stay, route = table
+            self._rows = a["group"]
+            status, arg, _, _, n0 = _run(
+                a["group"], a["pathway"], a["treatment"], a["dies"], a["process"], a["assess"],
+                a["decondition"], a["u_readmit"], a["readmit_delay"], stay, route,
+                self.times[k:k1], rows, self.kinds[stream], s_rows, s_kind, s_code,
+                base, np.array(self.have, dtype=np.int64), *self.tables, *buffers, *state,
+                j == 0, cut,
+            )  # fmt: skip
+            if status != OK:
+                raise Full(int(status), int(arg))
+            if j == 0:
+                n_initial = int(n0)
+            k = k1
+            buffers = self._fold(buffers, c, cut, n_initial)
+        return self.events
+
+    def _fold(self, buffers: list, c: np.ndarray, cut: float, n_initial: int) -> list:
+        """Fold the records into the tally and keep those still needed (renumbered); pack the
+        waiting lines; grow the buffers that are more than half full."""
+        visits, waits, pi = buffers[0], buffers[1], buffers[2]
+        nv, nw = int(c[C_VISITS]), int(c[C_WAITS])
+        self.most_held = max(self.most_held, nv + nw + len(self._rows))
+        new = nv - len(self.v_seq)
+        self.v_seq = np.concatenate([self.v_seq, np.arange(self.made, self.made + new)])
+        self.made += new
+        v = columns(visits[:, :nv].T.copy(), VISIT_FIELDS)
+        w = columns(waits[:, :nw].T.copy(), WAIT_FIELDS)
+        if cut >= self.p.horizon:
+            ev = close(v, w, self.p, n_initial)
+            self.tally.fold(ev.visits, ev.waits, cut, self.v_seq)
+            ev.tally = self.tally
+            self.events = ev
+            return buffers
+        keep_v, keep_w = self.tally.fold(v, w, cut, self.v_seq)
+        used = int(c[C_PROCS])
+        for keep, buf, count, fields in ((keep_v, visits, C_VISITS, (P_VISIT, P_VISIT_AS)),
+                                         (keep_w, waits, C_WAITS, (P_WAIT, P_WAIT_AS))):  # fmt: skip
+            n = int(keep.sum())
+            remap = np.full(keep.size, -1, dtype=np.int64)
+            remap[keep] = np.arange(n)
+            buf[:, :n] = buf[:, : keep.size][:, keep]
+            c[count] = n
+            for f in fields:
+                col = pi[:used, f]
+                ok = (col >= 0) & (col < keep.size)
+                col[:] = np.where(ok, remap[np.clip(col, 0, keep.size - 1)], -1)
+        self.v_seq = self.v_seq[keep_v]
+        _pack_lines(buffers[5], self.pools, pi, c)
+        return _grown(buffers, c)
+
+
+def _pack_lines(nodes: np.ndarray, pools: np.ndarray, pi: np.ndarray, c: np.ndarray) -> None:
+    """Each pool's waiting line, its withdrawn places dropped, packed at the front of ``nodes``
+    in line order (the processes' node numbers renumbered)."""
+    lines = []
+    for k in range(pools.shape[0]):
+        node, line = int(pools[k, Q_HEAD]), []
+        while node >= 0:
+            if nodes[node, N_ALIVE]:
+                line.append(node)
+            node = int(nodes[node, N_NEXT])
+        lines.append(line)
+    old = nodes[: int(c[C_NODES])].copy()
+    at = 0
+    for k, line in enumerate(lines):
+        if not line:
+            pools[k, Q_HEAD] = pools[k, Q_TAIL] = -1
+            continue
+        idx = np.array(line, dtype=np.int64)
+        new = np.arange(at, at + idx.size)
+        nodes[new, N_PROC] = old[idx, N_PROC]
+        nodes[new, N_ALIVE] = 1
+        nodes[new, N_NEXT] = np.r_[new[1:], -1]
+        pools[k, Q_HEAD], pools[k, Q_TAIL] = new[0], new[-1]
+        pi[old[idx, N_PROC], P_NODE] = new
+        at += idx.size
+    c[C_NODES] = at
+
+
+def _grown(buffers: list, c: np.ndarray) -> list:
+    """Buffers more than half full, doubled (the part in use copied)."""
+    visits, waits, pi, pf, free, nodes, ht, hk = buffers
+
+    def more(arr: np.ndarray, used: int, size: int | None = None, axis: int = 0) -> np.ndarray:
+        cap = arr.shape[axis]
+        size = size or (2 * cap if 2 * used > cap else cap)
+        if size == cap:
+            return arr
+        shape = list(arr.shape)
+        shape[axis] = size
+        out = np.empty(shape, arr.dtype)
+        if axis == 0:
+            out[:used] = arr[:used]
+        else:
+            out[:, :used] = arr[:, :used]
+        return out
+
+    visits = more(visits, int(c[C_VISITS]), axis=1)
+    waits = more(waits, int(c[C_WAITS]), axis=1)
+    procs = pi.shape[0] * (2 if 2 * c[C_PROCS] > pi.shape[0] else 1)
+    pi = more(pi, int(c[C_PROCS]), procs)
+    pf = more(pf, int(c[C_PROCS]), procs)
+    free = more(free, int(c[C_FREE]), procs)
+    nodes = more(nodes, int(c[C_NODES]))
+    heap = ht.shape[0] * (2 if 2 * c[C_HEAP] > ht.shape[0] else 1)
+    ht, hk = more(ht, int(c[C_HEAP]), heap), more(hk, int(c[C_HEAP]), heap)
+    return [visits, waits, pi, pf, free, nodes, ht, hk]
+
+
+class Full(Exception):
+    """A buffer or the readmission rows ran out within a segment."""
+
+    def __init__(self, status: int, arg: int) -> None:
+        super().__init__(status, arg)
+        self.status, self.arg = status, arg
+
+
 def simulate(
     system,
     seed: int,
@@ -181,10 +435,24 @@ def simulate(
     measure: Measure | None = None,
 ) -> Events:
     """Run one replication with the compiled engine (same arguments as ``model.simulate``). With
-    ``measure``, the finished run is tallied by replaying the SimPy engine's checkpoints, so the
-    tables are those of the SimPy engine, bit for bit."""
-    ev = run(plan(system, Streams(seed, replication), horizon_days, capacity_steps))
-    if measure is not None:
-        tally = Tally(ev.layout, ev.horizon_days, ev.n_initial, ev.capacity_steps, measure)
-        ev.tally = replay(tally, ev.visits, ev.waits)
-    return ev
+    ``measure``, the run is tallied at the SimPy engine's checkpoints as it goes, so its tables
+    are the SimPy engine's, bit for bit, and its memory does not grow with the horizon (with
+    ``measure.keep``, for a patient log, it keeps every record and replays them instead)."""
+    p = plan(system, Streams(seed, replication), horizon_days, capacity_steps)
+    if measure is None or measure.keep:
+        ev = run(p)
+        if measure is not None:
+            tally = Tally(ev.layout, ev.horizon_days, ev.n_initial, ev.capacity_steps, measure)
+            ev.tally = replay(tally, ev.visits, ev.waits)
+        return ev
+    room, spare = ROOM, SPARE_READMISSIONS
+    while True:
+        n_initial = sum(len(s.cohort) for s in p.starts)
+        tally = Tally(p.layout, p.horizon, n_initial, p.capacity_steps, measure)
+        try:
+            return _Segments(p, tally, room, spare).run()
+        except Full as full:
+            if full.status == FULL_READMISSIONS:
+                spare *= 4
+            else:
+                room *= 2.0

@@ -251,18 +251,39 @@ def run(
     horizon,
     # buffers
     visits, waits, pi, pf, free, nodes, ht, hk,
+    # the run's state between calls: counters, pools, readmissions made of each group; whether
+    # this call starts the run; the time to stop at (events at it are left for the next call)
+    c, pools, readmitted, first_call, until,
 ):  # fmt: skip
-    c = np.zeros(C_N, dtype=np.int64)
+    n_initial = -1
+    if first_call:
+        _start(c, pools, readmitted, capacity, step_count, open_days, start_row, start_kind,
+               start_code, stay, pathway, group, horizon, visits, pi, pf, free, ht, hk)  # fmt: skip
+        n_initial = c[C_EPISODES]
+    return _loop(
+        group, pathway, treatment, dies, process, assess, decondition, u_readmit, readmit_delay,
+        stay, route, arrival_time, arrival_row, arrival_kind, readmit_base, readmit_rows, to,
+        proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, escalate,
+        step_day, step_capacity, step_first, step_count, open_days, first_weekday, horizon,
+        visits, waits, pi, pf, free, nodes, ht, hk, c, pools, readmitted, until, n_initial,
+    )  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _start(c, pools, readmitted, capacity, step_count, open_days, start_row, start_kind,
+           start_code, stay, pathway, group, horizon, visits, pi, pf, free, ht, hk):  # fmt: skip
+    """The state at day 0: pools, and the processes made in Model.__init__."""
     n_services = capacity.shape[0]
-    pools = np.zeros((n_services, 6), dtype=np.int64)
+    c[:] = 0
+    readmitted[:] = 0
     for k in range(n_services):
+        pools[k, :] = 0
         pools[k, Q_CAP], pools[k, Q_OPEN], pools[k, Q_HEAD], pools[k, Q_TAIL] = (
             capacity[k],
             1,
             -1,
             -1,
         )
-    readmitted = np.zeros(readmit_base.shape[0], dtype=np.int64)
     # processes made in Model.__init__: capacity schedules and door schedules, then day 0
     for k in range(n_services):
         if step_count[k] > 1:
@@ -293,8 +314,17 @@ def run(
             )
             if stay[row, code] < horizon:
                 _push(ht, hk, c, stay[row, code], NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
-    n_initial = c[C_EPISODES]
 
+
+@numba.njit(cache=True)
+def _loop(
+    group, pathway, treatment, dies, process, assess, decondition, u_readmit, readmit_delay,
+    stay, route, arrival_time, arrival_row, arrival_kind, readmit_base, readmit_rows, to,
+    proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, escalate,
+    step_day, step_capacity, step_first, step_count, open_days, first_weekday, horizon,
+    visits, waits, pi, pf, free, nodes, ht, hk, c, pools, readmitted, until, n_initial,
+):  # fmt: skip
+    """Events and arrivals before ``until``, in SimPy's order."""
     n_arrivals = arrival_time.shape[0]
     k_arrival = 0
     admit_row = -1  # a front-door admission to make once the current step is done
@@ -305,7 +335,7 @@ def run(
         next_event = ht[0] if c[C_HEAP] > 0 else _INF
         pid = -1
         if next_arrival <= next_event:
-            if next_arrival >= horizon:
+            if next_arrival >= until:
                 break
             now = next_arrival
             row, kind = arrival_row[k_arrival], arrival_kind[k_arrival]
@@ -321,7 +351,7 @@ def run(
                 pid = _process(pi, pf, free, c, R_INIT, row, ep, ep)
                 pi[pid, P_CODE] = kind
         else:
-            if next_event >= horizon:
+            if next_event >= until:
                 break
             now = ht[0]
             payload = hk[0, 1]
