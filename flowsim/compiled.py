@@ -5,8 +5,13 @@ times.
 It reads the same ``Plan`` as the SimPy engine (so the same patients with the same random numbers)
 and returns the same ``Events``, so every table and KPI is computed by the same code; fed the same
 plan, the two engines give the same trajectories, event for event (``tests/test_compiled.py``).
-Buffers are sized from the plan; a replication that outgrows one (or uses more readmission rows
-than were drawn) is run again with more, which changes nothing in its results.
+
+Run whole (``run``), the loop goes to the horizon in one call and every record is kept. Run
+tallied (``simulate`` with a ``Measure``, as the runner does), it stops at each of the tally's
+checkpoints (``_Segments``): the finished records are folded and dropped, and only what is still
+needed is carried into the next segment, so memory does not grow with the horizon. Buffers are
+sized from the plan; a replication that outgrows one (or uses more readmission rows than were
+drawn) is run again with more, which changes nothing in its results.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from flowsim.eventloop import (
     P_WAIT_AS, Q_HEAD, Q_TAIL,
 )  # fmt: skip
 from flowsim.eventloop import run as _run
-from flowsim.model import VISIT_FIELDS, WAIT_FIELDS, Events, close
+from flowsim.model import DRAW_DAYS, VISIT_FIELDS, WAIT_FIELDS, Events, close
 from flowsim.patients import HOME
 from flowsim.plan import READMISSION_BLOCK, Plan, plan
 from flowsim.records import columns
@@ -240,6 +245,8 @@ class _Segments:
              for k in p.arrivals.kinds], dtype=np.int64,
         )  # fmt: skip
         self.next_row = np.zeros(len(p.arrivals.names), dtype=np.int64)  # per stream
+        self.drawn = 0  # arrivals whose attributes have been drawn
+        self.ahead = self.ahead_k0 = 0  # where the rows of arrival ahead_k0 on are
         self.have = [0] * self.G  # readmission rows drawn, per group
         self.v_seq = np.empty(0, dtype=np.int64)  # the visits held, numbered as made
         self.made = 0
@@ -247,10 +254,11 @@ class _Segments:
         """The most records and attribute rows held at a checkpoint."""
 
     def _attributes(self, old: tuple, keep: np.ndarray, old_base: np.ndarray, readmitted,
-                    k0: int, k1: int) -> tuple:  # fmt: skip
+                    k0: int, k1: int, cut: float) -> tuple:  # fmt: skip
         """A new attribute table: rows ``keep`` of ``old``, each group's readmission rows not
-        yet used (topped up to ``spare``), then arrivals ``k0 .. k1``. Returns it, each group's
-        readmission base (row k of group g is at base[g] + k) and the arrivals' rows."""
+        yet used (topped up to ``spare``), then the arrivals drawn ahead (in time order, from
+        ``k0``; drawn ``DRAW_DAYS`` ahead when those run out before ``k1``). Returns it, each
+        group's readmission base (row k of group g is at base[g] + k) and arrival ``k0``'s row."""
         parts = [_take_rows(old, keep)]
         at = len(keep)
         base = np.zeros(self.G, dtype=np.int64)
@@ -265,18 +273,26 @@ class _Segments:
                 parts.append(_table([self.p.readmission_block(g, block)], self.S))
                 self.have[g] += READMISSION_BLOCK
                 at += READMISSION_BLOCK
-        stream = self.p.arrivals.stream[k0:k1]
+        if self.drawn > k0:  # drawn before, not arrived yet
+            parts.append(_take_rows(old, self.ahead + np.arange(k0, self.drawn) - self.ahead_k0))
+        if k1 > self.drawn:
+            end = max(k1, int(np.searchsorted(self.times, cut + DRAW_DAYS)))
+            parts.append(self._draw(self.drawn, end))
+            self.drawn = end
+        self.ahead, self.ahead_k0 = at, k0
+        return _concat(parts), base, at
+
+    def _draw(self, k0: int, k1: int) -> tuple:
+        """Attributes of arrivals ``k0 .. k1``, in time order."""
+        a = self.p.arrivals
+        stream = a.stream[k0:k1]
         counts = np.bincount(stream, minlength=len(self.next_row))
-        offset = np.zeros(len(counts), dtype=np.int64)
-        for s, n in enumerate(counts.tolist()):
-            offset[s] = at
-            if n:
-                cohort = self.p.arrivals.cohort(s, int(self.next_row[s]), n)
-                parts.append(_table([cohort], self.S))
-                at += n
-        rows = offset[stream] + (self.p.arrivals.index[k0:k1] - self.next_row[stream])
+        cohorts = [a.cohort(s, int(self.next_row[s]), n)
+                   for s, n in enumerate(counts.tolist()) if n]  # fmt: skip
+        first = np.cumsum(counts) - counts  # each stream's rows, stacked in stream order
+        order = first[stream] + (a.index[k0:k1] - self.next_row[stream])
         self.next_row += counts
-        return _concat(parts), base, rows.astype(np.int64), stream
+        return _take_rows(_table(cohorts, self.S), order)
 
     def run(self) -> Events:
         p, S, G = self.p, self.S, self.G
@@ -302,18 +318,18 @@ class _Segments:
                 keep = np.unique(pi[:used, P_ROW][live])
                 s_rows = s_kind = s_code = empty
             old_rows = len(table[0]["group"])
-            table, base, rows, stream = self._attributes(table, keep, base, readmitted, k, k1)
+            table, base, at = self._attributes(table, keep, base, readmitted, k, k1, cut)
             if j > 0:  # renumber the rows the processes hold
                 remap = np.full(old_rows, -1, dtype=np.int64)
                 remap[keep] = np.arange(keep.size)
-                col = buffers[2][: int(c[C_PROCS]), P_ROW]
-                col[:] = np.where(col >= 0, remap[np.clip(col, 0, None)], -1)
+                _renumber(buffers[2][: int(c[C_PROCS]), P_ROW], remap)
             a, stay, route = table
             self._rows = a["group"]
             status, arg, _, _, n0 = _run(
                 a["group"], a["pathway"], a["treatment"], a["dies"], a["process"], a["assess"],
                 a["decondition"], a["u_readmit"], a["readmit_delay"], stay, route,
-                self.times[k:k1], rows, self.kinds[stream], s_rows, s_kind, s_code,
+                self.times[k:k1], np.arange(at, at + k1 - k, dtype=np.int64),
+                self.kinds[self.p.arrivals.stream[k:k1]], s_rows, s_kind, s_code,
                 base, np.array(self.have, dtype=np.int64), *self.tables, *buffers, *state,
                 j == 0, cut,
             )  # fmt: skip
@@ -352,12 +368,18 @@ class _Segments:
             buf[:, :n] = buf[:, : keep.size][:, keep]
             c[count] = n
             for f in fields:
-                col = pi[:used, f]
-                ok = (col >= 0) & (col < keep.size)
-                col[:] = np.where(ok, remap[np.clip(col, 0, keep.size - 1)], -1)
+                _renumber(pi[:used, f], remap)
         self.v_seq = self.v_seq[keep_v]
         _pack_lines(buffers[5], self.pools, pi, c)
         return _grown(buffers, c)
+
+
+def _renumber(col: np.ndarray, remap: np.ndarray) -> None:
+    """Indices in ``col`` (in place) through ``remap``; -1 (none) and any index ``remap`` does not
+    cover (a process that has ended) become -1."""
+    ok = (col >= 0) & (col < remap.size)
+    col[~ok] = -1
+    col[ok] = remap[col[ok]]
 
 
 def _pack_lines(nodes: np.ndarray, pools: np.ndarray, pi: np.ndarray, c: np.ndarray) -> None:

@@ -11,9 +11,11 @@ before the checkpoint (once set, a stay's leave and a wait's end never change, s
 record has nothing more to add).
 
 Which records are passed does not matter, so long as every record that overlaps the segment is
-(in the order they were made): an engine that forgets records (``model.py``) and one that replays
-a finished run (``replay``, for the compiled engine and for tables built from ``Events``) give the
-same tables, bit for bit. NumPy only: no pandas here.
+(in the order they were made): engines that forget records as they run (``model.py``,
+``compiled.py``) and a finished run replayed (``replay``: tables from ``Events`` kept whole, as
+for a patient log) give the same tables, bit for bit. What the tally holds grows only with the
+number of days (its daily arrays) and, by a flag each, with the number of episodes. NumPy only:
+no pandas here.
 """
 
 from __future__ import annotations
