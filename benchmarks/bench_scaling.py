@@ -195,10 +195,11 @@ def memory(tandem: tuple[float, float], default: tuple[float, float]) -> str:
     return (
         f"b. peak memory: the peak RSS ({source}) of a fresh child process;\n"
         "   'rise': above the same child's peak after imports and a 5-day replication.\n"
-        "   Target: without the patient log, the SimPy engine's rise does not grow with the horizon\n"
-        "   (it holds only open records and 30 days of finished ones; what grows is a few bytes a\n"
-        "   day for the daily table and 24 bytes an arrival for the arrival times). The compiled\n"
-        "   engine keeps its run's records in arrays to the end, so its memory grows.\n"
+        "   Target: without the patient log, the rise does not grow with the horizon (a run holds\n"
+        "   the people in the system and 30 days of finished records; what grows is a few bytes a\n"
+        "   day for the daily table, 24 bytes an arrival for the arrival times and a byte an\n"
+        "   episode). The default system is read at x1 and x2 only: its front-door queue grows\n"
+        "   without bound in its second year, and the people in it are memory too.\n"
         + table(header, rows)
     )
 

@@ -37,8 +37,9 @@ ROOM = 1.0
 """Buffers hold ROOM x (3 stays, 2 waits, 2 processes) per patient row to start with; a run that
 outgrows them is repeated with twice the room."""
 SPARE_READMISSIONS = READMISSION_BLOCK // 2
-"""A tallied run starts each segment with at least this many unused readmission rows per group;
-one that runs out is repeated with four times as many."""
+"""A tallied run starts each segment with at least this many unused readmission rows per group
+(and twice as many as the last segment used); one that runs out is repeated with four times as
+many."""
 
 
 # -- from a plan to the loop and back -----------------------------------------------------------
@@ -248,6 +249,7 @@ class _Segments:
         self.drawn = 0  # arrivals whose attributes have been drawn
         self.ahead = self.ahead_k0 = 0  # where the rows of arrival ahead_k0 on are
         self.have = [0] * self.G  # readmission rows drawn, per group
+        self.used = [0] * self.G  # readmission rows used by the last checkpoint, per group
         self.v_seq = np.empty(0, dtype=np.int64)  # the visits held, numbered as made
         self.made = 0
         self.most_held = 0
@@ -268,7 +270,10 @@ class _Segments:
             if self.have[g] > used:
                 parts.append(_take_rows(old, old_base[g] + np.arange(used, self.have[g])))
                 at += self.have[g] - used
-            while self.have[g] - used < self.spare:
+            # enough for twice the last segment's readmissions
+            spare = max(self.spare, 2 * (used - self.used[g]))
+            self.used[g] = used
+            while self.have[g] - used < spare:
                 block = self.have[g] // READMISSION_BLOCK
                 parts.append(_table([self.p.readmission_block(g, block)], self.S))
                 self.have[g] += READMISSION_BLOCK
