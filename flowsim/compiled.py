@@ -21,9 +21,28 @@ import math
 import numpy as np
 
 from flowsim.eventloop import (
-    C_FREE, C_HEAP, C_N, C_NODES, C_PROCS, C_VISITS, C_WAITS, FULL_READMISSIONS, OK,
-    N_ALIVE, N_NEXT, N_PROC, P_FLOAT, P_INT, P_NODE, P_ROW, P_VISIT, P_VISIT_AS, P_WAIT,
-    P_WAIT_AS, Q_HEAD, Q_TAIL,
+    C_FREE,
+    C_HEAP,
+    C_N,
+    C_NODES,
+    C_PROCS,
+    C_VISITS,
+    C_WAITS,
+    FULL_READMISSIONS,
+    N_ALIVE,
+    N_NEXT,
+    N_PROC,
+    OK,
+    P_FLOAT,
+    P_INT,
+    P_NODE,
+    P_ROW,
+    P_VISIT,
+    P_VISIT_AS,
+    P_WAIT,
+    P_WAIT_AS,
+    Q_HEAD,
+    Q_TAIL,
 )  # fmt: skip
 from flowsim.eventloop import run as _run
 from flowsim.model import DRAW_DAYS, VISIT_FIELDS, WAIT_FIELDS, Events, close
@@ -365,8 +384,11 @@ class _Segments:
             return buffers
         keep_v, keep_w = self.tally.fold(v, w, cut, self.v_seq)
         used = int(c[C_PROCS])
-        for keep, buf, count, fields in ((keep_v, visits, C_VISITS, (P_VISIT, P_VISIT_AS)),
-                                         (keep_w, waits, C_WAITS, (P_WAIT, P_WAIT_AS))):  # fmt: skip
+        kinds = (
+            (keep_v, visits, C_VISITS, (P_VISIT, P_VISIT_AS)),
+            (keep_w, waits, C_WAITS, (P_WAIT, P_WAIT_AS)),
+        )
+        for keep, buf, count, fields in kinds:
             n = int(keep.sum())
             remap = np.full(keep.size, -1, dtype=np.int64)
             remap[keep] = np.arange(n)

@@ -22,7 +22,9 @@ _TIMES = ("enter", "ready", "leave", "start", "end")
 
 def columns(arr: np.ndarray, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
     """A float64 table (one column per field) as named columns; codes as int64."""
-    return {f: arr[:, j] if f in _TIMES else arr[:, j].astype(np.int64) for j, f in enumerate(fields)}
+    return {
+        f: arr[:, j] if f in _TIMES else arr[:, j].astype(np.int64) for j, f in enumerate(fields)
+    }
 
 
 def rows_to_columns(rows: list[list], fields: tuple[str, ...]) -> dict[str, np.ndarray]:

@@ -100,10 +100,14 @@ class Tally:
         S, nd, R = len(layout.services), math.ceil(self.H), len(REASONS)
         P = S + 2  # places: services, then the front door and the community
         self.S, self.P, self.n_days = S, P, nd
-        self.assessment = layout.services.index("assessment") if "assessment" in layout.services else -99
-        self.reablement = layout.services.index("reablement") if "reablement" in layout.services else -99
-        self.away = np.array([c for c, s in enumerate(layout.services)
-                              if s == "acute" or s.startswith(("care_home", "step_down"))])  # fmt: skip
+        self.assessment = (
+            layout.services.index("assessment") if "assessment" in layout.services else -99
+        )
+        self.reablement = (
+            layout.services.index("reablement") if "reablement" in layout.services else -99
+        )
+        away = [s == "acute" or s.startswith(("care_home", "step_down")) for s in layout.services]
+        self.away = np.flatnonzero(away)
         self.care_homes = np.array(
             [c for c, s in enumerate(layout.services) if s.startswith("care_home")], dtype=np.int64
         )
@@ -144,9 +148,9 @@ class Tally:
     def fold(
         self, visits: dict, waits: dict, until: float, seq: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Add what happened in ``[since, until)`` (the horizon: ``[since, until]``); return masks of
-        the visits and waits still needed later. ``seq`` numbers the visits in the order they were
-        made (default: their order here)."""
+        """Add what happened in ``[since, until)`` (at the horizon: ``[since, until]``); return
+        masks of the visits and waits still needed later. ``seq`` numbers the visits in the order
+        they were made (default: their order here)."""
         if self.done:
             raise RuntimeError("this tally already reached the horizon")
         a, b = self.since, float(until)
@@ -238,10 +242,14 @@ class Tally:
         m = acute & (org >= 0)
         self._window(self.window_acute_org, org[m], s[m], e[m], a, b)
         m = acute & ((wants >= 0) | (wants == PROCESS))
-        self._window(self.window_acute_for, np.where(wants == PROCESS, S, wants)[m], s[m], e[m], a, b)
+        self._window(
+            self.window_acute_for, np.where(wants == PROCESS, S, wants)[m], s[m], e[m], a, b
+        )
         fd = place == FRONT_DOOR
         began, ended = fd & self._in(ws, a, b, final), fd & self._in(we, a, b, final)
-        self._count(self.front_door_starts[None, :], np.zeros(int(began.sum()), np.int64), ws[began])
+        self._count(
+            self.front_door_starts[None, :], np.zeros(int(began.sum()), np.int64), ws[began]
+        )
         self._count(self.front_door_ends[None, :], np.zeros(int(ended.sum()), np.int64), we[ended])
         return np.isnan(we) | (we >= b)
 

@@ -58,8 +58,9 @@ def variant_raw(variant: str) -> dict:
 
 @cache
 def cfg(variant: str) -> config.Config:
-    return config.validate({"system": variant_raw(variant),
-                            "run": {"horizon_days": H, "warmup_days": W, "seed": SEED}})
+    return config.validate(
+        {"system": variant_raw(variant), "run": {"horizon_days": H, "warmup_days": W, "seed": SEED}}
+    )
 
 
 @cache
@@ -108,13 +109,18 @@ def cohorts(variant: str, rep: int = 0):
 def front_door_cohort(variant: str, rep: int = 0):
     """Drawn attributes of every front-door arrival, concatenated across streams, sorted by time."""
     system = cfg(variant).system
-    parts = [c for name, c in cohorts(variant, rep).items()
-             if system.arrivals[name].to == "front_door"]
+    parts = [
+        c for name, c in cohorts(variant, rep).items() if system.arrivals[name].to == "front_door"
+    ]
     time = np.concatenate([c.time for c in parts])
     order = np.argsort(time, kind="stable")
     pick = lambda f: np.concatenate([f(c) for c in parts])[order]  # noqa: E731
-    return {"time": time[order], "group": pick(lambda c: c.group),
-            "pathway": pick(lambda c: c.pathway), "treatment": pick(lambda c: c.treatment)}
+    return {
+        "time": time[order],
+        "group": pick(lambda c: c.group),
+        "pathway": pick(lambda c: c.pathway),
+        "treatment": pick(lambda c: c.treatment),
+    }
 
 
 def acute_visit_of(ev: model.Events, episodes: np.ndarray) -> np.ndarray:
@@ -205,10 +211,12 @@ def people_accounting(ev: model.Events, variant: str) -> dict[str, int]:
     # every person in the system at the end is in exactly one place
     holders = np.concatenate([v["person"][open_stay], w["person"][open_wait]])
     assert np.unique(holders).size == holders.size, "a person is in two places at the horizon"
-    first_eps = np.union1d(v["episode"][v["episode"] == v["person"]],
-                           w["episode"][w["episode"] == w["person"]])
-    readmission_eps = np.union1d(v["episode"][v["episode"] != v["person"]],
-                                 w["episode"][w["episode"] != w["person"]])
+    first_eps = np.union1d(
+        v["episode"][v["episode"] == v["person"]], w["episode"][w["episode"] == w["person"]]
+    )
+    readmission_eps = np.union1d(
+        v["episode"][v["episode"] != v["person"]], w["episode"][w["episode"] != w["person"]]
+    )
     left = stays & np.isin(v["outcome"], (HOME, DEATH))
     return {
         "initial": ev.n_initial,
@@ -242,11 +250,16 @@ def test_every_patient_counted_exactly_once(variant):
     # a person leaves at most once per time they came in
     v = ev.visits
     per_person_exits = np.bincount(
-        v["person"][np.isin(v["outcome"], (HOME, DEATH))
-                    & (v["service"] != ev.layout.services.index("assessment"))])
+        v["person"][
+            np.isin(v["outcome"], (HOME, DEATH))
+            & (v["service"] != ev.layout.services.index("assessment"))
+        ]
+    )
     per_person_episodes = np.bincount(v["person"], minlength=per_person_exits.size)
-    assert np.all(per_person_exits[: per_person_episodes.size] <= np.maximum(
-        per_person_episodes[: per_person_exits.size], 1))
+    assert np.all(
+        per_person_exits[: per_person_episodes.size]
+        <= np.maximum(per_person_episodes[: per_person_exits.size], 1)
+    )
 
 
 def test_in_system_end_kpi_counts_people_once():
@@ -281,11 +294,13 @@ def test_littles_law_on_the_event_log():
     a_leave = np.where(np.isnan(v["leave"][acute]), H, v["leave"][acute])
     brute = lambda s, e, a, b: float(np.sum(np.clip(np.minimum(e, b) - np.maximum(s, a), 0, None)))  # noqa: E731
     assert k["acute_occupancy_mean"] == pytest.approx(
-        brute(v["enter"][acute], a_leave, W, H) / (H - W), rel=1e-9)
+        brute(v["enter"][acute], a_leave, W, H) / (H - W), rel=1e-9
+    )
     in_acute = w["place"] == 0
     w_end = np.where(np.isnan(w["end"]), H, w["end"])
     assert k["delayed_bed_days"] == pytest.approx(
-        brute(w["start"][in_acute], w_end[in_acute], W, H), rel=1e-9)
+        brute(w["start"][in_acute], w_end[in_acute], W, H), rel=1e-9
+    )
 
     # the daily series (summed a checkpoint segment at a time) against the same brute force
     day = results.daily(ev, cfg("base"))
@@ -293,9 +308,11 @@ def test_littles_law_on_the_event_log():
     rng = np.random.default_rng(0)  # the test's own randomness: which days to check
     for d in rng.choice(int(H), 12, replace=False).tolist():
         assert acute_days.loc[d, "occupancy_mean"] == pytest.approx(
-            brute(v["enter"][acute], a_leave, d, d + 1), rel=1e-9, abs=1e-9)
+            brute(v["enter"][acute], a_leave, d, d + 1), rel=1e-9, abs=1e-9
+        )
         assert acute_days.loc[d, "delayed_mean"] == pytest.approx(
-            brute(w["start"][in_acute], w_end[in_acute], d, d + 1), rel=1e-9, abs=1e-9)
+            brute(w["start"][in_acute], w_end[in_acute], d, d + 1), rel=1e-9, abs=1e-9
+        )
 
 
 # -- monotone responses with common random numbers ----------------------------------------------
@@ -303,8 +320,13 @@ def test_littles_law_on_the_event_log():
 
 def paired(kpi: str, variant: str) -> np.ndarray:
     """Paired differences (variant - base) of a KPI over the same replications (same seeds)."""
-    return np.array([results.kpis(run(variant, r), cfg(variant))[kpi]
-                     - results.kpis(run("base", r), cfg("base"))[kpi] for r in range(REPS)])
+    return np.array(
+        [
+            results.kpis(run(variant, r), cfg(variant))[kpi]
+            - results.kpis(run("base", r), cfg("base"))[kpi]
+            for r in range(REPS)
+        ]
+    )
 
 
 def test_more_reablement_never_increases_delays():
@@ -339,8 +361,9 @@ def test_capacity_change_keeps_each_patients_random_numbers():
     np.testing.assert_allclose(ta, drawn["time"], rtol=0, atol=1e-9)
     # compare the acute stays of those admitted by the horizon in both runs
     ra, rb = acute_visit_of(a, ea), acute_visit_of(b, eb)
-    both = (ra >= 0) & (rb >= 0) & ~np.isnan(a.visits["ready"][ra]) & ~np.isnan(
-        b.visits["ready"][rb])
+    both = (
+        (ra >= 0) & (rb >= 0) & ~np.isnan(a.visits["ready"][ra]) & ~np.isnan(b.visits["ready"][rb])
+    )
     assert both.sum() > 0.9 * ta.size
     # the capacity change does change the flow (some discharges move), not the patients' draws
     differs = a.visits["leave"][ra[both]] != b.visits["leave"][rb[both]]
@@ -356,10 +379,15 @@ def test_capacity_change_keeps_each_patients_random_numbers():
     def referrals(ev):
         v, w = ev.visits, ev.waits
         assessment = ev.layout.services.index("assessment")
-        admitted = np.union1d(v["episode"][v["service"] == 0],
-                              w["episode"][w["place"] == model.FRONT_DOOR])
-        first = (v["episode"] >= ev.n_initial) & (v["episode"] == v["person"]) & (
-            v["service"] != assessment) & ~np.isin(v["episode"], admitted)
+        admitted = np.union1d(
+            v["episode"][v["service"] == 0], w["episode"][w["place"] == model.FRONT_DOOR]
+        )
+        first = (
+            (v["episode"] >= ev.n_initial)
+            & (v["episode"] == v["person"])
+            & (v["service"] != assessment)
+            & ~np.isin(v["episode"], admitted)
+        )
         rows = np.flatnonzero(first)
         rows = rows[np.lexsort((v["enter"][rows], v["episode"][rows]))]
         rows = rows[np.unique(v["episode"][rows], return_index=True)[1]]  # first stay of each
@@ -370,12 +398,18 @@ def test_capacity_change_keeps_each_patients_random_numbers():
         arrival.update(zip(w["episode"][cw].tolist(), w["start"][cw].tolist()))
         where.update(zip(w["episode"][cw].tolist(), w["waits_for"][cw].tolist()))
         eps = sorted(arrival, key=arrival.get)
-        return (np.array([arrival[e] for e in eps]), np.array([where[e] for e in eps]),
-                np.array([stay.get(e, math.nan) for e in eps]))
+        return (
+            np.array([arrival[e] for e in eps]),
+            np.array([where[e] for e in eps]),
+            np.array([stay.get(e, math.nan) for e in eps]),
+        )
 
     (rt_a, sv_a, st_a), (rt_b, sv_b, st_b) = referrals(a), referrals(b)
-    n_drawn = sum(len(c) for name, c in cohorts("base").items()
-                  if cfg("base").system.arrivals[name].to != "front_door")
+    n_drawn = sum(
+        len(c)
+        for name, c in cohorts("base").items()
+        if cfg("base").system.arrivals[name].to != "front_door"
+    )
     assert rt_a.size == rt_b.size == n_drawn > 100
     assert rt_a.tolist() == rt_b.tolist() and sv_a.tolist() == sv_b.tolist()
     ok = ~np.isnan(st_a) & ~np.isnan(st_b)

@@ -15,11 +15,11 @@ import math
 
 import numpy as np
 import pytest
+from test_compiled import config, stressed, system_raw
 
 from flowsim import compiled, model, results
 from flowsim.patients import DEATH, OPEN
 from flowsim.tally import FOLD_DAYS, Measure, checkpoints
-from test_compiled import config, stressed, system_raw
 
 CASES = {  # long enough for several checkpoints; fractional warm-up and horizon on purpose
     "default": lambda: config(system_raw("default"), 200.5, 40.25),
@@ -104,10 +104,16 @@ def test_counts_by_segment_equal_direct_counts():
     # 91 days after going from acute into reablement: one person at a time
     lay = ev.layout
     reab = lay.services.index("reablement")
-    away = [c for c, s in enumerate(lay.services) if s == "acute" or s.startswith(("care_home", "step_down"))]
+    away = [
+        c
+        for c, s in enumerate(lay.services)
+        if s == "acute" or s.startswith(("care_home", "step_down"))
+    ]
     leave = np.where(np.isnan(v["leave"]), H, v["leave"])
     home = checks = 0
-    for j in np.flatnonzero(acute & (v["outcome"] == reab) & (v["leave"] >= W) & (v["leave"] < H - 91)):
+    for j in np.flatnonzero(
+        acute & (v["outcome"] == reab) & (v["leave"] >= W) & (v["leave"] < H - 91)
+    ):
         t, mine = v["leave"][j] + 91, v["person"] == v["person"][j]
         dead = np.any(mine & (v["outcome"] == DEATH) & (leave <= t))
         inside = np.any(mine & np.isin(v["service"], away) & (v["enter"] <= t) & (t < leave))
