@@ -106,7 +106,8 @@ def main(cfg: DictConfig) -> float:
     written.append("manifest.json")
     if outcome.patients is not None:
         written.append("patients.parquet")
-    for warning in warmup.warmup_check(outcome.daily, run.warmup_days):
+    checks = warmup.warmup_check(outcome.daily, run.warmup_days)
+    for warning in checks + warmup.growth_check(outcome.daily, run.warmup_days):
         log.warning(warning)
     title = (
         f"flowsim: {config.system.name} system, {run.horizon_days - run.warmup_days:g} days "

@@ -185,6 +185,7 @@ def warnings(t: Tables) -> list[str]:
                 )
     if t.daily is not None:
         out += warmup.warmup_check(t.daily, t.window["warmup_days"])
+        out += warmup.growth_check(t.daily, t.window["warmup_days"])
     return out
 
 

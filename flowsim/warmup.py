@@ -1,5 +1,5 @@
-"""Warm-up checks: MSER-5 truncation points on the daily series, and warnings when the warm-up
-looks too short for the system's queues."""
+"""Warm-up and steady-state checks: MSER-5 truncation points on the daily series, warnings when the
+warm-up looks too short for the system's queues, and when a queue grows through the window."""
 
 from __future__ import annotations
 
@@ -56,5 +56,52 @@ def warmup_check(daily_table: pd.DataFrame, warmup_days: float) -> list[str]:
                     f"{column} suggests deleting the first {cut:g} days (median over "
                     f"replications; warm-up is {warmup_days:g}); consider "
                     f"run.warmup_days={math.ceil(cut)}"
+                )
+    return warnings
+
+
+GROWTH_DAYS = 30
+"""A queue is compared over the first and the last this-many measured days."""
+
+
+def growth_check(daily_table: pd.DataFrame, warmup_days: float) -> list[str]:
+    """Warnings where a queue grows through the measured window: people at the front door waiting
+    for an acute bed, or waiting (wherever they wait) to enter a service.
+
+    Such a queue is what demand above capacity looks like: then the system has no steady state,
+    and every total over the window depends on how long the window is. Flagged when, in the median
+    replication, the queue's mean over the last ``GROWTH_DAYS`` measured days is more than twice
+    its mean over the first ``GROWTH_DAYS`` and at least 10 people more (small queues and
+    seasonal swings of a few people are not flagged). Windows shorter than three times
+    ``GROWTH_DAYS`` are not checked.
+    """
+    warnings: list[str] = []
+    for scenario, grp in daily_table.groupby("scenario", sort=False):
+        measured = grp[grp["day"] >= warmup_days]
+        days = np.sort(measured["day"].unique())
+        if days.size < 3 * GROWTH_DAYS:
+            continue
+        first = measured["day"] < days[GROWTH_DAYS]
+        last = measured["day"] >= days[-GROWTH_DAYS]
+        for service in measured["service"].unique():
+            if service == "acute":  # its waiting line is the front door's
+                continue
+            column = "occupancy_mean" if service == "front_door" else "waiting_mean"
+            here = measured["service"] == service
+            before = measured[here & first].groupby("replication")[column].mean()
+            after = measured[here & last].groupby("replication")[column].mean()
+            a, b = float(np.median(before)), float(np.median(after))
+            if b > 2 * a and b - a >= 10:
+                where = (
+                    "for an acute bed (the front door)"
+                    if service == "front_door"
+                    else (f"for {service}")
+                )
+                warnings.append(
+                    f"{scenario}: the queue {where} grows through the measured window, from "
+                    f"{a:,.0f} waiting in its first {GROWTH_DAYS} days to {b:,.0f} in its last "
+                    f"{GROWTH_DAYS} (medians over replications); if demand there exceeds capacity, "
+                    "the system has no steady state and totals over the window depend on its "
+                    "length (run.horizon_days)"
                 )
     return warnings

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from flowsim import model, runner
+from flowsim import model, runner, warmup
 from flowsim.config import PATHWAYS, validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,8 +83,13 @@ def test_pathway_shares_of_people_65_plus_near_planning_assumption():
     ev = model.simulate(cfg.system, cfg.run.seed, 0, cfg.run.horizon_days)
     v = ev.visits
     old = [ev.layout.groups.index(g) for g in ("age_65_84", "age_85_plus")]
-    done = ((v["service"] == 0) & (v["outcome"] != model.OPEN) & (v["outcome"] != -2)
-            & np.isin(v["group"], old) & (v["leave"] >= cfg.run.warmup_days))
+    done = (
+        (v["service"] == 0)
+        & (v["outcome"] != model.OPEN)
+        & (v["outcome"] != -2)
+        & np.isin(v["group"], old)
+        & (v["leave"] >= cfg.run.warmup_days)
+    )
     shares = np.bincount(v["pathway"][done], minlength=4) / done.sum()
     got = dict(zip(PATHWAYS, shares))
     assert abs(got["P0"] - 0.50) <= 0.10, got
@@ -109,5 +114,44 @@ def test_back_test_matches_saved_outputs():
     saved = pd.read_csv(GOLDEN)
     assert list(saved.columns) == list(runs.columns)
     # %.17g round-trips a float64 exactly, so the comparison is exact
-    pd.testing.assert_frame_equal(runs.reset_index(drop=True), saved, check_dtype=False,
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        runs.reset_index(drop=True), saved, check_dtype=False, check_exact=True
+    )
+
+
+def _daily(queue: np.ndarray, service: str = "front_door", reps: int = 3) -> pd.DataFrame:
+    """A daily table with one place whose queue follows ``queue`` (plus noise) in every
+    replication."""
+    rng = np.random.default_rng(5)
+    column = "occupancy_mean" if service == "front_door" else "waiting_mean"
+    rows = [
+        pd.DataFrame({"scenario": "s", "replication": r, "day": np.arange(queue.size),
+                      "service": service, column: queue + rng.normal(0, 2, queue.size)})
+        for r in range(reps)
+    ]  # fmt: skip
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_growth_check_flags_a_queue_that_keeps_growing():
+    """A queue rising from about 5 to about 60 through the window is flagged (the front door and a
+    service's line alike); a steady queue of 40 with noise, or one that rises only by a few
+    people, is not; nor is a rise inside the warm-up."""
+    days = 300
+    rising = np.linspace(5, 60, days)
+    assert len(warmup.growth_check(_daily(rising), 0)) == 1
+    assert "front door" in warmup.growth_check(_daily(rising), 0)[0]
+    assert "care_home" in warmup.growth_check(_daily(rising, "care_home"), 0)[0]
+    assert warmup.growth_check(_daily(np.full(days, 40.0)), 0) == []
+    assert warmup.growth_check(_daily(np.linspace(1, 8, days)), 0) == []
+    ramp_then_flat = np.r_[np.linspace(0, 60, 100), np.full(days - 100, 60.0)]
+    assert warmup.growth_check(_daily(ramp_then_flat), 100) == []
+    assert len(warmup.growth_check(_daily(ramp_then_flat), 0)) == 1
+
+
+def test_default_system_queues_run_away_in_its_second_year():
+    """The default system's care homes fill up in its second year, and then the queue for an acute
+    bed grows without bound: the check must say so (2 replications of 910 days)."""
+    cfg = default_config(replications=2, horizon_days=910, warmup_days=180, engine="compiled")
+    out = runner.run([("baseline", cfg)], jobs=1)
+    found = warmup.growth_check(out.daily, 180)
+    assert any("front door" in w for w in found), found
