@@ -108,7 +108,7 @@ def draw(
     n = len(time)
     u = lambda attr: streams.uniforms(f"{name}.{attr}", n, start)  # noqa: E731
     # A draw that cannot change anything (one possible group, no deaths, no readmissions, fixed
-    # process times) is skipped: streams are named, so skipping one moves no other.
+    # process times, one next place) is skipped: streams are named, so skipping one moves no other.
     if group is None:
         shares = np.array([[group_shares.get(g, 0.0) for g in layout.groups]])
         if np.count_nonzero(shares) == 1:
@@ -178,7 +178,10 @@ def draw(
         targets = sorted({t for g in layout.groups for t in svc.next_for(g)})
         table = np.array([[svc.next_for(g).get(t, 0.0) for t in targets] for g in layout.groups])
         codes = np.array([layout.code(t) for t in targets], dtype=np.int64)
-        cohort.route[code] = codes[kernels.categorical(u(f"{s}.route"), group, table)]
+        if np.all(np.count_nonzero(table, axis=1) == 1):  # one next place per group: no draw
+            cohort.route[code] = codes[np.argmax(table, axis=1)][group]
+        else:
+            cohort.route[code] = codes[kernels.categorical(u(f"{s}.route"), group, table)]
     return cohort
 
 
