@@ -60,9 +60,7 @@ def measure(engine: str, cfg, replications: int) -> dict:
     def run(p):
         if engine == "simpy":
             return model.Model(p).run(tallied)
-        n_initial = sum(len(s.cohort) for s in p.starts)
-        tally = compiled.Tally(p.layout, p.horizon, n_initial, p.capacity_steps, tallied)
-        return compiled._Segments(p, tally, compiled.ROOM, compiled.SPARE_READMISSIONS).run()
+        return compiled.run_tallied(p, tallied)
 
     run(plan(cfg.system, Streams(cfg.run.seed, 99), 5.0))  # warm this process
     setup, sim, tables = [], [], []

@@ -24,9 +24,9 @@ from flowsim.eventloop import (
     Q_HEAD,
     Q_TAIL,
 )  # fmt: skip
-from flowsim.model import VISIT_FIELDS, WAIT_FIELDS
 from flowsim.patients import HOME
 from flowsim.plan import Plan
+from flowsim.records import VISIT_FIELDS, WAIT_FIELDS
 
 ATTRIBUTES = ("group", "pathway", "treatment", "dies", "process", "assess", "decondition",
                "u_readmit", "readmit_delay")  # fmt: skip

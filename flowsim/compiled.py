@@ -35,9 +35,9 @@ from flowsim.eventloop import (
     P_WAIT_AS,
 )  # fmt: skip
 from flowsim.eventloop import run as _run
-from flowsim.model import DRAW_DAYS, VISIT_FIELDS, WAIT_FIELDS, Events, close
+from flowsim.model import DRAW_DAYS
 from flowsim.plan import READMISSION_BLOCK, Plan, plan
-from flowsim.records import columns
+from flowsim.records import VISIT_FIELDS, WAIT_FIELDS, Events, close, columns
 from flowsim.streams import Streams
 from flowsim.tally import Measure, Tally, checkpoints, replay
 
@@ -115,8 +115,9 @@ class _Segments:
     then does not grow with the horizon. A buffer that overflows within a segment makes the run
     start again with more room (``Full``), which changes nothing in its results."""
 
-    def __init__(self, p: Plan, tally: Tally, room: float, spare_readmissions: int) -> None:
-        self.p, self.tally, self.room = p, tally, room
+    def __init__(self, p: Plan, measure: Measure, room: float, spare_readmissions: int) -> None:
+        self.p, self.room = p, room
+        self.tally = Tally(p.layout, p.horizon, p.n_initial, p.capacity_steps, measure)
         self.spare = spare_readmissions
         self.S, self.G = len(p.layout.services), len(p.layout.groups)
         self.tables = arrays.coded_tables(p)
@@ -291,12 +292,16 @@ def simulate(
             tally = Tally(ev.layout, ev.horizon_days, ev.n_initial, ev.capacity_steps, measure)
             ev.tally = replay(tally, ev.visits, ev.waits)
         return ev
+    return run_tallied(p, measure)
+
+
+def run_tallied(p: Plan, measure: Measure) -> Events:
+    """Run one replication of the plan a segment at a time, tallied as it goes; a segment that
+    overflows its buffers or readmission rows makes the run start again with more."""
     room, spare = ROOM, SPARE_READMISSIONS
     while True:
-        n_initial = sum(len(s.cohort) for s in p.starts)
-        tally = Tally(p.layout, p.horizon, n_initial, p.capacity_steps, measure)
         try:
-            return _Segments(p, tally, room, spare).run()
+            return _Segments(p, measure, room, spare).run()
         except Full as full:
             if full.status == FULL_READMISSIONS:
                 spare *= 4

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import simpy
@@ -18,45 +17,17 @@ import simpy
 from flowsim import patients
 from flowsim.config import System
 from flowsim.engine import Pool, Process, at, run_until
-from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT, Layout
+from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT
 from flowsim.plan import READMISSION_BLOCK, Arrivals, Plan, plan
-from flowsim.records import Held, rows_to_columns
+from flowsim.records import VISIT_FIELDS, WAIT_FIELDS, Events, Held, close, rows_to_columns
 from flowsim.streams import Streams
 from flowsim.tally import FOLD_DAYS, Measure, Tally, checkpoints
 
 DRAW_DAYS = 4 * FOLD_DAYS
 """A tallied run draws its arrivals' attributes this many days ahead at a time."""
 
-VISIT_FIELDS = (
-    "episode",
-    "person",
-    "service",
-    "enter",
-    "ready",
-    "leave",
-    "outcome",
-    "pathway",
-    "group",
-)
-WAIT_FIELDS = ("episode", "person", "place", "waits_for", "reason", "responsible", "start", "end")
 _NAN = math.nan
 _INF = math.inf
-
-
-@dataclass
-class Events:
-    """What one replication recorded: stays, waits and the capacity in force."""
-
-    visits: dict[str, np.ndarray]
-    waits: dict[str, np.ndarray]
-    capacity_steps: list[list[tuple[float, int]]]
-    horizon_days: float
-    layout: Layout
-    n_initial: int
-    """Episodes numbered below this were already in care at day 0 (not admissions)."""
-    tally: Tally | None = None
-    """The run's sums, when they were tallied while it ran (``visits`` and ``waits`` then hold
-    only the records still open at the horizon, unless it was asked to keep them all)."""
 
 
 class _Rows:
@@ -496,9 +467,8 @@ class Model:
                 self.n_initial,
             )
         tally = Tally(self.layout, self.horizon, self.n_initial, self.capacity_steps, measure)
-        visits = Held(VISIT_FIELDS, "leave", measure.keep)
-        waits = Held(WAIT_FIELDS, "end", measure.keep)
-        visits.rows, waits.rows = self.visits, self.waits
+        visits = Held(VISIT_FIELDS, "leave", measure.keep, self.visits)
+        waits = Held(WAIT_FIELDS, "end", measure.keep, self.waits)
         k = drawn = 0
         for cut in checkpoints(self.horizon)[:-1]:
             k1 = int(np.searchsorted(times, cut, side="left"))
@@ -534,27 +504,6 @@ class Model:
         self.env._queue.clear()
         for pool in self.pools:
             pool.waiters.clear()
-
-
-def close(visits: dict, waits: dict, plan: Plan, n_initial: int) -> Events:
-    """The events of a finished run. Stays and waits are written ahead of time (a stay's end is
-    known when it starts): what lies beyond the horizon has not happened, so it is cleared."""
-    H = plan.horizon
-    late = visits["leave"] > H
-    visits["leave"][late] = _NAN
-    visits["outcome"][late] = OPEN
-    visits["ready"][visits["ready"] > H] = _NAN
-    keep = ~(waits["start"] > H)
-    waits = {k: v[keep] for k, v in waits.items()}
-    waits["end"][waits["end"] > H] = _NAN
-    return Events(
-        visits=visits,
-        waits=waits,
-        capacity_steps=plan.capacity_steps,
-        horizon_days=H,
-        layout=plan.layout,
-        n_initial=n_initial,
-    )
 
 
 def simulate(

@@ -89,6 +89,11 @@ class Plan:
     starts: list[Start]
     arrivals: Arrivals
 
+    @property
+    def n_initial(self) -> int:
+        """People in care at day 0: episodes numbered below this are not admissions."""
+        return sum(len(s.cohort) for s in self.starts)
+
     def readmission_block(self, group: int, block: int) -> Cohort:
         """Attributes for readmissions ``block * READMISSION_BLOCK ...`` of ``group``."""
         n = READMISSION_BLOCK

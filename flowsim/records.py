@@ -14,10 +14,65 @@ whether a run forgets rows or keeps them all.
 from __future__ import annotations
 
 import itertools
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
+from flowsim.patients import OPEN, Layout
+from flowsim.plan import Plan
+from flowsim.tally import Tally
+
+VISIT_FIELDS = (
+    "episode",
+    "person",
+    "service",
+    "enter",
+    "ready",
+    "leave",
+    "outcome",
+    "pathway",
+    "group",
+)
+WAIT_FIELDS = ("episode", "person", "place", "waits_for", "reason", "responsible", "start", "end")
 _TIMES = ("enter", "ready", "leave", "start", "end")
+
+
+@dataclass
+class Events:
+    """What one replication recorded: stays, waits and the capacity in force."""
+
+    visits: dict[str, np.ndarray]
+    waits: dict[str, np.ndarray]
+    capacity_steps: list[list[tuple[float, int]]]
+    horizon_days: float
+    layout: Layout
+    n_initial: int
+    """Episodes numbered below this were already in care at day 0 (not admissions)."""
+    tally: Tally | None = None
+    """The run's sums, when they were tallied while it ran (``visits`` and ``waits`` then hold
+    only the records still open at the horizon, unless it was asked to keep them all)."""
+
+
+def close(visits: dict, waits: dict, plan: Plan, n_initial: int) -> Events:
+    """The events of a finished run. Stays and waits are written ahead of time (a stay's end is
+    known when it starts): what lies beyond the horizon has not happened, so it is cleared."""
+    H = plan.horizon
+    late = visits["leave"] > H
+    visits["leave"][late] = math.nan
+    visits["outcome"][late] = OPEN
+    visits["ready"][visits["ready"] > H] = math.nan
+    keep = ~(waits["start"] > H)
+    waits = {k: v[keep] for k, v in waits.items()}
+    waits["end"][waits["end"] > H] = math.nan
+    return Events(
+        visits=visits,
+        waits=waits,
+        capacity_steps=plan.capacity_steps,
+        horizon_days=H,
+        layout=plan.layout,
+        n_initial=n_initial,
+    )
 
 
 def columns(arr: np.ndarray, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -37,9 +92,9 @@ class Held:
     """One kind of record (stays or waits) held by a run; ``rows`` is the list processes append
     to. ``done`` names the field that, once set, finishes a row."""
 
-    def __init__(self, fields: tuple[str, ...], done: str, keep: bool) -> None:
+    def __init__(self, fields: tuple[str, ...], done: str, keep: bool, rows: list[list]) -> None:
         self.fields, self.done, self.keep = fields, done, keep
-        self.rows: list[list] = []
+        self.rows = rows
         self._row_seq = np.empty(0, dtype=np.int64)  # numbers of the rows kept in ``rows``
         self._made = 0
         self._finished = rows_to_columns([], fields)  # finished, not yet in the past

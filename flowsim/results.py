@@ -54,7 +54,7 @@ from flowsim.patients import DEATH, HOME, OPEN, READMIT
 from flowsim.tally import Measure, Tally, replay
 
 if TYPE_CHECKING:
-    from flowsim.model import Events
+    from flowsim.records import Events
 
 KPI_CONTRACT = (
     "admissions",

@@ -401,7 +401,7 @@ class Tally:
 
 
 def replay(tally: Tally, visits: dict, waits: dict) -> Tally:
-    """Fold a finished run's records (all of them, in the order they were made, as ``model.close``
+    """Fold a finished run's records (all of them, in the order they were made, as ``records.close``
     leaves them) into ``tally`` checkpoint by checkpoint, giving each fold the records a running
     engine would still hold: the same sums, bit for bit, as folding while running."""
     enter, leave = visits["enter"], visits["leave"]

@@ -211,9 +211,9 @@ def test_compiled_records_held_do_not_grow_with_the_horizon():
     for horizon in (300.0, 1200.0):
         cfg = config(system_raw("tandem"), horizon, 100.0)
         p = model.plan(cfg.system, model.Streams(cfg.run.seed, 0), horizon)
-        n_initial = sum(len(s.cohort) for s in p.starts)
-        tally = compiled.Tally(p.layout, horizon, n_initial, p.capacity_steps, results.measure(cfg))
-        run = compiled._Segments(p, tally, compiled.ROOM, compiled.SPARE_READMISSIONS)
+        run = compiled._Segments(
+            p, results.measure(cfg), compiled.ROOM, compiled.SPARE_READMISSIONS
+        )
         run.run()
         most.append(run.most_held)
     assert most[1] <= 1.25 * most[0], most
