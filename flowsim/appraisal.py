@@ -275,7 +275,8 @@ def bottlenecks(
     else its cost per occupied day, x 365)."""
     base_name = "baseline"
     arms = [(base_name, scenarios.apply(config))]
-    services = [s for s in config.system.services if s != "acute"] + ["acute"]
+    limited = [s for s, svc in config.system.services.items() if not svc.unlimited]
+    services = [s for s in limited if s != "acute"] + (["acute"] if "acute" in limited else [])
     for s in services:
         base = config.system.services[s].capacity_steps()[0][1]
         arms.append((f"{s}+{units}", _with_capacities(config, {s: base + units}, f"{s}+{units}")))

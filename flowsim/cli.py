@@ -3,17 +3,23 @@ replications and writes the output files. Thin: the work is in runner.py and res
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from flowsim import results, runner, scenarios, warmup
 from flowsim.config import Config, ConfigError, validate
@@ -55,13 +61,18 @@ def print_summary(summary, title: str) -> None:
 
 
 def main(cfg: DictConfig) -> float:
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    try:
+        resolved = _container(cfg)
+    except ConfigError as err:  # sweep points were all checked before the first started
+        _fail(str(err), None if multirun else out_dir)
+    if multirun:
         return _sweep_point(resolved)
     try:
-        config = validate(resolved)
-        todo = scenarios.arms(config, SCENARIO_DIR)
+        config, todo, size = check(resolved)
+        claim(out_dir, resolved)
     except ConfigError as err:
         _fail(str(err), out_dir)
     run = todo[0][1].run
@@ -69,16 +80,17 @@ def main(cfg: DictConfig) -> float:
     if _appraising(config):
         return _appraise(config, resolved, out_dir, started)
     log.info(
-        "system %s, %s: %d replications of %g days (warm-up %g) on %d workers, %s engine",
+        "system %s, %s: %d replications of %g days (warm-up %g) on %d worker%s, %s engine",
         config.system.name,
         " vs ".join(name for name, _ in todo),
         run.replications,
         run.horizon_days,
         run.warmup_days,
-        run.jobs,
+        size.workers,
+        "s" if size.workers > 1 else "",
         run.engine,
     )
-    outcome = runner.run(todo, jobs=run.jobs, progress=run.progress and sys.stderr.isatty())
+    outcome = runner.run(todo, jobs=run.jobs, progress=run.progress)
     meta = results.manifest(resolved, run.seed)
     meta["window"] = _window(run)
     if outcome.errors:
@@ -123,6 +135,104 @@ def main(cfg: DictConfig) -> float:
     return float(value) if not math.isnan(value) else math.inf
 
 
+def _container(cfg: DictConfig) -> dict:
+    """The composed config as plain data, interpolations resolved."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(_first_line(str(err))) from None
+
+
+def whole_distributions(args: list[str]) -> list[str]:
+    """Command-line arguments in which a distribution given whole replaces the old one.
+
+    Hydra merges a mapping override into the mapping it overrides, so
+    ``'system.services.reablement.stay={dist: gamma, mean: 12, sd: 8}'`` would keep the old
+    lognormal's ``median`` beside the new ``mean`` and ``sd`` (and refuse the new key ``sd``). An
+    override whose value is a mapping with a ``dist`` key is a whole distribution: it is preceded
+    by ``<key>=null``, so the mapping lands on an empty node and replaces it.
+    """
+    out = []
+    parser = OverridesParser.create()
+    for arg in args:
+        try:
+            (o,) = parser.parse_overrides([arg]) if not arg.startswith("-") else (None,)
+        except Exception:  # not an override (a flag's value), or malformed: Hydra says so
+            o = None
+        if (
+            o is not None
+            and not (o.is_delete() or o.is_add() or o.is_sweep_override())
+            and isinstance(o.value(), dict)
+            and "dist" in o.value()
+        ):
+            out.append(f"{'++' if o.is_force_add() else ''}{o.key_or_group}=null")
+        out.append(arg)
+    return out
+
+
+def check(resolved: dict, sweeping: bool = False) -> tuple[Config, list, runner.Size]:
+    """Everything that can be known wrong before a run: the config's rules, the scenarios, and
+    the size of the work (``runner.check_size``). Raises ``ConfigError`` naming the field."""
+    config = validate(resolved)
+    if sweeping and _appraising(config):
+        raise ConfigError("appraise: appraisals cannot be swept; run them one at a time")
+    todo = scenarios.arms(config, SCENARIO_DIR)
+    arms = todo if not _appraising(config) else todo[:1] * _appraisal_arms(config)
+    size = runner.check_size(arms, config.run.jobs, config.run.allow_large)
+    return config, todo, size
+
+
+def _appraisal_arms(config: Config) -> int:
+    """How many arms the asked-for appraisals run at most (for the size of the work)."""
+    a = config.appraise
+    n = 0
+    if a.capacity_sweep.service:
+        n += len(a.capacity_sweep.capacities)
+    if a.bottleneck_units:
+        n += len(config.system.services) + 1
+    if a.allocate.levers and a.allocate.budget_gbp:
+        n += max(a.allocate.trials, 60) + 1  # a grid of up to 60 mixes, or optuna's trials
+    return max(n, 1)
+
+
+OWNED = (
+    "*.parquet", "*.csv", "manifest.json", "errors.json", "report.html", "summit_pack.xlsx",
+    "summit_pack.pptx", "figures", ".*.tmp",
+)  # fmt: skip
+"""What a run writes into its folder (the outputs contract, appraisals' tables, the pack)."""
+
+
+def claim(out_dir: Path, resolved: dict) -> None:
+    """Make ``out_dir`` this run's own: an empty folder is taken as it is; a folder holding a
+    run of the same config (its results-relevant part: ``sweep.point_key``) has the files a run
+    writes removed, so no file of the old run (a ``comparison.csv``, a figure) outlives it; any
+    other folder is refused, untouched."""
+    from flowsim import sweep
+
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    owner = None
+    for name in ("manifest.json", "errors.json"):
+        try:
+            owner = json.loads((out_dir / name).read_text())["config"]
+            break
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    if owner is None or sweep.point_key(owner) != sweep.point_key(resolved):
+        held = "a run of another config" if owner is not None else "files of something else"
+        raise ConfigError(
+            f"hydra.run.dir: {out_dir} is not empty: it holds {held}. A run owns its folder: "
+            f"choose a new folder (hydra.run.dir=...), or delete that one"
+        )
+    for pattern in OWNED:
+        for path in out_dir.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    log.info("%s held an earlier run of the same config: its files were replaced", out_dir)
+
+
 def _sweep_point(resolved: dict) -> float:
     """One point of ``flowsim -m``: skipped if done, its tables written atomically under
     ``<sweep dir>/points/<key>/``, a failure kept as ``<sweep dir>/errors/<key>.json``."""
@@ -131,10 +241,7 @@ def _sweep_point(resolved: dict) -> float:
     hc = HydraConfig.get()
 
     def work(folder: Path) -> float:
-        config = validate(resolved)
-        if _appraising(config):
-            raise ConfigError("appraise: appraisals cannot be swept; run them one at a time")
-        todo = scenarios.arms(config, SCENARIO_DIR)
+        config, todo, _ = check(resolved, sweeping=True)
         run = todo[0][1].run
         outcome = runner.run(todo, jobs=run.jobs, progress=False)
         if outcome.errors:
@@ -156,7 +263,12 @@ def _sweep_point(resolved: dict) -> float:
         last = summary.set_index(["scenario", "kpi"]).loc[(todo[-1][0], "delayed_bed_days")]
         return float(last["mean"])
 
-    return sweep.run_point(Path(hc.sweep.dir), list(hc.overrides.task), resolved, work)
+    value = sweep.run_point(Path(hc.sweep.dir), list(hc.overrides.task), resolved, work)
+    try:  # Hydra makes a folder per job; a point's results live under points/, so drop it
+        Path(hc.runtime.output_dir).rmdir()
+    except OSError:  # not empty (the user asked for something there), or already gone
+        pass
+    return value
 
 
 def _window(run) -> dict:
@@ -200,7 +312,7 @@ def _appraise(config: Config, resolved: dict, out_dir: Path, started: float) -> 
     from flowsim import appraisal
 
     run = config.run
-    tables = appraisal.run_appraisals(config, run.jobs, run.progress and sys.stderr.isatty())
+    tables = appraisal.run_appraisals(config, run.jobs, run.progress)
     meta = results.manifest(resolved, run.seed)
     for stem, table in tables.items():
         if stem.endswith("_runs"):
@@ -259,10 +371,98 @@ def print_comparison(comparison) -> None:
                 print(f"    {label:<38} {_format(r.diff_mean, kpi):>10}   {ci:>23}")
 
 
+def check_points(jobs: list[list[str]]) -> None:
+    """Check every point of a sweep (``flowsim -m``) before the first one starts, as a single run
+    is checked; name each bad point and exit 2 with nothing run. Called by the sweep's Hydra
+    callback, while Hydra is initialised."""
+    from hydra import compose
+
+    problems = []
+    for k, overrides in enumerate(jobs):
+        try:
+            cfg = compose(config_name="config", overrides=overrides)
+            check(_container(cfg), sweeping=True)
+        except ConfigError as err:
+            problems.append((k, overrides, str(err)))
+        except Exception as exc:  # Hydra could not compose the point
+            message = hydra_error(exc)
+            if message is None:
+                raise
+            problems.append((k, overrides, message))
+    if problems:
+        lines = [
+            f"point {k + 1} of {len(jobs)} ({' '.join(o) or 'no overrides'}):\n    "
+            + m.replace("\n", "\n    ")
+            for k, o, m in problems
+        ]
+        _fail("\n".join(lines), None)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def _relative(path: str) -> str:
+    """A config file's path as a user would type it: relative to the working directory or to the
+    project, where it lies inside either."""
+    for base in (Path.cwd(), Path(CONFIG_DIR).parent):
+        try:
+            return str(Path(path).resolve().relative_to(base.resolve()))
+        except ValueError:
+            continue
+    return path
+
+
+def hydra_error(exc: BaseException) -> str | None:
+    """A composition error (a YAML syntax error in a config file, an unknown config or key, a
+    malformed override) in a few plain lines; None for anything else (a bug: its traceback is
+    worth keeping)."""
+    chain, e = [], exc
+    while e is not None and e not in chain:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    for e in chain:
+        if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+            mark = e.problem_mark
+            what = "; ".join(x for x in (e.context, e.problem) if x)
+            return (
+                f"{_relative(mark.name)}, line {mark.line + 1}, column {mark.column + 1}: "
+                f"YAML syntax error ({what})"
+            )
+        if isinstance(e, yaml.YAMLError):
+            return f"YAML syntax error: {_first_line(str(e))}"
+    if not isinstance(exc, HydraException | OmegaConfBaseException):
+        return None
+    text = str(exc)
+    if isinstance(exc.__cause__, OmegaConfBaseException):
+        text += "\n" + str(exc.__cause__)
+    keep = []
+    for line in text.strip().splitlines():
+        if line.startswith(("Config search path", "Set the environment variable HYDRA_FULL")):
+            break
+        if line.strip() and not line.strip().startswith(("full_key:", "object_type=")):
+            keep.append(line.rstrip())
+    return "\n".join(keep) or type(exc).__name__
+
+
 def entry() -> None:
-    """Console script: ``flowsim [overrides]``; ``FLOWSIM_ROOT`` lets configs find data files."""
+    """Console script: ``flowsim [overrides]``; ``FLOWSIM_ROOT`` lets configs find data files.
+
+    Hydra prints its own errors (a YAML syntax error as a 60-line traceback) and exits 1; here
+    they are raised to us instead (``HYDRA_FULL_ERROR``), reported in plain lines and exit 2,
+    like every other bad input. A user who sets ``HYDRA_FULL_ERROR`` gets Hydra's tracebacks.
+    """
     os.environ.setdefault("FLOWSIM_ROOT", str(Path(CONFIG_DIR).parent))
-    hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")(main)()
+    full = "HYDRA_FULL_ERROR" in os.environ
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    sys.argv[1:] = whole_distributions(sys.argv[1:])
+    try:
+        hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")(main)()
+    except Exception as exc:
+        message = None if full else hydra_error(exc)
+        if message is None:
+            raise
+        _fail(message, None)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 REASONS = ("A", "B", "C", "Di", "Dii", "E", "F", "G", "H", "I")
 """DTOC reason codes (NHS England monthly statistics); see DOMAIN.md section 2."""
@@ -35,6 +42,18 @@ PATHWAYS = ("P0", "P1", "P2", "P3")
 EXITS = ("home", "death")
 """Places a patient can leave the modelled system to."""
 PROBABILITY_TOLERANCE = 1e-6
+MAX_CAPACITY = 1_000_000
+"""The most places a service may have (no real service has a million). Both engines count places
+in 64-bit integers; a larger number is a typing slip. A service with no limit says ``unlimited``."""
+UNLIMITED = 2**40
+"""The number of places an ``unlimited`` service has inside the engines: more than any run can
+fill (the work limits in ``runner.check_size`` keep every run far below it)."""
+MAX_MEAN_DAYS = 36_500
+"""A duration's mean may be at most a hundred years (a larger one is a slip in its units)."""
+MAX_COUNT = 1_000_000
+MAX_HORIZON_DAYS = 1e8
+"""A sanity bound on ``run.horizon_days``; the work limits of ``runner.check_size`` come first."""
+"""Upper bound of counts a user gives (replications, units, steps): a larger one is a slip."""
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
@@ -57,20 +76,26 @@ class Strict(BaseModel):
 class Dist(Strict):
     """A duration distribution in days.
 
-    ``dist`` is one of ``exponential`` (``mean``), ``lognormal`` (``mean`` + ``sd``, or ``median`` +
-    ``mean``), ``gamma`` (``mean`` + ``sd``, or ``shape`` + ``scale``), ``weibull`` (``shape`` +
-    ``scale``), ``fixed`` (``value``), ``empirical`` (``values`` or a one-column ``csv``). ``max``
-    caps every draw (a draw above it is set to it). ``zero_probability`` makes that share of draws
+    ``dist`` is one of ``exponential`` (``mean``), ``lognormal`` (``mean`` + ``sd``, ``median`` +
+    ``mean``, or ``mu`` + ``sigma`` of the underlying normal, as PathSimR's fits give them),
+    ``gamma`` (``mean`` + ``sd``, or ``shape`` + ``scale``), ``weibull`` (``shape`` + ``scale``),
+    ``fixed`` (``value``), ``empirical`` (``values`` or a one-column ``csv``). ``max`` caps every
+    draw (a draw above it is set to it). ``zero_probability`` makes that share of draws
     exactly 0 (e.g. discharged the same hour as ready to leave), the rest from the distribution.
+
+    Given whole on the command line (``'system.services.X.stay={dist: gamma, mean: 12, sd: 8}'``),
+    a distribution replaces the old one rather than being merged into it (``cli.py``).
     """
 
     dist: Literal["exponential", "lognormal", "gamma", "weibull", "fixed", "empirical"]
-    mean: PositiveFloat | None = None
+    mean: Annotated[float, Field(gt=0.0, le=MAX_MEAN_DAYS)] | None = None
     sd: PositiveFloat | None = None
-    median: PositiveFloat | None = None
+    median: Annotated[float, Field(gt=0.0, le=MAX_MEAN_DAYS)] | None = None
     shape: PositiveFloat | None = None
     scale: PositiveFloat | None = None
-    value: NonNegativeFloat | None = None
+    mu: float | None = None
+    sigma: PositiveFloat | None = None
+    value: Annotated[float, Field(ge=0.0, le=MAX_MEAN_DAYS)] | None = None
     values: list[NonNegativeFloat] | None = None
     csv: str | None = None
     max: PositiveFloat | None = None
@@ -81,12 +106,15 @@ class Dist(Strict):
     def _parameters(self) -> Dist:
         given = {
             k
-            for k in ("mean", "sd", "median", "shape", "scale", "value", "values", "csv")
+            for k in (
+                *("mean", "sd", "median", "shape", "scale", "mu", "sigma"),
+                *("value", "values", "csv"),
+            )
             if getattr(self, k) is not None
         }
         allowed = {
             "exponential": [{"mean"}],
-            "lognormal": [{"mean", "sd"}, {"median", "mean"}],
+            "lognormal": [{"mean", "sd"}, {"median", "mean"}, {"mu", "sigma"}],
             "gamma": [{"mean", "sd"}, {"shape", "scale"}],
             "weibull": [{"shape", "scale"}],
             "fixed": [{"value"}],
@@ -101,6 +129,12 @@ class Dist(Strict):
             raise ValueError(
                 "lognormal by median and mean needs mean > median (a right-skewed stay)"
             )
+        if self.mu is not None and self.mu + self.sigma**2 / 2 > math.log(MAX_MEAN_DAYS):
+            raise ValueError(
+                f"lognormal mu {self.mu:g}, sigma {self.sigma:g}: the mean stay "
+                f"exp(mu + sigma^2/2) is over {MAX_MEAN_DAYS:,} days; mu and sigma are of the "
+                f"log of the stay in days"
+            )
         if self.dist == "empirical" and self.values is not None and len(self.values) == 0:
             raise ValueError("empirical 'values' must not be empty")
         if self.csv is not None:
@@ -113,7 +147,7 @@ class CapacityStep(Strict):
     """From ``from_day`` on, the service has ``capacity`` places."""
 
     from_day: NonNegativeFloat
-    capacity: Annotated[int, Field(ge=0)]
+    capacity: Annotated[int, Field(ge=0, le=MAX_CAPACITY)]
 
 
 class Wait(Strict):
@@ -124,9 +158,14 @@ class Wait(Strict):
 
 
 class Service(Strict):
-    """A care setting with finite places, a stay, and routing of what happens next."""
+    """A care setting with finite places, a stay, and routing of what happens next.
 
-    capacity: Annotated[int, Field(gt=0)] | list[CapacityStep]
+    ``capacity`` is a whole number of places (at most ``MAX_CAPACITY``), a schedule of
+    ``{from_day, capacity}`` steps, or ``unlimited`` (no one ever waits for a place; such a service
+    has no capacity cost, and its daily capacity is shown as empty).
+    """
+
+    capacity: int | Literal["unlimited"] | list[CapacityStep]
     stay: Dist | None = None
     stay_by_group: dict[str, Dist] = {}
     next: dict[str, Probability] = {}
@@ -135,17 +174,39 @@ class Service(Strict):
     cost_per_occupied_day_gbp: NonNegativeFloat = 0.0
     cost_per_capacity_day_gbp: NonNegativeFloat = 0.0
     paid_by: Literal["nhs", "social_care"] = "nhs"
-    start_occupancy: Annotated[int, Field(ge=0)] = 0
-    start_queue: Annotated[int, Field(ge=0)] = 0
+    start_occupancy: Annotated[int, Field(ge=0, le=MAX_CAPACITY)] = 0
+    start_queue: Annotated[int, Field(ge=0, le=MAX_CAPACITY)] = 0
     open_days: Annotated[list[bool], Field(min_length=7, max_length=7)] = [True] * 7
     """Days of the week (Monday first) on which the service takes people in; people already in
     a place stay. E.g. no weekend discharges: ``[true, true, true, true, true, false, false]``."""
     source: str = ""
 
+    @field_validator("capacity", mode="before")
+    @classmethod
+    def _places(cls, value: Any) -> Any:
+        """One plain message for a capacity that is no whole number of places in range."""
+        if isinstance(value, list | dict) or value == "unlimited":
+            return value
+        rule = f"a whole number of places from 1 to {MAX_CAPACITY:,}, a schedule, or 'unlimited'"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"must be {rule}")
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number: {rule}")
+        if value <= 0:
+            raise ValueError(f"Input should be greater than 0: {rule}")
+        if value != int(value) or value > MAX_CAPACITY:
+            raise ValueError(f"must be {rule}")
+        return int(value)
+
     @model_validator(mode="after")
     def _schedule(self) -> Service:
         if not any(self.open_days):
             raise ValueError("open_days: the service must take people in on at least one day")
+        if self.unlimited and self.cost_per_capacity_day_gbp > 0:
+            raise ValueError(
+                "cost_per_capacity_day_gbp: an unlimited service has no capacity to pay for "
+                "(cost it per occupied day)"
+            )
         if isinstance(self.capacity, list):
             if not self.capacity:
                 raise ValueError("capacity schedule must not be empty")
@@ -156,11 +217,16 @@ class Service(Strict):
                 raise ValueError("capacity schedule from_day values must increase")
         return self
 
+    @property
+    def unlimited(self) -> bool:
+        return self.capacity == "unlimited"
+
     def capacity_steps(self) -> list[tuple[float, int]]:
-        """The capacity as ``[(from_day, capacity), ...]`` starting at day 0."""
+        """The capacity as ``[(from_day, capacity), ...]`` starting at day 0 (``UNLIMITED`` places
+        for an unlimited service)."""
         if isinstance(self.capacity, list):
             return [(s.from_day, s.capacity) for s in self.capacity]
-        return [(0.0, int(self.capacity))]
+        return [(0.0, UNLIMITED if self.unlimited else int(self.capacity))]
 
     def stay_for(self, group: str) -> Dist:
         return self.stay_by_group.get(group, self.stay)
@@ -323,16 +389,19 @@ class Run(Strict):
     faster, with identical results), and the summit pack (``report``; ``figures``: PNG/SVG images
     through a browser)."""
 
-    seed: Annotated[int, Field(ge=0)] = 2026
-    replications: Annotated[int, Field(gt=0)] = 20
-    horizon_days: PositiveFloat = 545.0
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 2026
+    replications: Annotated[int, Field(gt=0, le=MAX_COUNT)] = 20
+    horizon_days: Annotated[float, Field(gt=0.0, le=MAX_HORIZON_DAYS)] = 545.0
     warmup_days: NonNegativeFloat = 180.0
-    jobs: Annotated[int, Field(ge=1)] = 2
+    jobs: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 2
     patient_log: bool = False
     progress: bool = True
     engine: Literal["simpy", "compiled"] = "simpy"
     report: bool = True
     figures: bool = True
+    allow_large: bool = False
+    """Run even past the work and memory limits of ``runner.check_size`` (never past the
+    machine's memory)."""
 
     @model_validator(mode="after")
     def _window(self) -> Run:
@@ -348,7 +417,7 @@ class CapacitySweep(Strict):
     """Cost against capacity for one service (``flowsim appraise.capacity_sweep.service=...``)."""
 
     service: str | None = None
-    capacities: list[Annotated[int, Field(gt=0)]] = []
+    capacities: list[Annotated[int, Field(gt=0, le=MAX_CAPACITY)]] = []
     capacity_cost_per_day_gbp: NonNegativeFloat | None = None
     delay_cost_per_day_gbp: NonNegativeFloat = 395.0
     delay_kpi: str = "delayed_bed_days"
@@ -362,8 +431,8 @@ class LeverOption(Strict):
 
     service: str
     unit_cost_gbp_per_year: PositiveFloat
-    max_units: Annotated[int, Field(gt=0)]
-    step: Annotated[int, Field(gt=0)] = 1
+    max_units: Annotated[int, Field(gt=0, le=MAX_CAPACITY)]
+    step: Annotated[int, Field(gt=0, le=MAX_CAPACITY)] = 1
 
 
 class Allocate(Strict):
@@ -374,14 +443,14 @@ class Allocate(Strict):
     objective: str = "delayed_bed_days"
     levers: list[LeverOption] = []
     method: Literal["auto", "grid", "optuna"] = "auto"
-    trials: Annotated[int, Field(gt=0)] = 40
+    trials: Annotated[int, Field(gt=0, le=MAX_COUNT)] = 40
 
 
 class Appraise(Strict):
     """Appraisals beyond a single what-if; when any is set, the command runs it instead."""
 
     capacity_sweep: CapacitySweep = CapacitySweep()
-    bottleneck_units: Annotated[int, Field(ge=0)] = 0
+    bottleneck_units: Annotated[int, Field(ge=0, le=MAX_CAPACITY)] = 0
     allocate: Allocate = Allocate()
 
 
@@ -404,8 +473,25 @@ class Config(Strict):
         for where, service in named:
             if service is not None and service not in self.system.services:
                 raise ValueError(f"appraise.{where}: unknown service {service!r}")
-        if a.capacity_sweep.service is not None and not a.capacity_sweep.capacities:
+        for where, service in named:
+            if service is not None and self.system.services[service].unlimited:
+                raise ValueError(f"appraise.{where}: {service} has unlimited capacity")
+        sweep = a.capacity_sweep
+        if sweep.service is not None and not sweep.capacities:
             raise ValueError("appraise.capacity_sweep.capacities: list the capacities to try")
+        if sweep.service is not None:
+            services = self.system.services
+            least = services[sweep.service].start_occupancy
+            if sweep.service == "acute":
+                least += sum(s.start_queue for s in services.values())
+            low = [c for c in sweep.capacities if c < least]
+            if low:
+                raise ValueError(
+                    f"appraise.capacity_sweep.capacities: {low[0]} places cannot hold the "
+                    f"{least} people {sweep.service} starts with (services.{sweep.service}."
+                    f"start_occupancy{' plus start_queue' if sweep.service == 'acute' else ''}); "
+                    f"sweep capacities of at least {least}"
+                )
         return self
 
     @model_validator(mode="after")
@@ -595,11 +681,13 @@ def check_network(system: System) -> None:
             )
     queued = sum(s.start_queue for s in services.values())
     acute0 = services["acute"].capacity_steps()[0][1]
-    if services["acute"].start_occupancy + queued > acute0:
+    treated = services["acute"].start_occupancy
+    if treated + queued > acute0:  # the people waiting in hospital at day 0 are what overflows
+        longest = max(services, key=lambda name: services[name].start_queue)
         raise ValueError(
-            f"services.acute.start_occupancy: {services['acute'].start_occupancy} patients in "
-            f"treatment plus {queued} queued for discharge (start_queue) exceed the day-0 acute "
-            f"capacity {acute0}"
+            f"services.{longest}.start_queue: {queued} people queued in acute beds for discharge "
+            f"(start_queue, all services) plus {treated} in treatment "
+            f"(services.acute.start_occupancy) exceed the day-0 acute capacity {acute0}"
         )
 
 
@@ -730,14 +818,24 @@ def _format_error(err: ValidationError) -> str:
         got = e.get("input")
         shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
         lines.append(f"{where}: {msg}{shown}" if where else f"{msg}{shown}")
-    # a union (integer or schedule) reports each branch: drop the "valid list" branch when the
-    # same field has a more specific message, and keep each line once
+    # a union (integer, 'unlimited' or schedule) reports each branch: drop a branch's type
+    # mismatch when the same field, or a field inside it, has another message; keep each line once
     fields = [ln.split(":")[0] for ln in lines]
-    lines = [
-        ln
-        for ln, f in zip(lines, fields)
-        if not ("Input should be a valid list" in ln and fields.count(f) > 1)
-    ]
+    branch = (
+        "Input should be a valid list",
+        "Input should be a valid integer",
+        "Input should be '",
+    )
+
+    def other(k: int) -> bool:
+        return any(
+            j != k
+            and (g == fields[k] or g.startswith(fields[k] + "."))
+            and not any(b in lines[j] for b in branch)
+            for j, g in enumerate(fields)
+        )
+
+    lines = [ln for k, ln in enumerate(lines) if not (any(b in ln for b in branch) and other(k))]
     return "\n".join(dict.fromkeys(lines))
 
 

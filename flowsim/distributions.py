@@ -13,11 +13,13 @@ from flowsim.config import Dist
 
 
 def lognormal_mu_sigma(d: Dist) -> tuple[float, float]:
-    """``(mu, sigma)`` of the underlying normal: from median + mean, or from mean + sd.
+    """``(mu, sigma)`` of the underlying normal: given, from median + mean, or from mean + sd.
 
     From median m and mean M: ``mu = ln m``, ``sigma = sqrt(2 (ln M - mu))`` (IPACS documentation).
     From mean M and sd S: ``sigma^2 = ln(1 + S^2/M^2)``, ``mu = ln M - sigma^2 / 2``.
     """
+    if d.mu is not None:
+        return float(d.mu), float(d.sigma)
     if d.median is not None:
         mu = float(np.log(d.median))
         return mu, float(np.sqrt(2.0 * (np.log(d.mean) - mu)))

@@ -14,7 +14,8 @@ Definitions (all over the measured window ``[warmup_days, horizon_days)``):
   (``_nhs``, ``_social_care``, ``_both``), by DTOC reason code (``_<reason>``) and by what the
   patient waits for (``_for_<service>``, ``_for_discharge_process``).
 - ``delayed_patients``: patients whose acute delay was positive and ended inside the window;
-  ``mean_delay_days``: the mean acute delay of those patients, each delay counted whole.
+  ``mean_delay_days``: the mean acute delay of those patients, each delay counted whole (NaN in a
+  replication with none; summaries pool it per patient over replications: see ``POOLED``).
 - ``nctr_mean``: ``delayed_bed_days`` divided by the window's length (mean beds held by people ready
   to leave). ``acute_occupancy_mean``: mean occupied acute beds; ``acute_occupancy_p95``: the 95th
   percentile of daily mean occupancy; ``acute_days_over_95pct``: days whose mean occupancy was
@@ -165,6 +166,8 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     measured = t.occupancy[0][int(math.ceil(W)) : int(math.floor(H))]
     out["acute_occupancy_p95"] = float(np.percentile(measured, 95)) if measured.size else math.nan
     acute_cap = capacity_integral(ev.capacity_steps[0], W, H) / L
+    if system.services["acute"].unlimited:
+        acute_cap = math.nan  # no beds to be a share of
     out["acute_occupancy_rate"] = out["acute_occupancy_mean"] / acute_cap
     measured_days = np.arange(int(math.ceil(W)), int(math.floor(H)), dtype=np.float64)
     daily_cap = capacity_integral(ev.capacity_steps[0], measured_days, measured_days + 1.0)
@@ -246,8 +249,8 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
             "occupancy_mean": t.occupancy[code] if service else t.held[S],
             "capacity": (
                 capacity_integral(ev.capacity_steps[code], days, days + 1.0)
-                if service
-                else np.full(n_days, np.nan)
+                if service and not config.system.services[s].unlimited
+                else np.full(n_days, np.nan)  # no limit: the front door, unlimited services
             ),
             "admissions": t.admissions[code] if service else t.front_door_starts,
             "exits": t.exits[code] if service else t.front_door_ends,
@@ -357,15 +360,49 @@ def interval(
     return mean, max(mean - half, lower), mean + half
 
 
+POOLED = {"mean_delay_days": "delayed_patients"}
+"""KPIs that are a mean per patient, reported pooled over replications: KPI -> its patients.
+
+``mean_delay_days`` of one replication is the mean delay of its delayed patients: undefined (NaN)
+in a replication with none. Averaging replications would drop those and weigh a replication of 3
+delayed patients as much as one of 3,000. The summary and the comparison report it **pooled per
+patient** instead: every delayed patient of every replication counts once (total delay / number
+of delayed patients), so it is defined whenever any replication has a delayed patient. Its 95%
+interval is the ratio estimator's (delta method over replications, Student t), as replications
+are the independent units."""
+
+
+def pooled(values: np.ndarray, weights: np.ndarray, level: float = 0.95) -> tuple[float, ...]:
+    """Pooled per-patient mean of per-replication means ``values`` over ``weights`` patients,
+    with its delta-method interval: ``(ratio, low, high)``; NaN when there is no patient."""
+    w = np.asarray(weights, dtype=np.float64)
+    y = np.where(w > 0, np.nan_to_num(np.asarray(values, dtype=np.float64)) * w, 0.0)
+    n, total = w.size, w.sum()
+    if n == 0 or total <= 0:
+        return math.nan, math.nan, math.nan
+    ratio = float(y.sum() / total)
+    if n < 2:
+        return ratio, math.nan, math.nan
+    se = float(np.std(y - ratio * w, ddof=1) / (math.sqrt(n) * w.mean()))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
+    return ratio, max(ratio - half, 0.0), ratio + half
+
+
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (scenario, KPI): mean, 95% CI, p5/p50/p95, n replications. Every KPI is a
-    count, a time, a rate or a cost, none of which can be negative: intervals stop at 0."""
+    count, a time, a rate or a cost, none of which can be negative: intervals stop at 0. The
+    KPIs of ``POOLED`` are pooled per patient (their quantiles are of the replications that
+    have a value; their ``n`` counts every replication)."""
     rows = []
     kpi_cols = [c for c in runs.columns if c not in ("scenario", "replication")]
     for scenario, grp in runs.groupby("scenario", sort=False):
         for k in kpi_cols:
             x = grp[k].to_numpy(dtype=np.float64)
             mean, lo, hi = interval(x, lower=0.0)
+            n = int((~np.isnan(x)).sum())
+            if POOLED.get(k) in grp:
+                mean, lo, hi = pooled(x, grp[POOLED[k]].to_numpy(dtype=np.float64))
+                n = len(x)
             finite = x[~np.isnan(x)]
             q = np.percentile(finite, [5, 50, 95]) if finite.size else [math.nan] * 3
             rows.append(
@@ -378,7 +415,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
                     "p5": q[0],
                     "p50": q[1],
                     "p95": q[2],
-                    "n": int(finite.size),
+                    "n": n,
                 }
             )
     return pd.DataFrame(rows)

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from flowsim.config import Config, ConfigError, Investment, Scenario, validate
-from flowsim.results import interval
+from flowsim.results import POOLED, interval, pooled
 
 FUNDER_ORGANISATION = {
     "ibcf": "social_care",
@@ -115,6 +116,10 @@ def apply(config: Config) -> Config:
         service = capacity_service(inv.lever)
         if service is not None:
             current_cap = system["services"][service]["capacity"]  # earlier changes included
+            if current_cap == "unlimited":
+                raise ConfigError(
+                    f"{where}.lever: services.{service} has unlimited capacity; no places to add"
+                )
             steps = (
                 [(float(x["from_day"]), int(x["capacity"])) for x in current_cap]
                 if isinstance(current_cap, list)
@@ -200,6 +205,11 @@ def compare(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
         for k in kpis:
             b = base.loc[common, k].to_numpy(dtype=float)
             s = g.loc[common, k].to_numpy(dtype=float)
+            if POOLED.get(k) in runs:
+                w = POOLED[k]
+                row = _pooled_difference(b, base.loc[common, w], s, g.loc[common, w])
+                rows.append({"scenario": name, "kpi": k, **row})
+                continue
             ok = ~(np.isnan(b) | np.isnan(s))
             d_mean, lo, hi = interval(s[ok] - b[ok])
             rows.append(
@@ -216,6 +226,30 @@ def compare(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
             )
         rows.extend(_cost_per_day_avoided(name, b_runs=base.loc[common], s_runs=g.loc[common]))
     return pd.DataFrame(rows)
+
+
+def _pooled_difference(b, b_weights, s, s_weights, level: float = 0.95) -> dict:
+    """Paired change of a KPI pooled per patient (``results.POOLED``): the difference of the
+    two pooled means, with a delta-method interval over paired replications (the linearised
+    ratios of a replication, scenario minus baseline, are the paired units)."""
+    wb, ws = np.asarray(b_weights, dtype=float), np.asarray(s_weights, dtype=float)
+    rb, _, _ = pooled(b, wb)
+    rs, _, _ = pooled(s, ws)
+    n, diff, lo, hi = len(b), rs - rb, math.nan, math.nan
+    if n >= 2 and wb.sum() > 0 and ws.sum() > 0:
+        yb = np.where(wb > 0, np.nan_to_num(b) * wb, 0.0)
+        ys = np.where(ws > 0, np.nan_to_num(s) * ws, 0.0)
+        z = (ys - rs * ws) / ws.mean() - (yb - rb * wb) / wb.mean()
+        half = float(stats.t.ppf(0.5 + level / 2, n - 1) * np.std(z, ddof=1) / math.sqrt(n))
+        lo, hi = diff - half, diff + half
+    return {
+        "baseline_mean": rb,
+        "scenario_mean": rs,
+        "diff_mean": diff,
+        "diff_ci_low": lo,
+        "diff_ci_high": hi,
+        "n": n,
+    }
 
 
 def _cost_per_day_avoided(name: str, b_runs: pd.DataFrame, s_runs: pd.DataFrame) -> list[dict]:

@@ -242,6 +242,9 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = plan(list(config.hydra.overrides.task))
+        from flowsim.cli import check_points  # the same checks as a single run, every point
+
+        check_points(jobs)  # exits 2, naming the bad points, before anything is written
         if _points(sweep_dir).is_dir():  # leftovers of points killed while being written
             for tmp in _points(sweep_dir).glob(".*"):
                 shutil.rmtree(tmp, ignore_errors=True)

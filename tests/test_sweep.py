@@ -128,24 +128,64 @@ def test_killed_sweep_resumes_without_recomputing(reference, tmp_path):
     )
 
 
+def test_a_bad_point_stops_the_sweep_before_any_point_runs(tmp_path):
+    """Every point is checked as a single run is, before the first starts: a bad one (and a
+    capacity below the people a service starts with) is named, and nothing runs or is written."""
+    d = tmp_path / "sweep"
+    grid = ["system.services.reablement.capacity=300,-5,340,1e20"]
+    proc = _sweep(d, grid=grid)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "point 2 of 4" in proc.stderr and "capacity=-5" in proc.stderr
+    assert "point 4 of 4" in proc.stderr and "capacity=1e+20" in proc.stderr
+    assert "point 1 of 4" not in proc.stderr and "point 3 of 4" not in proc.stderr
+    assert _ran(proc.stdout) == []
+    assert not d.exists() or not any(d.rglob("*.parquet")), list(d.rglob("*"))
+
+
+# A point that passes every check but fails while it runs: the wrapper makes replications of
+# reablement capacity 340 raise (test-only; the basic launcher runs points in this process).
+FAILING = """
+import sys
+from flowsim import cli, runner
+real = runner.replicate
+def replicate(config, scenario, replication):
+    if config.system.services["reablement"].capacity == 340:
+        raise RuntimeError("injected failure")
+    return real(config, scenario, replication)
+runner.replicate = replicate
+sys.argv[0] = "flowsim"
+cli.entry()
+"""
+
+
 def test_a_failing_point_is_recorded_and_retried_alone(tmp_path):
     d = tmp_path / "sweep"
-    grid = ["system.services.reablement.capacity=300,-5,340"]
-    first = _sweep(d, grid=grid)
+    grid = ["system.services.reablement.capacity=300,320,340"]
+    env = {k: v for k, v in os.environ.items() if k != "FLOWSIM_ROOT"}
+
+    def run() -> subprocess.CompletedProcess:
+        args = [sys.executable, "-c", FAILING, "-m", *SHORT, *grid, f"hydra.sweep.dir={d}"]
+        return subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=600)  # fmt: skip
+
+    first = run()
     assert first.returncode == 1, first.stdout + first.stderr
     assert "Traceback" not in first.stderr
     assert len(_ran(first.stdout)) == 3  # the others still ran
     table = pd.read_parquet(d / "sweep.parquet")
-    assert sorted(table["system.services.reablement.capacity"].unique()) == [300, 340]
+    assert sorted(table["system.services.reablement.capacity"].unique()) == [300, 320]
     errors = list((d / "errors").glob("*.json"))
     assert len(errors) == 1
     record = json.loads(errors[0].read_text())
-    assert record["config"]["system"]["services"]["reablement"]["capacity"] == -5
-    assert "system.services.reablement.capacity=-5" in record["overrides"]
-    assert "reablement.capacity" in record["error"] and "Traceback" in record["traceback"]
+    assert record["config"]["system"]["services"]["reablement"]["capacity"] == 340
+    assert "system.services.reablement.capacity=340" in record["overrides"]
+    assert "injected failure" in record["error"] and "Traceback" in record["traceback"]
     assert "failed" in first.stderr and errors[0].stem in first.stderr
+    # Hydra's folder per job is removed: a point's results live under points/
+    assert sorted(p.name for p in d.iterdir() if p.is_dir()) == ["errors", "points"]
 
-    second = _sweep(d, grid=grid)
+    second = run()
     assert second.returncode == 1
     assert _ran(second.stdout) == [errors[0].stem]  # only the failed point is retried
 
