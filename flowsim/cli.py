@@ -16,7 +16,7 @@ import hydra
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
+from hydra.errors import HydraException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -30,10 +30,20 @@ SCENARIO_DIR = Path(CONFIG_DIR).parent / "scenarios"
 
 
 def _fail(message: str, out_dir: Path | None) -> None:
-    """Report bad input in plain words, leave nothing behind, exit non-zero."""
+    """Report bad input in plain words, leave nothing behind, exit 2.
+
+    Hydra made the output folder (and its parents, e.g. ``outputs/<date>/``) before the run was
+    checked: an empty one is removed, with its empty parents up to the working directory."""
     print(f"flowsim: invalid input\n  {message.replace(chr(10), chr(10) + '  ')}", file=sys.stderr)
-    if out_dir is not None and out_dir.is_dir() and not any(out_dir.iterdir()):
-        out_dir.rmdir()
+    if out_dir is not None:
+        stop, folder = Path.cwd().resolve(), out_dir.resolve()
+        while folder != stop and stop in folder.parents and folder.is_dir():
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
+            folder = folder.parent
+        if out_dir.is_dir() and not any(out_dir.iterdir()):  # outside the working directory
+            out_dir.rmdir()
     sys.exit(2)
 
 
@@ -140,7 +150,8 @@ def _container(cfg: DictConfig) -> dict:
     try:
         return OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as err:
-        raise ConfigError(_first_line(str(err))) from None
+        where = getattr(err, "full_key", None)
+        raise ConfigError(f"{where + ': ' if where else ''}{_first_line(str(err))}") from None
 
 
 def whole_distributions(args: list[str]) -> list[str]:
@@ -434,6 +445,8 @@ def hydra_error(exc: BaseException) -> str | None:
     if not isinstance(exc, HydraException | OmegaConfBaseException):
         return None
     text = str(exc)
+    if isinstance(exc, OverrideParseException):  # name the override it could not read
+        text = f"{exc.override}: cannot read this override: {text}"
     if isinstance(exc.__cause__, OmegaConfBaseException):
         text += "\n" + str(exc.__cause__)
     keep = []

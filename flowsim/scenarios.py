@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from flowsim.config import Config, ConfigError, Investment, Scenario, validate
-from flowsim.results import POOLED, interval, pooled
+from flowsim.results import POOLED, interval, pooled, t_quantile
 
 FUNDER_ORGANISATION = {
     "ibcf": "social_care",
@@ -240,7 +239,7 @@ def _pooled_difference(b, b_weights, s, s_weights, level: float = 0.95) -> dict:
         yb = np.where(wb > 0, np.nan_to_num(b) * wb, 0.0)
         ys = np.where(ws > 0, np.nan_to_num(s) * ws, 0.0)
         z = (ys - rs * ws) / ws.mean() - (yb - rb * wb) / wb.mean()
-        half = float(stats.t.ppf(0.5 + level / 2, n - 1) * np.std(z, ddof=1) / math.sqrt(n))
+        half = t_quantile(level, n - 1) * float(np.std(z, ddof=1)) / math.sqrt(n)
         lo, hi = diff - half, diff + half
     return {
         "baseline_mean": rb,

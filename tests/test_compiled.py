@@ -70,6 +70,28 @@ def test_same_trajectories_on_every_system(name):
         assert_same_events(a, b)
 
 
+def test_same_trajectories_with_unlimited_services():
+    """``capacity: unlimited`` (a service no one waits for) means the same in both engines; its
+    daily capacity is empty, not a number of places no one could fill."""
+    raw = system_raw("default")
+    for name in ("acute", "home_care"):
+        raw["services"][name]["capacity"] = "unlimited"
+        raw["services"][name]["cost_per_capacity_day_gbp"] = 0
+    cfg = config(raw, 150.0, 30.0)
+    a, b = both(cfg)
+    assert_same_events(a, b)
+    home_care = list(a.layout.services).index("home_care")
+    waited = np.nan_to_num(a.waits["end"], nan=cfg.run.horizon_days) > a.waits["start"]
+    assert not np.any(waited & (a.waits["place"] == model.FRONT_DOOR))  # no one boards
+    assert not np.any(waited & (a.waits["waits_for"] == home_care))  # nor waits for home care
+    assert np.any(waited)  # people still wait for other places
+    out = runner.run([("baseline", cfg)])
+    daily = out.daily.set_index("service")
+    assert daily.loc["acute", "capacity"].isna().all()
+    assert daily.loc["reablement", "capacity"].notna().all()
+    assert out.runs["acute_occupancy_rate"].isna().all()
+
+
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_same_trajectories_under_every_scenario(name):
     """Scenarios change capacities over time (time-limited investments), policies (discharge to

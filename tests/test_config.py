@@ -315,6 +315,17 @@ def test_lognormal_parametrisations_match_their_parameters():
     x = distributions.ppf(by_sd, GRID)
     assert x.std() == pytest.approx(4.0, rel=2e-2)  # the far tail is thin on a finite grid
 
+    # by mu and sigma of the log (PathSimR's fits): the same stays as by median and mean
+    by_mu = Dist(dist="lognormal", mu=mu, sigma=sigma)
+    np.testing.assert_allclose(distributions.ppf(by_mu, GRID), distributions.ppf(by_median, GRID),
+                               rtol=1e-12)  # fmt: skip
+    geriatric = Dist(dist="lognormal", mu=0.469, sigma=1.692)  # DOMAIN.md: median 1.6, mean 6.7
+    assert np.median(distributions.ppf(geriatric, GRID)) == pytest.approx(1.6, rel=1e-2)
+    assert distributions.mean_days(geriatric) == pytest.approx(6.7, rel=1e-2)
+    assert distributions.mean_days(geriatric) == pytest.approx(_lognormal_mean(0.469, 1.692))
+    with pytest.raises(ValueError, match="takes"):
+        Dist(dist="lognormal", mu=1.0)  # sigma too
+
 
 def test_gamma_mean_sd_gives_that_sd():
     x = distributions.ppf(Dist(dist="gamma", mean=36.0, sd=20.0), GRID)
