@@ -76,7 +76,8 @@ def _ok(run: Run) -> Run:
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory) -> Run:
-    """Two workers (the default ``run.jobs``), with an acute capacity override."""
+    """Two workers (run.jobs=1000 asks for more than there are replications), with an acute
+    capacity override."""
     return _ok(flowsim_run(tmp_path_factory, "default", [
         *TINY, f"run.seed={SEED}", f"system.services.acute.capacity={ACUTE_CAPACITY}",
         "run.jobs=1000", "run.figures=false"]))  # 1000 asked, 2 used: one per replication
