@@ -160,8 +160,9 @@ def whole_distributions(args: list[str]) -> list[str]:
     Hydra merges a mapping override into the mapping it overrides, so
     ``'system.services.reablement.stay={dist: gamma, mean: 12, sd: 8}'`` would keep the old
     lognormal's ``median`` beside the new ``mean`` and ``sd`` (and refuse the new key ``sd``). An
-    override whose value is a mapping with a ``dist`` key is a whole distribution: it is preceded
-    by ``<key>=null``, so the mapping lands on an empty node and replaces it.
+    override whose value is a mapping with a ``dist`` key is a whole distribution: it becomes
+    ``~<key>`` (delete the old one) then ``+<key>=<value>`` (add the new one), two overrides
+    with distinct keys, which a sweep keeps both of.
     """
     out = []
     parser = OverridesParser.create()
@@ -176,8 +177,9 @@ def whole_distributions(args: list[str]) -> list[str]:
             and isinstance(o.value(), dict)
             and "dist" in o.value()
         ):
-            out.append(f"{'++' if o.is_force_add() else ''}{o.key_or_group}=null")
-        out.append(arg)
+            out += [f"~{o.key_or_group}", f"+{o.key_or_group}={arg.split('=', 1)[1]}"]
+        else:
+            out.append(arg)
     return out
 
 
