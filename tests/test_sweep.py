@@ -234,3 +234,25 @@ def test_slurm_sweep_equals_the_joblib_sweep_bit_for_bit(tmp_path):
     b = pd.read_parquet(tmp_path / "joblib" / "sweep.parquet")
     assert len(a) == 4
     assert_frame_equal(a, b, check_exact=True)
+
+
+def test_a_whole_distribution_replaces_the_old_one_in_every_point():
+    """A distribution given whole replaces the old one (cli.whole_distributions): the rewrite
+    survives the sweeper, which keeps one override per key, and composes for every point."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from flowsim import cli
+
+    stay = "system.services.reablement.stay={dist: gamma, mean: 12, sd: 8}"
+    args = cli.whole_distributions([stay, "system.services.reablement.capacity=300,320"])
+    jobs = sweep.plan(args)
+    assert len(jobs) == 2
+    with initialize_config_dir(config_dir=cli.CONFIG_DIR, version_base="1.3"):
+        for job in jobs:
+            cfg = OmegaConf.to_container(compose(config_name="config", overrides=job))
+            got = cfg["system"]["services"]["reablement"]["stay"]
+            assert got == {"dist": "gamma", "mean": 12, "sd": 8}
+    # other overrides pass through untouched, a mapping without `dist` too
+    plain = ["run.seed=3", "+x={a: 1}", "-m", "system.services.reablement.stay.mean=14"]
+    assert cli.whole_distributions(plain) == plain
