@@ -209,10 +209,13 @@ def _appraisal_arms(config: Config) -> int:
 
 
 OWNED = (
-    "*.parquet", "*.csv", "manifest.json", "errors.json", "report.html", "summit_pack.xlsx",
-    "summit_pack.pptx", "figures", ".*.tmp",
+    "runs.parquet", "daily.parquet", "flows.parquet", "patients.parquet", "summary.csv",
+    "comparison.csv", "manifest.json", "errors.json", "capacity_sweep.csv",
+    "capacity_sweep_runs.parquet", "bottlenecks.csv", "allocation.csv", "allocation_frontier.csv",
+    "report.html", "summit_pack.xlsx", "summit_pack.pptx", "figures", ".*.tmp",
 )  # fmt: skip
-"""What a run writes into its folder (the outputs contract, appraisals' tables, the pack)."""
+"""What a run or an appraisal writes into its folder: the outputs contract, the appraisals'
+tables, the summit pack, and a temporary file left by a killed write."""
 
 
 def claim(out_dir: Path, resolved: dict) -> None:
