@@ -12,7 +12,7 @@ import pandas as pd
 from flowsim.figures import Figure, fmt
 
 if TYPE_CHECKING:
-    from flowsim.report import Tables
+    from flowsim.outputs import Tables
 
 KEY_FIGURES = (
     "flow",

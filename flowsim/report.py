@@ -2,7 +2,8 @@
 inlined once), ``figures/`` (PNG and SVG through kaleido and the machine's Chrome or Chromium),
 ``summit_pack.xlsx`` and ``summit_pack.pptx``. Never runs or imports the simulation.
 
-Rebuild the pack of an output folder with ``flowsim-report <folder>``.
+Rebuild the pack of an output folder with ``flowsim-report <folder>``. The folder is read and
+checked first (``flowsim/outputs.py``): a file missing or damaged is named, and nothing is written.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import html
 import logging
 import math
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from flowsim import deck, figures, provenance, results, scenarios, warmup, workbook
 from flowsim.figures import Figure, fmt
+from flowsim.outputs import ReportError, Tables, load  # noqa: F401  (load: report.load)
 
 log = logging.getLogger(__name__)
 
@@ -35,87 +36,6 @@ HEADLINE = (
 MIN_REPLICATIONS = 10
 """Fewer replications than this and the pack warns that the evidence is thin."""
 PACK = ("report.html", "summit_pack.xlsx", "summit_pack.pptx")
-
-
-@dataclass
-class Tables:
-    """What an output folder holds (``None`` where a table was not written)."""
-
-    out_dir: Path
-    manifest: dict
-    summary: pd.DataFrame | None = None
-    comparison: pd.DataFrame | None = None
-    runs: pd.DataFrame | None = None
-    daily: pd.DataFrame | None = None
-    flows: pd.DataFrame | None = None
-    capacity_sweep: pd.DataFrame | None = None
-    bottlenecks: pd.DataFrame | None = None
-    allocation: pd.DataFrame | None = None
-    allocation_frontier: pd.DataFrame | None = None
-    scenarios: list[str] = field(default_factory=list)
-
-    @property
-    def config(self) -> dict:
-        return self.manifest.get("config", {})
-
-    @property
-    def run(self) -> dict:
-        return self.config.get("run", {})
-
-    @property
-    def window(self) -> dict:
-        """The window the replications ran (the manifest's ``window``, else the run config)."""
-        w = self.manifest.get("window") or {}
-        warm = float(w.get("warmup_days", self.run.get("warmup_days", 0)))
-        horizon = float(w.get("horizon_days", self.run.get("horizon_days", 0)))
-        return {"warmup_days": warm, "horizon_days": horizon, "measured_days": horizon - warm}
-
-    @property
-    def measured_days(self) -> float:
-        return self.window["measured_days"]
-
-    @property
-    def services_config(self) -> dict:
-        return self.config.get("system", {}).get("services", {})
-
-    @property
-    def allocation_objective(self) -> str:
-        return self.config.get("appraise", {}).get("allocate", {}).get("objective", "objective")
-
-    @property
-    def replications(self) -> int:
-        if self.summary is not None and not self.summary.empty:
-            return int(self.summary["n"].max())
-        return int(self.run.get("replications", 0))
-
-
-class ReportError(Exception):
-    """The folder cannot make a report (no manifest, no tables)."""
-
-
-def load(out_dir: Path) -> Tables:
-    """Read an output folder's tables (whatever of them it holds)."""
-    out_dir = Path(out_dir)
-    manifest_path = out_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise ReportError(f"{out_dir}: no manifest.json here; is this a flowsim output folder?")
-    import json
-
-    t = Tables(out_dir, json.loads(manifest_path.read_text()))
-    for name in ("summary", "comparison", "capacity_sweep", "bottlenecks", "allocation"):
-        if (out_dir / f"{name}.csv").is_file():
-            setattr(t, name, pd.read_csv(out_dir / f"{name}.csv"))
-    if (out_dir / "allocation_frontier.csv").is_file():
-        t.allocation_frontier = pd.read_csv(out_dir / "allocation_frontier.csv")
-    for name in ("runs", "daily", "flows"):
-        if (out_dir / f"{name}.parquet").is_file():
-            setattr(t, name, pd.read_parquet(out_dir / f"{name}.parquet"))
-    if t.summary is None and t.capacity_sweep is None and t.bottlenecks is None:
-        if t.allocation_frontier is None:
-            raise ReportError(f"{out_dir}: no summary.csv or appraisal tables to report on")
-    if t.summary is not None:
-        t.scenarios = list(dict.fromkeys(t.summary["scenario"]))
-    return t
 
 
 # -- what the pack says -----------------------------------------------------------------------

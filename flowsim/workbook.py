@@ -13,7 +13,7 @@ import pandas as pd
 from flowsim.results import interval
 
 if TYPE_CHECKING:
-    from flowsim.report import Tables
+    from flowsim.outputs import Tables
 
 SERIES = ("occupancy_mean", "waiting_mean", "delayed_mean")
 

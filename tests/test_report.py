@@ -449,16 +449,109 @@ def test_flowsim_report_rebuilds_the_same_report_without_simpy(packs, tmp_path):
     assert {"summit_pack.xlsx", "summit_pack.pptx"} <= {p.name for p in copy.iterdir()}
 
 
-def test_flowsim_report_rejects_a_folder_without_tables(tmp_path):
-    proc = subprocess.run(
-        [script("flowsim-report"), str(tmp_path / "nowhere")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    assert "no manifest.json" in proc.stderr and "Traceback" not in proc.stderr
-    assert not (tmp_path / "nowhere").exists()
+def _cut(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _lines(keep: int):
+    def damage(path: Path) -> None:  # cut at a line's end: the file still parses
+        path.write_text("".join(path.read_text().splitlines(keepends=True)[:keep]))
+
+    return damage
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"\x00\xff not a table \x9c\n" * 40)
+
+
+DAMAGED = {
+    # id: (pack copied, file damaged, damage, what stderr says of it); the first six run the
+    # console script (it starts in ~3 s), the others call report.main in this process
+    "runs_truncated": ("comparison", "runs.parquet", _cut, "is damaged"),
+    "daily_missing": ("comparison", "daily.parquet", Path.unlink, "is missing"),
+    "summary_truncated": ("comparison", "summary.csv", _cut, "is damaged"),
+    "manifest_truncated": ("comparison", "manifest.json", _cut, "is damaged"),
+    "empty_folder": (None, "manifest.json", None, "is missing"),
+    "missing_folder": (None, "", None, "does not exist"),
+    "daily_empty": ("comparison", "daily.parquet", lambda p: p.write_bytes(b""), "is damaged"),
+    "flows_truncated": ("comparison", "flows.parquet", _cut, "is damaged"),
+    "summary_cut_at_a_line_end": ("comparison", "summary.csv", _lines(20), "does not match"),
+    "summary_not_csv": ("comparison", "summary.csv", _garbage, "is damaged"),
+    "comparison_missing": ("comparison", "comparison.csv", Path.unlink, "is missing"),
+    "manifest_missing": ("one", "manifest.json", Path.unlink, "is missing"),
+    "sweep_missing": ("appraisal", "capacity_sweep.csv", Path.unlink, "is missing"),
+    "sweep_runs_truncated": ("appraisal", "capacity_sweep_runs.parquet", _cut, "is damaged"),
+}
+IN_A_SUBPROCESS = list(DAMAGED)[:6]
+
+
+def _snapshot(folder: Path) -> dict:
+    """Every file and folder under ``folder`` (hidden ones too), with its mtime and bytes; the
+    folder's own mtime changes if a file is made in it, even one removed again."""
+    if not folder.exists():
+        return {}
+    out = {".": folder.stat().st_mtime_ns}
+    for p in sorted(folder.rglob("*")):
+        out[str(p.relative_to(folder))] = (p.stat().st_mtime_ns, p.is_file() and p.read_bytes())
+    return out
+
+
+def _damage(packs, root: Path, case: str) -> Path:
+    pack, name, damage, _ = DAMAGED[case]
+    folder = root / case
+    if pack is not None:
+        shutil.copytree(packs[pack], folder)
+        damage(folder / name)
+    elif name:
+        folder.mkdir()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def damaged(packs, tmp_path_factory) -> dict:
+    """``flowsim-report`` on damaged copies of the packs, the console script's cases all started
+    at once: case -> (exit code, stdout, stderr, folder, its snapshot before)."""
+    root = tmp_path_factory.mktemp("damaged")
+    started = {}
+    for case in IN_A_SUBPROCESS:
+        folder = _damage(packs, root, case)
+        before = _snapshot(folder)
+        proc = subprocess.Popen(
+            [script("flowsim-report"), str(folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started[case] = (proc, folder, before)
+    done = {}
+    for case, (proc, folder, before) in started.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        done[case] = (proc.returncode, stdout, stderr, folder, before)
+    return done
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_flowsim_report_names_a_missing_or_damaged_file_and_writes_nothing(
+    damaged, packs, tmp_path, capsys, case
+):
+    """One plain line naming the file and what is wrong, exit code 2, no traceback, and the
+    folder as it was (no report.html, figures/, workbook or deck made or changed)."""
+    if case in damaged:
+        rc, stdout, stderr, folder, before = damaged[case]
+    else:
+        folder = _damage(packs, tmp_path, case)
+        before = _snapshot(folder)
+        rc = report.main([str(folder)])  # raises (a traceback) on anything but a ReportError
+        stdout, stderr = capsys.readouterr()
+    _, name, _, words = DAMAGED[case]
+    said = stdout + stderr
+    assert rc == 2, said
+    assert "Traceback" not in said, said
+    line = stderr.strip()
+    assert "\n" not in line and line.startswith("flowsim-report: "), said
+    assert f"{folder / name if name else folder} {words}" in line, said
+    assert _snapshot(folder) == before
+    assert folder.exists() == bool(name)
 
 
 def test_without_a_browser_the_html_is_still_written_and_one_message_says_why(packs, tmp_path):
