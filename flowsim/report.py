@@ -42,7 +42,10 @@ PACK = ("report.html", "summit_pack.xlsx", "summit_pack.pptx")
 
 
 def headline(t: Tables) -> pd.DataFrame:
-    """The headline numbers, straight from summary.csv and comparison.csv (no recomputation)."""
+    """The headline numbers, straight from summary.csv and comparison.csv (no recomputation);
+    for a KPI whose mean a few replications drive (``results.driven_by_few`` on runs.parquet),
+    also its ``median`` with a distribution-free interval (``median_ci_low``/``_high``, its
+    ``median_coverage``) and the ``note`` saying why the median is the headline."""
     if t.summary is None:
         return pd.DataFrame()
     s = t.summary.set_index(["scenario", "kpi"])
@@ -59,8 +62,38 @@ def headline(t: Tables) -> pd.DataFrame:
             if c is not None and (scenario, kpi) in c.index:
                 d = c.loc[(scenario, kpi)]
                 row.update({k: float(d[k]) for k in ("diff_mean", "diff_ci_low", "diff_ci_high")})
+            row.update(_median_headline(t, scenario, kpi, label, unit))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _median_headline(t: Tables, scenario: str, kpi: str, label: str, unit: str) -> dict:
+    """The median, its interval and the note, for a KPI whose mean a few replications drive."""
+    if t.runs is None or kpi not in t.runs:
+        return {}
+    x = t.runs.loc[t.runs["scenario"] == scenario, kpi].to_numpy(dtype=float)
+    if not results.driven_by_few(x):
+        return {}
+    median, lo, hi, cover = results.median_interval(x)
+    note = results.few_sentence(label, x, lambda v: fmt(v, unit))
+    note += f" {results.WHY_FEW.get(kpi, 'A few replications are far above the others')}."
+    if len(t.scenarios) > 1:
+        note = f"{scenario}: {note}"
+    return {
+        "median": median,
+        "median_ci_low": lo,
+        "median_ci_high": hi,
+        "median_coverage": cover,
+        "note": note,
+    }
+
+
+def median_text(r, unit: str = "") -> str:
+    """The interval of a headline median: its 95% CI, or the range with its real coverage."""
+    text = interval_text(r["median_ci_low"], r["median_ci_high"], unit)
+    if r["median_coverage"] >= 0.95:
+        return f"95% CI {text}"
+    return f"range {text} ({r['median_coverage']:.0%} confidence)"
 
 
 def interval_text(lo: float, hi: float, unit: str = "") -> str:
@@ -79,8 +112,8 @@ def change_text(x: float, unit: str = "") -> str:
 
 
 def warnings(t: Tables) -> list[str]:
-    """Where the evidence is thin: few replications, intervals wider than the effect, a warm-up
-    too short for the system's queues."""
+    """Where the evidence is thin: few replications, intervals wider than the effect, a mean
+    that a few replications drive, a warm-up too short for the system's queues."""
     out = []
     n = t.replications
     if n < 2:
@@ -103,6 +136,9 @@ def warnings(t: Tables) -> list[str]:
                     f"({change_text(r['diff_ci_low'])} to {change_text(r['diff_ci_high'])}) is "
                     "wider than the effect and includes no change; more replications may tell."
                 )
+    head = headline(t)
+    if "note" in head:
+        out += head["note"].dropna().tolist()
     if t.daily is not None:
         out += warmup.warmup_check(t.daily, t.window["warmup_days"])
         out += warmup.growth_check(t.daily, t.window["warmup_days"])
@@ -154,6 +190,10 @@ def _headline_html(t: Tables, head: pd.DataFrame) -> str:
             lo = _cell(r["ci_low"], unit, sc, kpi, "ci_low", fmt(r["ci_low"], unit))
             hi = _cell(r["ci_high"], unit, sc, kpi, "ci_high", fmt(r["ci_high"], unit))
             ci = "no interval" if math.isnan(r["ci_low"]) else f"95% CI {lo} to {hi}"
+            if not pd.isna(r.get("median")):  # a few replications drive the mean
+                ci = f"{_median_html(r, unit)}<br>mean {text} ({ci})"
+                text = _cell(r["median"], unit, sc, kpi, "median", fmt(r["median"], unit))
+                text += " <span class='ci'>median</span>"
             extra = ""
             if comparing and not pd.isna(r.get("diff_mean")):
                 d = _cell(
@@ -179,11 +219,25 @@ def _headline_html(t: Tables, head: pd.DataFrame) -> str:
             cells.append(f"<td class='num'>{text}<br><span class='ci'>{ci}</span>{extra}</td>")
         body.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
     days = t.measured_days
+    notes = head["note"].dropna().tolist() if "note" in head else []
+    what = "mean (median where a few replications drive the mean)" if notes else "mean"
     return (
-        f"<h2 id='headline'>Headline: {days:g} days measured, mean of {t.replications} "
+        f"<h2 id='headline'>Headline: {days:g} days measured, {what} of {t.replications} "
         f"replication(s) with 95% confidence intervals</h2>"
         f"<table class='headline'><tr><th></th>{cols}</tr>{''.join(body)}</table>"
+        + "".join(f"<p class='reading few'>{html.escape(n)}</p>" for n in notes)
     )
+
+
+def _median_html(r, unit: str) -> str:
+    """The interval of a headline median, its bounds readable back from ``data-value``."""
+    sc, kpi = r["scenario"], r["kpi"]
+    lo, hi = (
+        _cell(r[k], unit, sc, kpi, k, fmt(r[k], unit)) for k in ("median_ci_low", "median_ci_high")
+    )
+    if r["median_coverage"] >= 0.95:
+        return f"95% CI {lo} to {hi} (of the median)"
+    return f"range {lo} to {hi} (holds the median with {r['median_coverage']:.0%} confidence)"
 
 
 def _table_html(df: pd.DataFrame, cls: str = "") -> str:

@@ -7,6 +7,7 @@ without one they are skipped, unless ``FLOWSIM_REQUIRE_BROWSER=1`` (set by ``.ci
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -615,3 +616,140 @@ def test_a_warm_up_too_short_for_the_queues_is_flagged(tables):
     assert not any(w.startswith("warm-up") for w in report.warnings(long_enough))
     html_text = report.html_report(short, [], warns)
     assert re.search(r"id='warnings'.*warm-up may be too short", html_text, re.S)
+
+
+# -- a KPI whose mean a few replications drive is headlined by its median ----------------------
+
+
+def _row_html(text: str, label: str) -> str:
+    """The headline table's row of one KPI."""
+    return re.search(rf"<tr><th>{re.escape(html.escape(label))}</th>.*?</tr>", text).group(0)
+
+
+@pytest.fixture(scope="module")
+def skewed(packs, tmp_path_factory) -> Path:
+    """The comparison pack with boarding hours that one replication of three drives in every
+    scenario: runs.parquet's column replaced (its provenance kept), summary.csv and comparison.csv
+    remade from it as flowsim makes them, and the pack rebuilt by flowsim-report."""
+    import pyarrow.parquet as pq
+
+    from flowsim import results, scenarios
+
+    folder = tmp_path_factory.mktemp("skewed") / "out"
+    shutil.copytree(packs["comparison"], folder)
+    runs = pd.read_parquet(folder / "runs.parquet")
+    rng = np.random.default_rng(9)
+    big = runs["replication"] == 1
+    runs["boarding_hours"] = np.where(
+        big, rng.uniform(2e5, 4e5, len(runs)), rng.uniform(0.0, 50.0, len(runs))
+    )
+    meta = json.loads(pq.read_schema(folder / "runs.parquet").metadata[b"flowsim"])
+    results.write_parquet(runs, folder / "runs.parquet", meta)
+    results.write_csv(results.summary(runs), folder / "summary.csv")
+    results.write_csv(scenarios.compare(runs), folder / "comparison.csv")
+    proc = subprocess.run(
+        [script("flowsim-report"), str(folder), "--no-figures"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return folder
+
+
+def test_report_headlines_the_median_where_a_few_replications_drive_the_mean(packs, skewed):
+    from flowsim import results
+
+    runs = pd.read_parquet(skewed / "runs.parquet")
+    summary = pd.read_csv(skewed / "summary.csv").set_index(["scenario", "kpi"])
+    text = (skewed / "report.html").read_text(encoding="utf-8")
+    found = _numbers(skewed / "report.html")
+    label = dict((k, lab) for k, lab, _ in report.HEADLINE)["boarding_hours"]
+    for scenario, grp in runs.groupby("scenario"):
+        x = grp["boarding_hours"].to_numpy()
+        assert results.driven_by_few(x) == 1
+        median, lo, hi, cover = results.median_interval(x)
+        assert cover == pytest.approx(0.75)  # 3 replications: the range, and it says so
+        for stat, value in (("median", median), ("median_ci_low", lo), ("median_ci_high", hi)):
+            assert found[(scenario, "boarding_hours", stat)] == [(value, fmt(value))]
+        # the mean is still shown beside it, as summary.csv has it
+        mean = summary.loc[(scenario, "boarding_hours"), "mean"]
+        assert found[(scenario, "boarding_hours", "mean")] == [(mean, fmt(mean))]
+        note = f"{scenario}: " + results.few_sentence(label, x, fmt)
+        assert html.escape(note) in text
+        assert re.search(rf"id='warnings'.*{re.escape(html.escape(note))}", text, re.S)
+    row = _row_html(text, label)
+    assert "median" in row and "holds the median with 75% confidence" in row
+    assert "mean (median where a few replications drive the mean)" in text
+    # every other headline KPI reads exactly as before
+    before = (packs["comparison"] / "report.html").read_text(encoding="utf-8")
+    for kpi, other, _ in report.HEADLINE:
+        if kpi != "boarding_hours":
+            assert _row_html(text, other) == _row_html(before, other), kpi
+
+
+def test_workbook_and_deck_headline_the_same_median(skewed):
+    from flowsim import results
+
+    runs = pd.read_parquet(skewed / "runs.parquet")
+    head = pd.read_excel(skewed / "summit_pack.xlsx", sheet_name="Headline")
+    for _, r in head.iterrows():
+        x = runs.loc[runs["scenario"] == r["scenario"], r["kpi"]].to_numpy()
+        if r["kpi"] != "boarding_hours":
+            assert math.isnan(r["median"]) and pd.isna(r["note"])
+            continue
+        median, lo, hi, cover = results.median_interval(x)
+        got = [r[k] for k in ("median", "median_ci_low", "median_ci_high", "median_coverage")]
+        np.testing.assert_allclose(got, [median, lo, hi, cover], rtol=XLSX_RTOL, atol=0)
+        assert "the median is shown" in r["note"]
+    about = pd.read_excel(skewed / "summit_pack.xlsx", sheet_name="About").set_index("item")
+    assert "distribution-free" in about.loc["median", "value"]
+    prs = _deck(skewed / "summit_pack.pptx")
+    table = _table(prs)
+    labels = [table.cell(i, 0).text for i in range(len(table.rows))]
+    i = labels.index(dict((k, lab) for k, lab, _ in report.HEADLINE)["boarding_hours"])
+    for j in range(1, len(table.columns)):
+        x = runs.loc[runs["scenario"] == table.cell(0, j).text, "boarding_hours"].to_numpy()
+        lines = table.cell(i, j).text.splitlines()
+        assert lines[0] == f"{fmt(results.median_interval(x)[0])} median"
+        assert lines[2].startswith(f"mean {fmt(x.mean())} (95% CI")
+    texts = [sh.text_frame.text for s in prs.slides for sh in s.shapes if sh.has_text_frame]
+    assert any("is driven by one of 3 replications" in t for t in texts)
+
+
+def test_twenty_replications_give_the_median_a_95_percent_interval(tables):
+    """Boarding hours overflowing in 3 of 20 replications (the issue's case), in memory: the
+    median with its 95% interval, the mean beside it, the note; the other KPIs as before."""
+    from flowsim import results
+
+    t = tables["comparison"]
+    rng = np.random.default_rng(20)
+    runs = pd.DataFrame({"scenario": "baseline", "replication": range(20)})
+    for kpi, _, _ in report.HEADLINE:
+        runs[kpi] = rng.normal(1000.0, 30.0, 20)
+    boarding = rng.lognormal(np.log(1424.0), 0.6, 20)
+    boarding[[4, 11, 16]] = rng.uniform(2e5, 4e5, 3)
+    runs["boarding_hours"] = boarding
+    runs["admissions"] = 60_000.0
+    summary = results.summary(runs)
+    many = report.Tables(t.out_dir, t.manifest, summary=summary, runs=runs, scenarios=["baseline"])
+    head = report.headline(many).set_index("kpi")
+    median, lo, hi, cover = results.median_interval(boarding)
+    assert cover >= 0.95
+    r = head.loc["boarding_hours"]
+    assert (r["median"], r["median_ci_low"], r["median_ci_high"]) == (median, lo, hi)
+    assert head.drop("boarding_hours")["median"].isna().all()
+    warns = report.warnings(many)
+    assert r["note"] in warns and r["note"].startswith("Hours waited for an acute bed")
+    assert "front door overflows" in r["note"] and "only" not in r["note"]
+    text = report.html_report(many, [], warns)
+    label = dict((k, lab) for k, lab, _ in report.HEADLINE)["boarding_hours"]
+    assert f"95% CI {fmt(lo)}" in re.sub(r"<[^>]+>", "", _row_html(text, label))
+    assert "(of the median)" in _row_html(text, label)
+    assert deck.headline_cells(r)[0] == f"{fmt(median)} median"
+    plain = report.Tables(t.out_dir, t.manifest, summary=summary, scenarios=["baseline"])
+    before = report.html_report(plain, [], report.warnings(plain))
+    for kpi, other, _ in report.HEADLINE:
+        if kpi != "boarding_hours":
+            assert _row_html(text, other) == _row_html(before, other), kpi
+    assert "median" not in re.search(r"<h2 id='headline'>.*?</table>", before, re.S).group(0)
