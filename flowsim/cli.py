@@ -57,17 +57,39 @@ def _format(x: float, kpi: str) -> str:
     return f"{x:,.1f}" if abs(x) < 100 else f"{x:,.0f}"
 
 
-def print_summary(summary, title: str) -> None:
+def print_summary(summary, title: str, runs=None) -> None:
+    """The headline KPIs: mean and 95% CI from ``summary``; for a KPI whose mean a few
+    replications drive (``results.driven_by_few`` on ``runs``), the median, its interval and a
+    sentence saying why instead."""
     print(f"\n{title}")
     print(f"  {'KPI':<40} {'mean':>10}   {'95% CI':>23}")
     for scenario, grp in summary.groupby("scenario", sort=False):
         rows = grp.set_index("kpi")
+        mine = runs[runs["scenario"] == scenario] if runs is not None else None
         for kpi, label in results.HEADLINE:
-            if kpi in rows.index:
-                r = rows.loc[kpi]
-                ci = f"{_format(r.ci_low, kpi)} to {_format(r.ci_high, kpi)}"
-                print(f"  {label:<40} {_format(r['mean'], kpi):>10}   {ci:>23}")
+            if kpi not in rows.index:
+                continue
+            r = rows.loc[kpi]
+            if mine is not None and kpi in mine and results.driven_by_few(mine[kpi]):
+                _print_median(kpi, label, mine[kpi].to_numpy(dtype=float))
+                continue
+            ci = f"{_format(r.ci_low, kpi)} to {_format(r.ci_high, kpi)}"
+            print(f"  {label:<40} {_format(r['mean'], kpi):>10}   {ci:>23}")
         print(f"  (scenario {scenario}, {int(rows.loc['admissions', 'n'])} replications)")
+
+
+def _print_median(kpi: str, label: str, values) -> None:
+    """A KPI's median with its distribution-free interval (its real coverage when below 95%),
+    then the sentence saying why the mean is not shown."""
+    import textwrap
+
+    median, lo, hi, cover = results.median_interval(values)
+    ci = f"{_format(lo, kpi)} to {_format(hi, kpi)}" + (f" ({cover:.0%})" if cover < 0.95 else "")
+    print(f"  {(label + ' (median)')[:40]:<40} {_format(median, kpi):>10}   {ci:>23}")
+    why = results.WHY_FEW.get(kpi, "A few replications are far above the others")
+    text = results.few_sentence(label, values, lambda x: _format(x, kpi))
+    text += f" {why}: see the report."
+    print(textwrap.fill(text, width=96, initial_indent="    ", subsequent_indent="    "))
 
 
 def main(cfg: DictConfig) -> float:
@@ -135,7 +157,7 @@ def main(cfg: DictConfig) -> float:
         f"flowsim: {config.system.name} system, {run.horizon_days - run.warmup_days:g} days "
         f"after a {run.warmup_days:g}-day warm-up"
     )
-    print_summary(summary, title)
+    print_summary(summary, title, outcome.runs)
     if comparison is not None:
         print_comparison(comparison)
     written += _pack(run, out_dir)

@@ -12,7 +12,7 @@ import pandas as pd
 from flowsim.figures import Figure, fmt
 
 if TYPE_CHECKING:
-    from flowsim.report import Tables
+    from flowsim.outputs import Tables
 
 KEY_FIGURES = (
     "flow",
@@ -29,13 +29,19 @@ KEY_FIGURES = (
 """The figures that get a slide of their own (every figure is in report.html and figures/)."""
 
 
-def headline_cells(r: pd.Series) -> tuple[str, str, str]:
-    """(value, interval, change) texts of one headline row, as the deck shows them."""
-    from flowsim.report import change_text, interval_text
+def headline_cells(r: pd.Series) -> tuple[str, ...]:
+    """(value, interval, change) texts of one headline row, as the deck shows them; for a KPI
+    whose mean a few replications drive, (median, its interval, the mean with its CI, change)."""
+    from flowsim.report import change_text, interval_text, median_text
 
     unit = r["unit"]
     value = fmt(r["mean"], unit)
     ci = f"95% CI {interval_text(r['ci_low'], r['ci_high'], unit)}"
+    if not pd.isna(r.get("median", float("nan"))):
+        value, ci = (
+            f"{fmt(r['median'], unit)} median",
+            f"{median_text(r, unit)}\nmean {value} ({ci})",
+        )
     change = ""
     if "diff_mean" in r and not pd.isna(r["diff_mean"]):
         change = (
@@ -110,7 +116,8 @@ def write(
     )
 
     if not head.empty:
-        slide = new_slide("The headline numbers (mean, 95% confidence interval)")
+        what = "mean, or median where marked" if "median" in head else "mean"
+        slide = new_slide(f"The headline numbers ({what}; 95% confidence interval)")
         scen = list(dict.fromkeys(head["scenario"]))
         labels = list(dict.fromkeys(head["label"]))
         shape = slide.shapes.add_table(

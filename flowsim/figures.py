@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from flowsim.config import REASON_NAMES
 
 if TYPE_CHECKING:
-    from flowsim.report import Tables
+    from flowsim.outputs import Tables
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 """Okabe and Ito's colour-blind-safe palette."""

@@ -2,7 +2,8 @@
 inlined once), ``figures/`` (PNG and SVG through kaleido and the machine's Chrome or Chromium),
 ``summit_pack.xlsx`` and ``summit_pack.pptx``. Never runs or imports the simulation.
 
-Rebuild the pack of an output folder with ``flowsim-report <folder>``.
+Rebuild the pack of an output folder with ``flowsim-report <folder>``. The folder is read and
+checked first (``flowsim/outputs.py``): a file missing or damaged is named, and nothing is written.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import html
 import logging
 import math
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from flowsim import deck, figures, provenance, results, scenarios, warmup, workbook
 from flowsim.figures import Figure, fmt
+from flowsim.outputs import ReportError, Tables, load  # noqa: F401  (load: report.load)
 
 log = logging.getLogger(__name__)
 
@@ -37,92 +38,14 @@ MIN_REPLICATIONS = 10
 PACK = ("report.html", "summit_pack.xlsx", "summit_pack.pptx")
 
 
-@dataclass
-class Tables:
-    """What an output folder holds (``None`` where a table was not written)."""
-
-    out_dir: Path
-    manifest: dict
-    summary: pd.DataFrame | None = None
-    comparison: pd.DataFrame | None = None
-    runs: pd.DataFrame | None = None
-    daily: pd.DataFrame | None = None
-    flows: pd.DataFrame | None = None
-    capacity_sweep: pd.DataFrame | None = None
-    bottlenecks: pd.DataFrame | None = None
-    allocation: pd.DataFrame | None = None
-    allocation_frontier: pd.DataFrame | None = None
-    scenarios: list[str] = field(default_factory=list)
-
-    @property
-    def config(self) -> dict:
-        return self.manifest.get("config", {})
-
-    @property
-    def run(self) -> dict:
-        return self.config.get("run", {})
-
-    @property
-    def window(self) -> dict:
-        """The window the replications ran (the manifest's ``window``, else the run config)."""
-        w = self.manifest.get("window") or {}
-        warm = float(w.get("warmup_days", self.run.get("warmup_days", 0)))
-        horizon = float(w.get("horizon_days", self.run.get("horizon_days", 0)))
-        return {"warmup_days": warm, "horizon_days": horizon, "measured_days": horizon - warm}
-
-    @property
-    def measured_days(self) -> float:
-        return self.window["measured_days"]
-
-    @property
-    def services_config(self) -> dict:
-        return self.config.get("system", {}).get("services", {})
-
-    @property
-    def allocation_objective(self) -> str:
-        return self.config.get("appraise", {}).get("allocate", {}).get("objective", "objective")
-
-    @property
-    def replications(self) -> int:
-        if self.summary is not None and not self.summary.empty:
-            return int(self.summary["n"].max())
-        return int(self.run.get("replications", 0))
-
-
-class ReportError(Exception):
-    """The folder cannot make a report (no manifest, no tables)."""
-
-
-def load(out_dir: Path) -> Tables:
-    """Read an output folder's tables (whatever of them it holds)."""
-    out_dir = Path(out_dir)
-    manifest_path = out_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise ReportError(f"{out_dir}: no manifest.json here; is this a flowsim output folder?")
-    import json
-
-    t = Tables(out_dir, json.loads(manifest_path.read_text()))
-    for name in ("summary", "comparison", "capacity_sweep", "bottlenecks", "allocation"):
-        if (out_dir / f"{name}.csv").is_file():
-            setattr(t, name, pd.read_csv(out_dir / f"{name}.csv"))
-    if (out_dir / "allocation_frontier.csv").is_file():
-        t.allocation_frontier = pd.read_csv(out_dir / "allocation_frontier.csv")
-    for name in ("runs", "daily", "flows"):
-        if (out_dir / f"{name}.parquet").is_file():
-            setattr(t, name, pd.read_parquet(out_dir / f"{name}.parquet"))
-    if t.summary is None and t.capacity_sweep is None and t.bottlenecks is None:
-        if t.allocation_frontier is None:
-            raise ReportError(f"{out_dir}: no summary.csv or appraisal tables to report on")
-    if t.summary is not None:
-        t.scenarios = list(dict.fromkeys(t.summary["scenario"]))
-    return t
-
-
 # -- what the pack says -----------------------------------------------------------------------
 
 
 def headline(t: Tables) -> pd.DataFrame:
-    """The headline numbers, straight from summary.csv and comparison.csv (no recomputation)."""
+    """The headline numbers, straight from summary.csv and comparison.csv (no recomputation);
+    for a KPI whose mean a few replications drive (``results.driven_by_few`` on runs.parquet),
+    also its ``median`` with a distribution-free interval (``median_ci_low``/``_high``, its
+    ``median_coverage``) and the ``note`` saying why the median is the headline."""
     if t.summary is None:
         return pd.DataFrame()
     s = t.summary.set_index(["scenario", "kpi"])
@@ -139,8 +62,38 @@ def headline(t: Tables) -> pd.DataFrame:
             if c is not None and (scenario, kpi) in c.index:
                 d = c.loc[(scenario, kpi)]
                 row.update({k: float(d[k]) for k in ("diff_mean", "diff_ci_low", "diff_ci_high")})
+            row.update(_median_headline(t, scenario, kpi, label, unit))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _median_headline(t: Tables, scenario: str, kpi: str, label: str, unit: str) -> dict:
+    """The median, its interval and the note, for a KPI whose mean a few replications drive."""
+    if t.runs is None or kpi not in t.runs:
+        return {}
+    x = t.runs.loc[t.runs["scenario"] == scenario, kpi].to_numpy(dtype=float)
+    if not results.driven_by_few(x):
+        return {}
+    median, lo, hi, cover = results.median_interval(x)
+    note = results.few_sentence(label, x, lambda v: fmt(v, unit))
+    note += f" {results.WHY_FEW.get(kpi, 'A few replications are far above the others')}."
+    if len(t.scenarios) > 1:
+        note = f"{scenario}: {note}"
+    return {
+        "median": median,
+        "median_ci_low": lo,
+        "median_ci_high": hi,
+        "median_coverage": cover,
+        "note": note,
+    }
+
+
+def median_text(r, unit: str = "") -> str:
+    """The interval of a headline median: its 95% CI, or the range with its real coverage."""
+    text = interval_text(r["median_ci_low"], r["median_ci_high"], unit)
+    if r["median_coverage"] >= 0.95:
+        return f"95% CI {text}"
+    return f"range {text} ({r['median_coverage']:.0%} confidence)"
 
 
 def interval_text(lo: float, hi: float, unit: str = "") -> str:
@@ -159,8 +112,8 @@ def change_text(x: float, unit: str = "") -> str:
 
 
 def warnings(t: Tables) -> list[str]:
-    """Where the evidence is thin: few replications, intervals wider than the effect, a warm-up
-    too short for the system's queues."""
+    """Where the evidence is thin: few replications, intervals wider than the effect, a mean
+    that a few replications drive, a warm-up too short for the system's queues."""
     out = []
     n = t.replications
     if n < 2:
@@ -183,6 +136,9 @@ def warnings(t: Tables) -> list[str]:
                     f"({change_text(r['diff_ci_low'])} to {change_text(r['diff_ci_high'])}) is "
                     "wider than the effect and includes no change; more replications may tell."
                 )
+    head = headline(t)
+    if "note" in head:
+        out += head["note"].dropna().tolist()
     if t.daily is not None:
         out += warmup.warmup_check(t.daily, t.window["warmup_days"])
         out += warmup.growth_check(t.daily, t.window["warmup_days"])
@@ -234,6 +190,10 @@ def _headline_html(t: Tables, head: pd.DataFrame) -> str:
             lo = _cell(r["ci_low"], unit, sc, kpi, "ci_low", fmt(r["ci_low"], unit))
             hi = _cell(r["ci_high"], unit, sc, kpi, "ci_high", fmt(r["ci_high"], unit))
             ci = "no interval" if math.isnan(r["ci_low"]) else f"95% CI {lo} to {hi}"
+            if not pd.isna(r.get("median")):  # a few replications drive the mean
+                ci = f"{_median_html(r, unit)}<br>mean {text} ({ci})"
+                text = _cell(r["median"], unit, sc, kpi, "median", fmt(r["median"], unit))
+                text += " <span class='ci'>median</span>"
             extra = ""
             if comparing and not pd.isna(r.get("diff_mean")):
                 d = _cell(
@@ -259,11 +219,25 @@ def _headline_html(t: Tables, head: pd.DataFrame) -> str:
             cells.append(f"<td class='num'>{text}<br><span class='ci'>{ci}</span>{extra}</td>")
         body.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
     days = t.measured_days
+    notes = head["note"].dropna().tolist() if "note" in head else []
+    what = "mean (median where a few replications drive the mean)" if notes else "mean"
     return (
-        f"<h2 id='headline'>Headline: {days:g} days measured, mean of {t.replications} "
+        f"<h2 id='headline'>Headline: {days:g} days measured, {what} of {t.replications} "
         f"replication(s) with 95% confidence intervals</h2>"
         f"<table class='headline'><tr><th></th>{cols}</tr>{''.join(body)}</table>"
+        + "".join(f"<p class='reading few'>{html.escape(n)}</p>" for n in notes)
     )
+
+
+def _median_html(r, unit: str) -> str:
+    """The interval of a headline median, its bounds readable back from ``data-value``."""
+    sc, kpi = r["scenario"], r["kpi"]
+    lo, hi = (
+        _cell(r[k], unit, sc, kpi, k, fmt(r[k], unit)) for k in ("median_ci_low", "median_ci_high")
+    )
+    if r["median_coverage"] >= 0.95:
+        return f"95% CI {lo} to {hi} (of the median)"
+    return f"range {lo} to {hi} (holds the median with {r['median_coverage']:.0%} confidence)"
 
 
 def _table_html(df: pd.DataFrame, cls: str = "") -> str:

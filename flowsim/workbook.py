@@ -13,9 +13,14 @@ import pandas as pd
 from flowsim.results import interval
 
 if TYPE_CHECKING:
-    from flowsim.report import Tables
+    from flowsim.outputs import Tables
 
 SERIES = ("occupancy_mean", "waiting_mean", "delayed_mean")
+MEDIAN_NOTE = (
+    "Where a few replications drive a KPI's mean (see the Headline sheet's note), the headline is "
+    "its median, with a distribution-free interval (order statistics; median_coverage is its real "
+    "coverage)."
+)
 
 
 def daily_bands(daily: pd.DataFrame) -> pd.DataFrame:
@@ -64,6 +69,7 @@ def sheets(
             "Intervals are 95% confidence intervals across replications (Student t); "
             "p5/p50/p95 are percentiles across replications.",
         ),
+        *((("median", MEDIAN_NOTE),) if "median" in head else ()),
         *(("warning", w) for w in warns),
     ]
     out = {"About": pd.DataFrame(about, columns=["item", "value"])}

@@ -5,6 +5,7 @@ determinism across worker counts, and bad input rejected with no traceback and n
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -13,13 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from pandas.testing import assert_frame_equal
 
 import flowsim
-from flowsim import results
+from flowsim import cli, results
 from flowsim.config import validate
 
 TINY = ["run.replications=2", "run.horizon_days=60", "run.warmup_days=20"]
@@ -287,3 +289,137 @@ def test_rerun_into_its_folder_replaces_every_file_it_owns(tmp_path_factory):
 
 
 # -- bad input: tests/test_inputs.py (a table of every kind of bad input) ------------------------
+
+
+# -- a mean driven by a few replications ----------------------------------------------------------
+
+
+def _few_largest(n: int, share: float, rng) -> np.ndarray:
+    """n values: ``few(n)`` equal large ones holding ``share`` of the total, the rest near 100,
+    shuffled."""
+    k = results.few(n)
+    rest = rng.uniform(90.0, 110.0, n - k)
+    large = np.full(k, share / (1 - share) * rest.sum() / k)
+    return rng.permutation(np.concatenate([rest, large]))
+
+
+def _least_holding_half(x: np.ndarray) -> int:
+    desc = sorted(x, reverse=True)
+    return next(m for m in range(1, len(desc) + 1) if sum(desc[:m]) > sum(desc) / 2)
+
+
+@pytest.mark.parametrize("n", [3, 5, 10, 14, 20, 40, 100])
+def test_few_replications_holding_more_than_half_drive_the_mean(n):
+    rng = np.random.default_rng(n)
+    for share in (0.51, 0.65, 0.93):  # (none where fewer equal ones hold exactly half)
+        x = _few_largest(n, share, rng)
+        assert np.sort(x)[-results.few(n)] > 110  # the large ones are the largest
+        m = results.driven_by_few(x)
+        assert 1 <= m <= results.few(n)
+        assert m == _least_holding_half(x)
+        assert results.driven_by_few(x * 1e4) == m  # a share: free of units and scale
+    for share in (0.49, 0.3):
+        assert results.driven_by_few(_few_largest(n, share, rng)) == 0
+    # one more than a few holding the same share is not a few
+    k = results.few(n) + 1
+    if k < n:
+        rest = rng.uniform(90.0, 110.0, n - k)
+        x = np.concatenate([rest, np.full(k, 0.9 / 0.1 * rest.sum() / k)])
+        held = np.sort(x)[::-1][: results.few(n)].sum() / x.sum()
+        assert (results.driven_by_few(x) > 0) == (held > results.FEW_SHARE)
+
+
+def test_usual_kpis_and_degenerate_values_are_not_driven_by_few():
+    rng = np.random.default_rng(11)
+    for _ in range(200):  # replications a few per cent apart, as delayed bed days are
+        assert results.driven_by_few(rng.normal(1900.0, 60.0, 20)) == 0
+    assert results.driven_by_few([0.0, 400.0]) == 0  # two replications: median == mean
+    assert results.driven_by_few([0.0, 0.0, 400.0]) == 1
+    assert results.driven_by_few([0.0, 0.0, 400.0, np.nan]) == 1  # NaN is no replication
+    assert results.driven_by_few(np.zeros(20)) == 0
+    assert results.driven_by_few([-5.0, 0.0, 400.0]) == 0  # not a share of a total
+    assert results.driven_by_few([0.0, 0.0, np.inf]) == 0
+
+
+@pytest.mark.parametrize("n", range(1, 61))
+def test_median_interval_coverage_is_binomial(n):
+    """[x_(l), x_(n+1-l)] holds the median with probability P(l <= B <= n - l), B ~ Bin(n, 1/2):
+    the returned coverage is that, at least 95% where the range allows it, and the tightest."""
+    from scipy.stats import binom
+
+    x = np.arange(n, dtype=float) * 3.0 + 7.0  # x_(l) = 3 (l - 1) + 7, so l can be read back
+    median, lo, hi, cover = results.median_interval(rng_order(x))
+    assert median == np.median(x)
+    if n == 1:
+        assert math.isnan(lo) and math.isnan(hi) and math.isnan(cover)
+        return
+    rank = int(round((lo - 7.0) / 3.0)) + 1
+    assert hi == x[n - rank]  # symmetric ranks
+
+    def coverage(r: int) -> float:
+        return float(binom.cdf(n - r, n, 0.5) - binom.cdf(r - 1, n, 0.5))
+
+    assert cover == pytest.approx(coverage(rank), abs=1e-12)
+    if coverage(1) >= 0.95:
+        assert cover >= 0.95
+        assert rank + 1 > n // 2 or coverage(rank + 1) < 0.95  # no tighter interval has 95%
+    else:  # too few replications: the range, with its real coverage
+        assert (lo, hi) == (x[0], x[-1])
+        assert n < 6
+
+
+def rng_order(x: np.ndarray) -> np.ndarray:
+    return np.random.default_rng(x.size).permutation(x)
+
+
+def test_median_interval_covers_as_it_says_on_skewed_draws():
+    """Drawn 4,000 times from a lognormal (median 1) mixed with overflows (as boarding hours
+    are), the interval holds the true median as often as its stated coverage (4 standard
+    errors)."""
+    rng = np.random.default_rng(5)
+    for n in (5, 20):
+        draws = rng.lognormal(0.0, 1.0, (4000, n))
+        overflow = rng.random((4000, n)) < 0.1
+        draws = np.where(overflow & (draws > 1.0), draws * 1e4, draws)  # the median stays 1
+        got = [results.median_interval(d) for d in draws]
+        hit = np.mean([lo <= 1.0 <= hi for _, lo, hi, _ in got])
+        cover = got[0][3]
+        assert abs(hit - cover) < 4 * math.sqrt(cover * (1 - cover) / len(draws)), (n, hit, cover)
+
+
+def test_printout_headlines_the_median_of_a_kpi_a_few_replications_drive(capsys):
+    """Boarding hours that overflow in 3 of 20 replications: the printout shows the median with
+    its interval and the sentence; other KPIs keep their mean and Student-t interval."""
+    rng = np.random.default_rng(2)
+    boarding = rng.lognormal(np.log(1424.0), 0.5, 20)
+    boarding[[2, 9, 17]] = rng.uniform(200_000, 400_000, 3)
+    runs = pd.DataFrame({
+        "scenario": "baseline", "replication": range(20),
+        "admissions": rng.normal(60_000, 300, 20), "delayed_bed_days": rng.normal(1900, 60, 20),
+        "boarding_hours": boarding,
+    })  # fmt: skip
+    summary = results.summary(runs)
+    cli.print_summary(summary, "title", runs)
+    out = capsys.readouterr().out
+    median, lo, hi, _ = results.median_interval(boarding)
+    fmt = lambda x: cli._format(x, "boarding_hours")  # noqa: E731
+    row = next(line for line in out.splitlines() if "Boarding hours (median)" in line)
+    assert row.split()[3:] == [fmt(median), fmt(lo), "to", fmt(hi)]
+    said = " ".join(out.split())  # the sentence, unwrapped
+    assert f"Boarding hours: the mean ({fmt(boarding.mean())}) is driven by" in said
+    assert "the median is shown" in said and "front door overflows" in said
+    s = summary.set_index("kpi").loc["delayed_bed_days"]
+    cells = [cli._format(s[k], "x") for k in ("mean", "ci_low", "ci_high")]
+    assert re.search(r"Delayed bed days \(acute\) +{} +{} to {}\n".format(*cells), out)
+    # without the runs, or when no KPI is skewed, today's printout exactly
+    cli.print_summary(summary, "title")
+    plain = capsys.readouterr().out
+    assert "median" not in plain
+    assert [line for line in plain.splitlines() if "Boarding hours" in line][0].split()[2] == (
+        fmt(boarding.mean())
+    )
+    calm = runs.assign(boarding_hours=rng.normal(1424.0, 50.0, 20))
+    cli.print_summary(results.summary(calm), "title")
+    before = capsys.readouterr().out
+    cli.print_summary(results.summary(calm), "title", calm)
+    assert capsys.readouterr().out == before

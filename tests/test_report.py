@@ -7,6 +7,7 @@ without one they are skipped, unless ``FLOWSIM_REQUIRE_BROWSER=1`` (set by ``.ci
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -449,16 +450,109 @@ def test_flowsim_report_rebuilds_the_same_report_without_simpy(packs, tmp_path):
     assert {"summit_pack.xlsx", "summit_pack.pptx"} <= {p.name for p in copy.iterdir()}
 
 
-def test_flowsim_report_rejects_a_folder_without_tables(tmp_path):
-    proc = subprocess.run(
-        [script("flowsim-report"), str(tmp_path / "nowhere")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    assert "no manifest.json" in proc.stderr and "Traceback" not in proc.stderr
-    assert not (tmp_path / "nowhere").exists()
+def _cut(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _lines(keep: int):
+    def damage(path: Path) -> None:  # cut at a line's end: the file still parses
+        path.write_text("".join(path.read_text().splitlines(keepends=True)[:keep]))
+
+    return damage
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"\x00\xff not a table \x9c\n" * 40)
+
+
+DAMAGED = {
+    # id: (pack copied, file damaged, damage, what stderr says of it); the first six run the
+    # console script (it starts in ~3 s), the others call report.main in this process
+    "runs_truncated": ("comparison", "runs.parquet", _cut, "is damaged"),
+    "daily_missing": ("comparison", "daily.parquet", Path.unlink, "is missing"),
+    "summary_truncated": ("comparison", "summary.csv", _cut, "is damaged"),
+    "manifest_truncated": ("comparison", "manifest.json", _cut, "is damaged"),
+    "empty_folder": (None, "manifest.json", None, "is missing"),
+    "missing_folder": (None, "", None, "does not exist"),
+    "daily_empty": ("comparison", "daily.parquet", lambda p: p.write_bytes(b""), "is damaged"),
+    "flows_truncated": ("comparison", "flows.parquet", _cut, "is damaged"),
+    "summary_cut_at_a_line_end": ("comparison", "summary.csv", _lines(20), "does not match"),
+    "summary_not_csv": ("comparison", "summary.csv", _garbage, "is damaged"),
+    "comparison_missing": ("comparison", "comparison.csv", Path.unlink, "is missing"),
+    "manifest_missing": ("one", "manifest.json", Path.unlink, "is missing"),
+    "sweep_missing": ("appraisal", "capacity_sweep.csv", Path.unlink, "is missing"),
+    "sweep_runs_truncated": ("appraisal", "capacity_sweep_runs.parquet", _cut, "is damaged"),
+}
+IN_A_SUBPROCESS = list(DAMAGED)[:6]
+
+
+def _snapshot(folder: Path) -> dict:
+    """Every file and folder under ``folder`` (hidden ones too), with its mtime and bytes; the
+    folder's own mtime changes if a file is made in it, even one removed again."""
+    if not folder.exists():
+        return {}
+    out = {".": folder.stat().st_mtime_ns}
+    for p in sorted(folder.rglob("*")):
+        out[str(p.relative_to(folder))] = (p.stat().st_mtime_ns, p.is_file() and p.read_bytes())
+    return out
+
+
+def _damage(packs, root: Path, case: str) -> Path:
+    pack, name, damage, _ = DAMAGED[case]
+    folder = root / case
+    if pack is not None:
+        shutil.copytree(packs[pack], folder)
+        damage(folder / name)
+    elif name:
+        folder.mkdir()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def damaged(packs, tmp_path_factory) -> dict:
+    """``flowsim-report`` on damaged copies of the packs, the console script's cases all started
+    at once: case -> (exit code, stdout, stderr, folder, its snapshot before)."""
+    root = tmp_path_factory.mktemp("damaged")
+    started = {}
+    for case in IN_A_SUBPROCESS:
+        folder = _damage(packs, root, case)
+        before = _snapshot(folder)
+        proc = subprocess.Popen(
+            [script("flowsim-report"), str(folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started[case] = (proc, folder, before)
+    done = {}
+    for case, (proc, folder, before) in started.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        done[case] = (proc.returncode, stdout, stderr, folder, before)
+    return done
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_flowsim_report_names_a_missing_or_damaged_file_and_writes_nothing(
+    damaged, packs, tmp_path, capsys, case
+):
+    """One plain line naming the file and what is wrong, exit code 2, no traceback, and the
+    folder as it was (no report.html, figures/, workbook or deck made or changed)."""
+    if case in damaged:
+        rc, stdout, stderr, folder, before = damaged[case]
+    else:
+        folder = _damage(packs, tmp_path, case)
+        before = _snapshot(folder)
+        rc = report.main([str(folder)])  # raises (a traceback) on anything but a ReportError
+        stdout, stderr = capsys.readouterr()
+    _, name, _, words = DAMAGED[case]
+    said = stdout + stderr
+    assert rc == 2, said
+    assert "Traceback" not in said, said
+    line = stderr.strip()
+    assert "\n" not in line and line.startswith("flowsim-report: "), said
+    assert f"{folder / name if name else folder} {words}" in line, said
+    assert _snapshot(folder) == before
+    assert folder.exists() == bool(name)
 
 
 def test_without_a_browser_the_html_is_still_written_and_one_message_says_why(packs, tmp_path):
@@ -522,3 +616,140 @@ def test_a_warm_up_too_short_for_the_queues_is_flagged(tables):
     assert not any(w.startswith("warm-up") for w in report.warnings(long_enough))
     html_text = report.html_report(short, [], warns)
     assert re.search(r"id='warnings'.*warm-up may be too short", html_text, re.S)
+
+
+# -- a KPI whose mean a few replications drive is headlined by its median ----------------------
+
+
+def _row_html(text: str, label: str) -> str:
+    """The headline table's row of one KPI."""
+    return re.search(rf"<tr><th>{re.escape(html.escape(label))}</th>.*?</tr>", text).group(0)
+
+
+@pytest.fixture(scope="module")
+def skewed(packs, tmp_path_factory) -> Path:
+    """The comparison pack with boarding hours that one replication of three drives in every
+    scenario: runs.parquet's column replaced (its provenance kept), summary.csv and comparison.csv
+    remade from it as flowsim makes them, and the pack rebuilt by flowsim-report."""
+    import pyarrow.parquet as pq
+
+    from flowsim import results, scenarios
+
+    folder = tmp_path_factory.mktemp("skewed") / "out"
+    shutil.copytree(packs["comparison"], folder)
+    runs = pd.read_parquet(folder / "runs.parquet")
+    rng = np.random.default_rng(9)
+    big = runs["replication"] == 1
+    runs["boarding_hours"] = np.where(
+        big, rng.uniform(2e5, 4e5, len(runs)), rng.uniform(0.0, 50.0, len(runs))
+    )
+    meta = json.loads(pq.read_schema(folder / "runs.parquet").metadata[b"flowsim"])
+    results.write_parquet(runs, folder / "runs.parquet", meta)
+    results.write_csv(results.summary(runs), folder / "summary.csv")
+    results.write_csv(scenarios.compare(runs), folder / "comparison.csv")
+    proc = subprocess.run(
+        [script("flowsim-report"), str(folder), "--no-figures"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return folder
+
+
+def test_report_headlines_the_median_where_a_few_replications_drive_the_mean(packs, skewed):
+    from flowsim import results
+
+    runs = pd.read_parquet(skewed / "runs.parquet")
+    summary = pd.read_csv(skewed / "summary.csv").set_index(["scenario", "kpi"])
+    text = (skewed / "report.html").read_text(encoding="utf-8")
+    found = _numbers(skewed / "report.html")
+    label = dict((k, lab) for k, lab, _ in report.HEADLINE)["boarding_hours"]
+    for scenario, grp in runs.groupby("scenario"):
+        x = grp["boarding_hours"].to_numpy()
+        assert results.driven_by_few(x) == 1
+        median, lo, hi, cover = results.median_interval(x)
+        assert cover == pytest.approx(0.75)  # 3 replications: the range, and it says so
+        for stat, value in (("median", median), ("median_ci_low", lo), ("median_ci_high", hi)):
+            assert found[(scenario, "boarding_hours", stat)] == [(value, fmt(value))]
+        # the mean is still shown beside it, as summary.csv has it
+        mean = summary.loc[(scenario, "boarding_hours"), "mean"]
+        assert found[(scenario, "boarding_hours", "mean")] == [(mean, fmt(mean))]
+        note = f"{scenario}: " + results.few_sentence(label, x, fmt)
+        assert html.escape(note) in text
+        assert re.search(rf"id='warnings'.*{re.escape(html.escape(note))}", text, re.S)
+    row = _row_html(text, label)
+    assert "median" in row and "holds the median with 75% confidence" in row
+    assert "mean (median where a few replications drive the mean)" in text
+    # every other headline KPI reads exactly as before
+    before = (packs["comparison"] / "report.html").read_text(encoding="utf-8")
+    for kpi, other, _ in report.HEADLINE:
+        if kpi != "boarding_hours":
+            assert _row_html(text, other) == _row_html(before, other), kpi
+
+
+def test_workbook_and_deck_headline_the_same_median(skewed):
+    from flowsim import results
+
+    runs = pd.read_parquet(skewed / "runs.parquet")
+    head = pd.read_excel(skewed / "summit_pack.xlsx", sheet_name="Headline")
+    for _, r in head.iterrows():
+        x = runs.loc[runs["scenario"] == r["scenario"], r["kpi"]].to_numpy()
+        if r["kpi"] != "boarding_hours":
+            assert math.isnan(r["median"]) and pd.isna(r["note"])
+            continue
+        median, lo, hi, cover = results.median_interval(x)
+        got = [r[k] for k in ("median", "median_ci_low", "median_ci_high", "median_coverage")]
+        np.testing.assert_allclose(got, [median, lo, hi, cover], rtol=XLSX_RTOL, atol=0)
+        assert "the median is shown" in r["note"]
+    about = pd.read_excel(skewed / "summit_pack.xlsx", sheet_name="About").set_index("item")
+    assert "distribution-free" in about.loc["median", "value"]
+    prs = _deck(skewed / "summit_pack.pptx")
+    table = _table(prs)
+    labels = [table.cell(i, 0).text for i in range(len(table.rows))]
+    i = labels.index(dict((k, lab) for k, lab, _ in report.HEADLINE)["boarding_hours"])
+    for j in range(1, len(table.columns)):
+        x = runs.loc[runs["scenario"] == table.cell(0, j).text, "boarding_hours"].to_numpy()
+        lines = table.cell(i, j).text.splitlines()
+        assert lines[0] == f"{fmt(results.median_interval(x)[0])} median"
+        assert lines[2].startswith(f"mean {fmt(x.mean())} (95% CI")
+    texts = [sh.text_frame.text for s in prs.slides for sh in s.shapes if sh.has_text_frame]
+    assert any("is driven by one of 3 replications" in t for t in texts)
+
+
+def test_twenty_replications_give_the_median_a_95_percent_interval(tables):
+    """Boarding hours overflowing in 3 of 20 replications (the issue's case), in memory: the
+    median with its 95% interval, the mean beside it, the note; the other KPIs as before."""
+    from flowsim import results
+
+    t = tables["comparison"]
+    rng = np.random.default_rng(20)
+    runs = pd.DataFrame({"scenario": "baseline", "replication": range(20)})
+    for kpi, _, _ in report.HEADLINE:
+        runs[kpi] = rng.normal(1000.0, 30.0, 20)
+    boarding = rng.lognormal(np.log(1424.0), 0.6, 20)
+    boarding[[4, 11, 16]] = rng.uniform(2e5, 4e5, 3)
+    runs["boarding_hours"] = boarding
+    runs["admissions"] = 60_000.0
+    summary = results.summary(runs)
+    many = report.Tables(t.out_dir, t.manifest, summary=summary, runs=runs, scenarios=["baseline"])
+    head = report.headline(many).set_index("kpi")
+    median, lo, hi, cover = results.median_interval(boarding)
+    assert cover >= 0.95
+    r = head.loc["boarding_hours"]
+    assert (r["median"], r["median_ci_low"], r["median_ci_high"]) == (median, lo, hi)
+    assert head.drop("boarding_hours")["median"].isna().all()
+    warns = report.warnings(many)
+    assert r["note"] in warns and r["note"].startswith("Hours waited for an acute bed")
+    assert "front door overflows" in r["note"] and "only" not in r["note"]
+    text = report.html_report(many, [], warns)
+    label = dict((k, lab) for k, lab, _ in report.HEADLINE)["boarding_hours"]
+    assert f"95% CI {fmt(lo)}" in re.sub(r"<[^>]+>", "", _row_html(text, label))
+    assert "(of the median)" in _row_html(text, label)
+    assert deck.headline_cells(r)[0] == f"{fmt(median)} median"
+    plain = report.Tables(t.out_dir, t.manifest, summary=summary, scenarios=["baseline"])
+    before = report.html_report(plain, [], report.warnings(plain))
+    for kpi, other, _ in report.HEADLINE:
+        if kpi != "boarding_hours":
+            assert _row_html(text, other) == _row_html(before, other), kpi
+    assert "median" not in re.search(r"<h2 id='headline'>.*?</table>", before, re.S).group(0)
