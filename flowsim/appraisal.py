@@ -18,7 +18,7 @@ import pandas as pd
 
 from flowsim import runner, scenarios
 from flowsim.config import Config, ConfigError, Investment, Scenario
-from flowsim.results import interval
+from flowsim.uncertainty import interval
 
 
 def _with_capacities(config: Config, capacities: dict[str, int], name: str) -> Config:

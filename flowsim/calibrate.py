@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from flowsim import results, runner, targets
+from flowsim import results, runner, targets, uncertainty
 from flowsim.config import ConfigError, Strict, validate
 
 log = logging.getLogger("flowsim.calibrate")
@@ -333,7 +333,7 @@ def fit_table(objective: Objective, values: dict[str, float]) -> pd.DataFrame:
     rows = []
     for (measure, start), grp in sim.groupby(["measure", "period_start"], sort=False):
         x = grp["value"].to_numpy(dtype=float)
-        mean, lo, hi = results.interval(x, lower=0.0)  # every measure is a count or a time
+        mean, lo, hi = uncertainty.interval(x, lower=0.0)  # every measure is a count or a time
         obs = objective.placed
         o = obs[(obs["measure"] == measure) & (obs["period_start"] == start)]["value"].iloc[0]
         rows.append(

@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from flowsim import results, runner, scenarios, warmup
+from flowsim import results, runner, scenarios, uncertainty, warmup
 from flowsim.config import Config, ConfigError, validate
 
 log = logging.getLogger("flowsim")
@@ -59,7 +59,7 @@ def _format(x: float, kpi: str) -> str:
 
 def print_summary(summary, title: str, runs=None) -> None:
     """The headline KPIs: mean and 95% CI from ``summary``; for a KPI whose mean a few
-    replications drive (``results.driven_by_few`` on ``runs``), the median, its interval and a
+    replications drive (``uncertainty.driven_by_few`` on ``runs``), the median, its interval and a
     sentence saying why instead."""
     print(f"\n{title}")
     print(f"  {'KPI':<40} {'mean':>10}   {'95% CI':>23}")
@@ -70,7 +70,7 @@ def print_summary(summary, title: str, runs=None) -> None:
             if kpi not in rows.index:
                 continue
             r = rows.loc[kpi]
-            if mine is not None and kpi in mine and results.driven_by_few(mine[kpi]):
+            if mine is not None and kpi in mine and uncertainty.driven_by_few(mine[kpi]):
                 _print_median(kpi, label, mine[kpi].to_numpy(dtype=float))
                 continue
             ci = f"{_format(r.ci_low, kpi)} to {_format(r.ci_high, kpi)}"
@@ -83,11 +83,11 @@ def _print_median(kpi: str, label: str, values) -> None:
     then the sentence saying why the mean is not shown."""
     import textwrap
 
-    median, lo, hi, cover = results.median_interval(values)
+    median, lo, hi, cover = uncertainty.median_interval(values)
     ci = f"{_format(lo, kpi)} to {_format(hi, kpi)}" + (f" ({cover:.0%})" if cover < 0.95 else "")
     print(f"  {(label + ' (median)')[:40]:<40} {_format(median, kpi):>10}   {ci:>23}")
-    why = results.WHY_FEW.get(kpi, "A few replications are far above the others")
-    text = results.few_sentence(label, values, lambda x: _format(x, kpi))
+    why = uncertainty.WHY_FEW.get(kpi, "A few replications are far above the others")
+    text = uncertainty.few_sentence(label, values, lambda x: _format(x, kpi))
     text += f" {why}: see the report."
     print(textwrap.fill(text, width=96, initial_indent="    ", subsequent_indent="    "))
 
@@ -133,7 +133,7 @@ def main(cfg: DictConfig) -> float:
         )
         sys.exit(1)
     provenance = {k: meta[k] for k in ("config_hash", "seed", "versions")}
-    summary = results.summary(outcome.runs)
+    summary = uncertainty.summary(outcome.runs)
     results.write_parquet(outcome.runs, out_dir / "runs.parquet", provenance)
     results.write_parquet(outcome.daily, out_dir / "daily.parquet", provenance)
     if outcome.patients is not None:
@@ -293,7 +293,7 @@ def _sweep_point(resolved: dict) -> float:
         meta["window"] = _window(run)
         provenance = {k: meta[k] for k in ("config_hash", "seed", "versions")}
         results.write_parquet(outcome.runs, folder / "runs.parquet", provenance)
-        summary = results.summary(outcome.runs)
+        summary = uncertainty.summary(outcome.runs)
         results.write_csv(summary, folder / "summary.csv")
         if len(todo) > 1:
             results.write_csv(scenarios.compare(outcome.runs), folder / "comparison.csv")

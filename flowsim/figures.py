@@ -114,7 +114,7 @@ def flow(t: Tables) -> Figure | None:
     wide = f.pivot_table(
         index=["source", "target"], columns="replication", values="patients", fill_value=0
     )
-    from flowsim.results import interval
+    from flowsim.uncertainty import interval
 
     stats = [interval(row.to_numpy(), lower=0.0) for _, row in wide.iterrows()]
     links = pd.DataFrame(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flowsim import deck, figures, provenance, results, scenarios, warmup, workbook
+from flowsim import deck, figures, provenance, results, scenarios, uncertainty, warmup, workbook
 from flowsim.figures import Figure, fmt
 from flowsim.outputs import ReportError, Tables, load  # noqa: F401  (load: report.load)
 
@@ -43,7 +43,7 @@ PACK = ("report.html", "summit_pack.xlsx", "summit_pack.pptx")
 
 def headline(t: Tables) -> pd.DataFrame:
     """The headline numbers, straight from summary.csv and comparison.csv (no recomputation);
-    for a KPI whose mean a few replications drive (``results.driven_by_few`` on runs.parquet),
+    for a KPI whose mean a few replications drive (``uncertainty.driven_by_few`` on runs.parquet),
     also its ``median`` with a distribution-free interval (``median_ci_low``/``_high``, its
     ``median_coverage``) and the ``note`` saying why the median is the headline."""
     if t.summary is None:
@@ -72,11 +72,11 @@ def _median_headline(t: Tables, scenario: str, kpi: str, label: str, unit: str) 
     if t.runs is None or kpi not in t.runs:
         return {}
     x = t.runs.loc[t.runs["scenario"] == scenario, kpi].to_numpy(dtype=float)
-    if not results.driven_by_few(x):
+    if not uncertainty.driven_by_few(x):
         return {}
-    median, lo, hi, cover = results.median_interval(x)
-    note = results.few_sentence(label, x, lambda v: fmt(v, unit))
-    note += f" {results.WHY_FEW.get(kpi, 'A few replications are far above the others')}."
+    median, lo, hi, cover = uncertainty.median_interval(x)
+    note = uncertainty.few_sentence(label, x, lambda v: fmt(v, unit))
+    note += f" {uncertainty.WHY_FEW.get(kpi, 'A few replications are far above the others')}."
     if len(t.scenarios) > 1:
         note = f"{scenario}: {note}"
     return {

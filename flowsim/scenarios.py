@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from flowsim.config import Config, ConfigError, Investment, Scenario, validate
-from flowsim.results import POOLED, interval, pooled, t_quantile
+from flowsim.uncertainty import POOLED, interval, pooled, t_quantile
 
 FUNDER_ORGANISATION = {
     "ibcf": "social_care",
@@ -228,7 +228,7 @@ def compare(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
 
 
 def _pooled_difference(b, b_weights, s, s_weights, level: float = 0.95) -> dict:
-    """Paired change of a KPI pooled per patient (``results.POOLED``): the difference of the
+    """Paired change of a KPI pooled per patient (``uncertainty.POOLED``): the difference of the
     two pooled means, with a delta-method interval over paired replications (the linearised
     ratios of a replication, scenario minus baseline, are the paired units)."""
     wb, ws = np.asarray(b_weights, dtype=float), np.asarray(s_weights, dtype=float)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from flowsim.results import interval
+from flowsim.uncertainty import interval
 
 if TYPE_CHECKING:
     from flowsim.outputs import Tables

@@ -21,7 +21,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 import flowsim
-from flowsim import cli, results
+from flowsim import cli, results, uncertainty
 from flowsim.config import validate
 
 TINY = ["run.replications=2", "run.horizon_days=60", "run.warmup_days=20"]
@@ -139,13 +139,13 @@ def test_summary_intervals_stop_at_zero():
         "scenario": ["baseline"] * 4, "replication": range(4),
         "boarding_hours": [0.0, 0.0, 0.0, 400.0], "admissions": [100.0, 102.0, 98.0, 101.0],
     })  # fmt: skip
-    s = results.summary(runs).set_index("kpi")
-    mean, t_low, t_high = results.interval(runs["boarding_hours"].to_numpy())
+    s = uncertainty.summary(runs).set_index("kpi")
+    mean, t_low, t_high = uncertainty.interval(runs["boarding_hours"].to_numpy())
     assert t_low < 0
     assert s.loc["boarding_hours", "ci_low"] == 0.0
     assert s.loc["boarding_hours", "ci_high"] == pytest.approx(t_high)
     assert s.loc["boarding_hours", "mean"] == pytest.approx(mean)
-    _, a_low, a_high = results.interval(runs["admissions"].to_numpy())
+    _, a_low, a_high = uncertainty.interval(runs["admissions"].to_numpy())
     assert a_low > 0
     assert (s.loc["admissions", "ci_low"], s.loc["admissions", "ci_high"]) == (a_low, a_high)
 
@@ -297,7 +297,7 @@ def test_rerun_into_its_folder_replaces_every_file_it_owns(tmp_path_factory):
 def _few_largest(n: int, share: float, rng) -> np.ndarray:
     """n values: ``few(n)`` equal large ones holding ``share`` of the total, the rest near 100,
     shuffled."""
-    k = results.few(n)
+    k = uncertainty.few(n)
     rest = rng.uniform(90.0, 110.0, n - k)
     large = np.full(k, share / (1 - share) * rest.sum() / k)
     return rng.permutation(np.concatenate([rest, large]))
@@ -313,32 +313,32 @@ def test_few_replications_holding_more_than_half_drive_the_mean(n):
     rng = np.random.default_rng(n)
     for share in (0.51, 0.65, 0.93):  # (none where fewer equal ones hold exactly half)
         x = _few_largest(n, share, rng)
-        assert np.sort(x)[-results.few(n)] > 110  # the large ones are the largest
-        m = results.driven_by_few(x)
-        assert 1 <= m <= results.few(n)
+        assert np.sort(x)[-uncertainty.few(n)] > 110  # the large ones are the largest
+        m = uncertainty.driven_by_few(x)
+        assert 1 <= m <= uncertainty.few(n)
         assert m == _least_holding_half(x)
-        assert results.driven_by_few(x * 1e4) == m  # a share: free of units and scale
+        assert uncertainty.driven_by_few(x * 1e4) == m  # a share: free of units and scale
     for share in (0.49, 0.3):
-        assert results.driven_by_few(_few_largest(n, share, rng)) == 0
+        assert uncertainty.driven_by_few(_few_largest(n, share, rng)) == 0
     # one more than a few holding the same share is not a few
-    k = results.few(n) + 1
+    k = uncertainty.few(n) + 1
     if k < n:
         rest = rng.uniform(90.0, 110.0, n - k)
         x = np.concatenate([rest, np.full(k, 0.9 / 0.1 * rest.sum() / k)])
-        held = np.sort(x)[::-1][: results.few(n)].sum() / x.sum()
-        assert (results.driven_by_few(x) > 0) == (held > results.FEW_SHARE)
+        held = np.sort(x)[::-1][: uncertainty.few(n)].sum() / x.sum()
+        assert (uncertainty.driven_by_few(x) > 0) == (held > uncertainty.FEW_SHARE)
 
 
 def test_usual_kpis_and_degenerate_values_are_not_driven_by_few():
     rng = np.random.default_rng(11)
     for _ in range(200):  # replications a few per cent apart, as delayed bed days are
-        assert results.driven_by_few(rng.normal(1900.0, 60.0, 20)) == 0
-    assert results.driven_by_few([0.0, 400.0]) == 0  # two replications: median == mean
-    assert results.driven_by_few([0.0, 0.0, 400.0]) == 1
-    assert results.driven_by_few([0.0, 0.0, 400.0, np.nan]) == 1  # NaN is no replication
-    assert results.driven_by_few(np.zeros(20)) == 0
-    assert results.driven_by_few([-5.0, 0.0, 400.0]) == 0  # not a share of a total
-    assert results.driven_by_few([0.0, 0.0, np.inf]) == 0
+        assert uncertainty.driven_by_few(rng.normal(1900.0, 60.0, 20)) == 0
+    assert uncertainty.driven_by_few([0.0, 400.0]) == 0  # two replications: median == mean
+    assert uncertainty.driven_by_few([0.0, 0.0, 400.0]) == 1
+    assert uncertainty.driven_by_few([0.0, 0.0, 400.0, np.nan]) == 1  # NaN is no replication
+    assert uncertainty.driven_by_few(np.zeros(20)) == 0
+    assert uncertainty.driven_by_few([-5.0, 0.0, 400.0]) == 0  # not a share of a total
+    assert uncertainty.driven_by_few([0.0, 0.0, np.inf]) == 0
 
 
 @pytest.mark.parametrize("n", range(1, 61))
@@ -348,7 +348,7 @@ def test_median_interval_coverage_is_binomial(n):
     from scipy.stats import binom
 
     x = np.arange(n, dtype=float) * 3.0 + 7.0  # x_(l) = 3 (l - 1) + 7, so l can be read back
-    median, lo, hi, cover = results.median_interval(rng_order(x))
+    median, lo, hi, cover = uncertainty.median_interval(rng_order(x))
     assert median == np.median(x)
     if n == 1:
         assert math.isnan(lo) and math.isnan(hi) and math.isnan(cover)
@@ -381,7 +381,7 @@ def test_median_interval_covers_as_it_says_on_skewed_draws():
         draws = rng.lognormal(0.0, 1.0, (4000, n))
         overflow = rng.random((4000, n)) < 0.1
         draws = np.where(overflow & (draws > 1.0), draws * 1e4, draws)  # the median stays 1
-        got = [results.median_interval(d) for d in draws]
+        got = [uncertainty.median_interval(d) for d in draws]
         hit = np.mean([lo <= 1.0 <= hi for _, lo, hi, _ in got])
         cover = got[0][3]
         assert abs(hit - cover) < 4 * math.sqrt(cover * (1 - cover) / len(draws)), (n, hit, cover)
@@ -398,10 +398,10 @@ def test_printout_headlines_the_median_of_a_kpi_a_few_replications_drive(capsys)
         "admissions": rng.normal(60_000, 300, 20), "delayed_bed_days": rng.normal(1900, 60, 20),
         "boarding_hours": boarding,
     })  # fmt: skip
-    summary = results.summary(runs)
+    summary = uncertainty.summary(runs)
     cli.print_summary(summary, "title", runs)
     out = capsys.readouterr().out
-    median, lo, hi, _ = results.median_interval(boarding)
+    median, lo, hi, _ = uncertainty.median_interval(boarding)
     fmt = lambda x: cli._format(x, "boarding_hours")  # noqa: E731
     row = next(line for line in out.splitlines() if "Boarding hours (median)" in line)
     assert row.split()[3:] == [fmt(median), fmt(lo), "to", fmt(hi)]
@@ -419,7 +419,7 @@ def test_printout_headlines_the_median_of_a_kpi_a_few_replications_drive(capsys)
         fmt(boarding.mean())
     )
     calm = runs.assign(boarding_hours=rng.normal(1424.0, 50.0, 20))
-    cli.print_summary(results.summary(calm), "title")
+    cli.print_summary(uncertainty.summary(calm), "title")
     before = capsys.readouterr().out
-    cli.print_summary(results.summary(calm), "title", calm)
+    cli.print_summary(uncertainty.summary(calm), "title", calm)
     assert capsys.readouterr().out == before

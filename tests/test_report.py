@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flowsim import deck, figures, report
+from flowsim import deck, figures, report, uncertainty
 from flowsim.figures import fmt
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -633,7 +633,7 @@ def skewed(packs, tmp_path_factory) -> Path:
     remade from it as flowsim makes them, and the pack rebuilt by flowsim-report."""
     import pyarrow.parquet as pq
 
-    from flowsim import results, scenarios
+    from flowsim import results, scenarios, uncertainty
 
     folder = tmp_path_factory.mktemp("skewed") / "out"
     shutil.copytree(packs["comparison"], folder)
@@ -645,7 +645,7 @@ def skewed(packs, tmp_path_factory) -> Path:
     )
     meta = json.loads(pq.read_schema(folder / "runs.parquet").metadata[b"flowsim"])
     results.write_parquet(runs, folder / "runs.parquet", meta)
-    results.write_csv(results.summary(runs), folder / "summary.csv")
+    results.write_csv(uncertainty.summary(runs), folder / "summary.csv")
     results.write_csv(scenarios.compare(runs), folder / "comparison.csv")
     proc = subprocess.run(
         [script("flowsim-report"), str(folder), "--no-figures"],
@@ -658,7 +658,6 @@ def skewed(packs, tmp_path_factory) -> Path:
 
 
 def test_report_headlines_the_median_where_a_few_replications_drive_the_mean(packs, skewed):
-    from flowsim import results
 
     runs = pd.read_parquet(skewed / "runs.parquet")
     summary = pd.read_csv(skewed / "summary.csv").set_index(["scenario", "kpi"])
@@ -667,15 +666,15 @@ def test_report_headlines_the_median_where_a_few_replications_drive_the_mean(pac
     label = dict((k, lab) for k, lab, _ in report.HEADLINE)["boarding_hours"]
     for scenario, grp in runs.groupby("scenario"):
         x = grp["boarding_hours"].to_numpy()
-        assert results.driven_by_few(x) == 1
-        median, lo, hi, cover = results.median_interval(x)
+        assert uncertainty.driven_by_few(x) == 1
+        median, lo, hi, cover = uncertainty.median_interval(x)
         assert cover == pytest.approx(0.75)  # 3 replications: the range, and it says so
         for stat, value in (("median", median), ("median_ci_low", lo), ("median_ci_high", hi)):
             assert found[(scenario, "boarding_hours", stat)] == [(value, fmt(value))]
         # the mean is still shown beside it, as summary.csv has it
         mean = summary.loc[(scenario, "boarding_hours"), "mean"]
         assert found[(scenario, "boarding_hours", "mean")] == [(mean, fmt(mean))]
-        note = f"{scenario}: " + results.few_sentence(label, x, fmt)
+        note = f"{scenario}: " + uncertainty.few_sentence(label, x, fmt)
         assert html.escape(note) in text
         assert re.search(rf"id='warnings'.*{re.escape(html.escape(note))}", text, re.S)
     row = _row_html(text, label)
@@ -689,7 +688,6 @@ def test_report_headlines_the_median_where_a_few_replications_drive_the_mean(pac
 
 
 def test_workbook_and_deck_headline_the_same_median(skewed):
-    from flowsim import results
 
     runs = pd.read_parquet(skewed / "runs.parquet")
     head = pd.read_excel(skewed / "summit_pack.xlsx", sheet_name="Headline")
@@ -698,7 +696,7 @@ def test_workbook_and_deck_headline_the_same_median(skewed):
         if r["kpi"] != "boarding_hours":
             assert math.isnan(r["median"]) and pd.isna(r["note"])
             continue
-        median, lo, hi, cover = results.median_interval(x)
+        median, lo, hi, cover = uncertainty.median_interval(x)
         got = [r[k] for k in ("median", "median_ci_low", "median_ci_high", "median_coverage")]
         np.testing.assert_allclose(got, [median, lo, hi, cover], rtol=XLSX_RTOL, atol=0)
         assert "the median is shown" in r["note"]
@@ -711,7 +709,7 @@ def test_workbook_and_deck_headline_the_same_median(skewed):
     for j in range(1, len(table.columns)):
         x = runs.loc[runs["scenario"] == table.cell(0, j).text, "boarding_hours"].to_numpy()
         lines = table.cell(i, j).text.splitlines()
-        assert lines[0] == f"{fmt(results.median_interval(x)[0])} median"
+        assert lines[0] == f"{fmt(uncertainty.median_interval(x)[0])} median"
         assert lines[2].startswith(f"mean {fmt(x.mean())} (95% CI")
     texts = [sh.text_frame.text for s in prs.slides for sh in s.shapes if sh.has_text_frame]
     assert any("is driven by one of 3 replications" in t for t in texts)
@@ -720,7 +718,6 @@ def test_workbook_and_deck_headline_the_same_median(skewed):
 def test_twenty_replications_give_the_median_a_95_percent_interval(tables):
     """Boarding hours overflowing in 3 of 20 replications (the issue's case), in memory: the
     median with its 95% interval, the mean beside it, the note; the other KPIs as before."""
-    from flowsim import results
 
     t = tables["comparison"]
     rng = np.random.default_rng(20)
@@ -731,10 +728,10 @@ def test_twenty_replications_give_the_median_a_95_percent_interval(tables):
     boarding[[4, 11, 16]] = rng.uniform(2e5, 4e5, 3)
     runs["boarding_hours"] = boarding
     runs["admissions"] = 60_000.0
-    summary = results.summary(runs)
+    summary = uncertainty.summary(runs)
     many = report.Tables(t.out_dir, t.manifest, summary=summary, runs=runs, scenarios=["baseline"])
     head = report.headline(many).set_index("kpi")
-    median, lo, hi, cover = results.median_interval(boarding)
+    median, lo, hi, cover = uncertainty.median_interval(boarding)
     assert cover >= 0.95
     r = head.loc["boarding_hours"]
     assert (r["median"], r["median_ci_low"], r["median_ci_high"]) == (median, lo, hi)

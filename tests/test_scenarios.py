@@ -21,7 +21,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from flowsim import results, runner, scenarios
+from flowsim import runner, scenarios, uncertainty
 from flowsim.config import Config, ConfigError, Investment, Scenario, validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -602,7 +602,7 @@ def test_mean_delay_is_pooled_per_patient_and_never_lost_to_an_empty_replication
     runs = pd.DataFrame({"scenario": "baseline", "replication": range(4),
                          "delayed_patients": [0, 3, 300, 1],
                          "mean_delay_days": [math.nan, 9.0, 1.0, 20.0]})  # fmt: skip
-    row = results.summary(runs).set_index("kpi").loc["mean_delay_days"]
+    row = uncertainty.summary(runs).set_index("kpi").loc["mean_delay_days"]
     total = float((runs["mean_delay_days"].fillna(0) * runs["delayed_patients"]).sum())
     assert row["mean"] == pytest.approx(total / runs["delayed_patients"].sum())
     assert row["mean"] < runs["mean_delay_days"].mean()  # not the mean of replication means
@@ -621,7 +621,7 @@ def test_pooled_mean_delay_interval_covers_the_true_mean():
     hits = 0
     for _ in range(1000):
         runs = _delay_runs(rng, 20, 20.0, 2.0, "baseline")
-        row = results.summary(runs).set_index("kpi").loc["mean_delay_days"]
+        row = uncertainty.summary(runs).set_index("kpi").loc["mean_delay_days"]
         hits += row["ci_low"] <= 2.0 <= row["ci_high"]
     assert 0.93 <= hits / 1000 <= 0.97, hits
 
