@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from flowsim import results, runner, targets, uncertainty
-from flowsim.config import ConfigError, Strict, validate
+from flowsim.config import ConfigError, Strict, read_yaml, validate
 
 log = logging.getLogger("flowsim.calibrate")
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,14 +62,10 @@ class Calibration(Strict):
 
 def load(path: str | Path) -> Calibration:
     """Read and check a calibration file; errors name the file and the field."""
-    import yaml
     from pydantic import ValidationError
 
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    raw = read_yaml(path)
     try:
         return Calibration.model_validate(raw)
     except ValidationError as err:

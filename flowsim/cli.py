@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from flowsim import results, runner, scenarios, uncertainty, warmup
-from flowsim.config import Config, ConfigError, validate
+from flowsim.config import Config, ConfigError, validate, yaml_problem
 
 log = logging.getLogger("flowsim")
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
@@ -461,12 +461,7 @@ def hydra_error(exc: BaseException) -> str | None:
         e = e.__cause__ or e.__context__
     for e in chain:
         if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
-            mark = e.problem_mark
-            what = "; ".join(x for x in (e.context, e.problem) if x)
-            return (
-                f"{_relative(mark.name)}, line {mark.line + 1}, column {mark.column + 1}: "
-                f"YAML syntax error ({what})"
-            )
+            return yaml_problem(e, _relative(e.problem_mark.name))
         if isinstance(e, yaml.YAMLError):
             return f"YAML syntax error: {_first_line(str(e))}"
     if not isinstance(exc, HydraException | OmegaConfBaseException):

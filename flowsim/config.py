@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -733,6 +734,30 @@ def resolve_path(path: str) -> Path:
         return p
     root = Path(os.environ.get("FLOWSIM_ROOT", Path(__file__).resolve().parent.parent))
     return root / p
+
+
+def yaml_problem(err: yaml.MarkedYAMLError, name: str) -> str:
+    """A YAML syntax error in one line: the file, the line and column, and what is wrong."""
+    mark = err.problem_mark
+    what = "; ".join(x for x in (err.context, err.problem) if x)
+    return f"{name}, line {mark.line + 1}, column {mark.column + 1}: YAML syntax error ({what})"
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's data; ``ConfigError`` naming the file (and line and column) if it cannot be
+    read or parsed."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        if err.problem_mark is None:
+            raise ConfigError(f"{path}: YAML syntax error ({err.problem})") from None
+        raise ConfigError(yaml_problem(err, str(path))) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: YAML syntax error ({err})") from None
 
 
 def _open_csv(path: str):

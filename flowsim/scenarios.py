@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flowsim.config import Config, ConfigError, Investment, Scenario, validate
+from flowsim.config import Config, ConfigError, Investment, Scenario, read_yaml, validate
 from flowsim.uncertainty import POOLED, interval, pooled, t_quantile
 
 FUNDER_ORGANISATION = {
@@ -282,13 +282,11 @@ def _cost_per_day_avoided(name: str, b_runs: pd.DataFrame, s_runs: pd.DataFrame)
 
 def load(name: str, scenarios_dir) -> Scenario:
     """A scenario file ``<scenarios_dir>/<name>.yaml`` as a validated Scenario."""
-    import yaml
-
     path = scenarios_dir / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in scenarios_dir.glob("*.yaml"))
         raise ConfigError(f"compare: no scenario {name!r} (known: {', '.join(known)})")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path) or {}
     raw.pop("defaults", None)
     try:
         return Scenario.model_validate(raw)

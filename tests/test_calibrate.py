@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -264,6 +265,16 @@ def test_bad_calibration_input_exits_cleanly(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 2 and "t.csv, line 2, column value" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+    (tmp_path / "c.yaml").write_text("name: x\nparameters: [\n")  # a YAML syntax error
+    proc = subprocess.run(
+        [script("flowsim-calibrate"), str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert re.search(r"c\.yaml, line 3, column 1: YAML syntax error", proc.stderr), proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
 
 
