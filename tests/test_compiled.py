@@ -7,7 +7,8 @@ missed escalation, a wrong outcome code) breaks at once. Checked on every shippe
 shipped scenario applied to the default system, a stressed variant that exercises every branch
 (deconditioning, discharge to assess, readmission deadlines, capacity cuts, closed doors), systems
 whose services turn people away when full (``when_full``: lost, home, an overflow to another
-service, chains of them), and through the runner's tables. Horizons are short to keep the file fast; no tolerance is needed.
+service, chains of them), and through the runner's tables. Horizons are short to keep the file
+fast; no tolerance is needed.
 """
 
 from __future__ import annotations
