@@ -17,7 +17,8 @@ simulation's noise; with 10 replications P(|t_9| > 4) ~ 0.3%, so a correct model
 and the SE must also be small enough that the band is at most 10% of the value, or the check
 would have no power. Both engines are run on the same replications: their events must be
 identical (``test_compiled.py``), so the statistics are computed once, from the SimPy engine, and
-the compiled engine's must equal them exactly.
+the compiled engine's must equal them exactly. A last, exact test follows people turned away from
+acute: the lost never come back; those sent home are readmitted like anyone going home.
 """
 
 from __future__ import annotations
@@ -160,3 +161,33 @@ def test_overflow_to_a_second_service():
         lost.append(row["lost_second"] / row["arrivals"])
     check(sent, b1, "share sent on by the first service")
     check(lost, b12, "share lost by the pair")
+
+
+def test_lost_people_never_come_back_and_those_sent_home_may():
+    """From acute: reablement (too few places) loses whoever finds it full, care homes send them
+    home. With every discharge readmitted within 30 days (probability 1), each person sent home
+    by the care homes' rule in time is readmitted; no one lost ever is (they left the model)."""
+    from test_compiled import config, loss_tandem
+
+    raw = loss_tandem()
+    raw["services"]["care_home"].update(capacity=150, when_full="home")  # full from ~day 35
+    for pw in raw["discharge"]["pathways"].values():
+        pw["readmission_30d_probability"] = 1.0
+    cfg = config(raw, 150.0, 30.0)
+    H = cfg.run.horizon_days
+    ev = model.simulate(cfg.system, SEED, 0, H)
+    v, t, lay = ev.visits, ev.turned, ev.layout
+    acute, w = v["service"] == 0, ev.waits
+    door = w["place"] == model.FRONT_DOOR  # an admission still boarding has no stay yet
+    last_entry = {}  # each person's last arrival at hospital
+    for person, enter in zip(np.r_[v["person"][acute], w["person"][door]].tolist(),
+                             np.r_[v["enter"][acute], w["start"][door]].tolist()):  # fmt: skip
+        last_entry[person] = max(enter, last_entry.get(person, enter))
+    lost = np.flatnonzero(acute & (v["outcome"] == LOST))
+    assert lost.size > 50
+    assert all(last_entry[v["person"][j]] < v["leave"][j] for j in lost)
+    care_home = lay.services.index("care_home")
+    assert np.all(t["to"][t["service"] == care_home] == -1)  # HOME
+    home = np.flatnonzero((t["service"] == care_home) & (t["place"] == 0) & (t["time"] < H - 30))
+    assert home.size > 50
+    assert all(last_entry[t["person"][j]] > t["time"][j] for j in home)
