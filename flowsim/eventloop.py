@@ -1,6 +1,7 @@
 """The event loop of the compiled engine (``compiled.py``), in Numba: a heap of events, pools of
-places, records of stays and waits, and each patient process of ``model.py`` as a state machine
-(a state is the point in the SimPy generator where the process resumes).
+places, records of stays, waits and turn-aways (``when_full``), and each patient process of
+``model.py`` as a state machine (a state is the point in the SimPy generator where the process
+resumes).
 
 Events are ordered as SimPy orders them: by time, then priority (a process start is urgent; a
 timeout or a place handed over is normal), then order of scheduling; a wait on "a place or a

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from flowsim import compiled, model, runner, scenarios
+from flowsim import arrays, compiled, eventloop, model, results, runner, scenarios
 from flowsim.config import validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,6 +197,35 @@ def test_same_events_when_buffers_and_readmission_rows_run_out(monkeypatch):
     b = compiled.simulate(cfg.system, cfg.run.seed, 0, cfg.run.horizon_days)
     assert len(calls) > 2  # it did run out, and ran again
     assert_same_events(a, b)
+
+
+def test_same_events_when_the_turn_away_buffer_runs_out(monkeypatch):
+    """A run whose buffer of turn-aways fills is repeated with more room, whole or in segments:
+    nothing in the result may change."""
+    cfg = config(loss_tandem(), 200.0, 50.0)
+    a = model.simulate(cfg.system, cfg.run.seed, 0, cfg.run.horizon_days)
+    real_buffers, real_run, statuses = arrays.buffers, compiled._run, []
+
+    def tiny_first(n, n_services, room):
+        got = real_buffers(n, n_services, room)
+        if not statuses:  # the first run only: room for 8 turn-aways
+            got = (*got[:-1], np.empty((got[-1].shape[0], 8)))
+        return got
+
+    def run(*args):
+        out = real_run(*args)
+        statuses.append(int(out[0]))
+        return out
+
+    monkeypatch.setattr(arrays, "buffers", tiny_first)
+    monkeypatch.setattr(compiled, "_run", run)
+    assert_same_events(a, compiled.simulate(cfg.system, cfg.run.seed, 0, cfg.run.horizon_days))
+    assert statuses[0] == eventloop.FULL_TURNED and statuses[-1] == eventloop.OK
+    statuses.clear()
+    measure = results.measure(cfg)
+    b = compiled.simulate(cfg.system, cfg.run.seed, 0, cfg.run.horizon_days, measure=measure)
+    assert statuses[0] == eventloop.FULL_TURNED
+    assert results.kpis(b, cfg) == results.kpis(a, cfg)
 
 
 @pytest.mark.parametrize("name", ["default", "loss_tandem"])
