@@ -13,6 +13,7 @@ from flowsim.eventloop import (
     C_N,
     C_NODES,
     C_PROCS,
+    C_TURNED,
     C_VISITS,
     C_WAITS,
     N_ALIVE,
@@ -26,7 +27,7 @@ from flowsim.eventloop import (
 )  # fmt: skip
 from flowsim.patients import HOME
 from flowsim.plan import Plan
-from flowsim.records import VISIT_FIELDS, WAIT_FIELDS
+from flowsim.records import TURNED_FIELDS, VISIT_FIELDS, WAIT_FIELDS
 
 ATTRIBUTES = ("group", "pathway", "treatment", "dies", "process", "assess", "decondition",
                "u_readmit", "readmit_delay")  # fmt: skip
@@ -98,11 +99,13 @@ def coded_tables(p: Plan) -> tuple:
         np.array(p.open_days, dtype=np.bool_),
         p.system.start_date.weekday(),
         p.horizon,
+        np.array(p.when_full, dtype=np.int64),
     )
 
 
 def buffers(n: int, n_services: int, room: float) -> tuple[np.ndarray, ...]:
-    """Records (a row per field), processes, free process slots, waiter nodes and the heap."""
+    """Records (a row per field), processes, free process slots, waiter nodes, the heap, and
+    records of people turned away by a full service."""
     procs = int(room * 2 * n) + 64
     heap = int(room * 3 * n) + 4 * n_services + 64
     return (
@@ -114,6 +117,7 @@ def buffers(n: int, n_services: int, room: float) -> tuple[np.ndarray, ...]:
         np.empty((int(room * 2 * n) + 64, 3), dtype=np.int64),
         np.empty(heap),
         np.empty((heap, 2), dtype=np.int64),
+        np.empty((len(TURNED_FIELDS), int(room * n) + 64)),
     )
 
 
@@ -196,7 +200,7 @@ def pack_lines(nodes: np.ndarray, pools: np.ndarray, pi: np.ndarray, c: np.ndarr
 
 def grown(buffers: list, c: np.ndarray) -> list:
     """Buffers more than half full, doubled (the part in use copied)."""
-    visits, waits, pi, pf, free, nodes, ht, hk = buffers
+    visits, waits, pi, pf, free, nodes, ht, hk, turned = buffers
 
     def more(arr: np.ndarray, used: int, size: int | None = None, axis: int = 0) -> np.ndarray:
         cap = arr.shape[axis]
@@ -221,4 +225,5 @@ def grown(buffers: list, c: np.ndarray) -> list:
     nodes = more(nodes, int(c[C_NODES]))
     heap = ht.shape[0] * (2 if 2 * c[C_HEAP] > ht.shape[0] else 1)
     ht, hk = more(ht, int(c[C_HEAP]), heap), more(hk, int(c[C_HEAP]), heap)
-    return [visits, waits, pi, pf, free, nodes, ht, hk]
+    turned = more(turned, int(c[C_TURNED]), axis=1)
+    return [visits, waits, pi, pf, free, nodes, ht, hk, turned]

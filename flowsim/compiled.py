@@ -24,6 +24,7 @@ from flowsim import arrays
 from flowsim.eventloop import (
     C_FREE,
     C_PROCS,
+    C_TURNED,
     C_VISITS,
     C_WAITS,
     FULL_READMISSIONS,
@@ -37,7 +38,7 @@ from flowsim.eventloop import (
 from flowsim.eventloop import run as _run
 from flowsim.model import DRAW_DAYS
 from flowsim.plan import READMISSION_BLOCK, Plan, plan
-from flowsim.records import VISIT_FIELDS, WAIT_FIELDS, Events, close, columns
+from flowsim.records import TURNED_FIELDS, VISIT_FIELDS, WAIT_FIELDS, Events, close, columns
 from flowsim.streams import Streams
 from flowsim.tally import Measure, Tally, checkpoints, replay
 
@@ -86,7 +87,7 @@ def run(p: Plan) -> Events:
         sizes = np.array([len(b) * READMISSION_BLOCK for b in blocks], dtype=np.int64)
         first_readmission = (offsets[-1] + np.cumsum(sizes) - sizes).astype(np.int64)
         buffers = arrays.buffers(len(a["group"]), n_services, room)
-        status, arg, n_visits, n_waits, n_initial = _run(
+        status, arg, n_visits, n_waits, n_initial, n_turned = _run(
             a["group"], a["pathway"], a["treatment"], a["dies"], a["process"], a["assess"],
             a["decondition"], a["u_readmit"], a["readmit_delay"], stay, route,
             *entries, first_readmission, sizes, *tables, *buffers,
@@ -98,12 +99,13 @@ def run(p: Plan) -> Events:
             wanted[arg] = max(1, 2 * wanted[arg])
         else:
             room *= 2.0
-    visits, waits = buffers[0], buffers[1]
+    visits, waits, turned = buffers[0], buffers[1], buffers[8]
     return close(
         columns(visits[:, :n_visits].T, VISIT_FIELDS),
         columns(waits[:, :n_waits].T, WAIT_FIELDS),
         p,
         int(n_initial),
+        columns(turned[:, :n_turned].T, TURNED_FIELDS),
     )
 
 
@@ -213,7 +215,7 @@ class _Segments:
                 arrays.renumber(buffers[2][: int(c[C_PROCS]), P_ROW], remap)
             a, stay, route = table
             self._rows = a["group"]
-            status, arg, _, _, n0 = _run(
+            status, arg, _, _, n0, _ = _run(
                 a["group"], a["pathway"], a["treatment"], a["dies"], a["process"], a["assess"],
                 a["decondition"], a["u_readmit"], a["readmit_delay"], stay, route,
                 self.times[k:k1], np.arange(at, at + k1 - k, dtype=np.int64),
@@ -240,13 +242,14 @@ class _Segments:
         self.made += new
         v = columns(visits[:, :nv].T.copy(), VISIT_FIELDS)
         w = columns(waits[:, :nw].T.copy(), WAIT_FIELDS)
+        turned = columns(buffers[8][:, : int(c[C_TURNED])].T.copy(), TURNED_FIELDS)
         if cut >= self.p.horizon:
             ev = close(v, w, self.p, n_initial)
-            self.tally.fold(ev.visits, ev.waits, cut, self.v_seq)
+            self.tally.fold(ev.visits, ev.waits, cut, self.v_seq, turned)
             ev.tally = self.tally
             self.events = ev
             return buffers
-        keep_v, keep_w = self.tally.fold(v, w, cut, self.v_seq)
+        keep_v, keep_w = self.tally.fold(v, w, cut, self.v_seq, turned)
         used = int(c[C_PROCS])
         kinds = (
             (keep_v, visits, C_VISITS, (P_VISIT, P_VISIT_AS)),
@@ -262,7 +265,9 @@ class _Segments:
                 arrays.renumber(pi[:used, f], remap)
         self.v_seq = self.v_seq[keep_v]
         arrays.pack_lines(buffers[5], self.pools, pi, c)
-        return arrays.grown(buffers, c)
+        buffers = arrays.grown(buffers, c)
+        c[C_TURNED] = 0  # finished when made: folded once, then forgotten
+        return buffers
 
 
 class Full(Exception):
@@ -290,7 +295,7 @@ def simulate(
         ev = run(p)
         if measure is not None:
             tally = Tally(ev.layout, ev.horizon_days, ev.n_initial, ev.capacity_steps, measure)
-            ev.tally = replay(tally, ev.visits, ev.waits)
+            ev.tally = replay(tally, ev.visits, ev.waits, ev.turned)
         return ev
     return run_tallied(p, measure)
 

@@ -42,6 +42,8 @@ RESPONSIBLE = ("nhs", "social_care", "both")
 PATHWAYS = ("P0", "P1", "P2", "P3")
 EXITS = ("home", "death")
 """Places a patient can leave the modelled system to."""
+WHEN_FULL = ("wait", "lost", "home")
+"""``Service.when_full`` rules other than naming a service to overflow to."""
 PROBABILITY_TOLERANCE = 1e-6
 MAX_CAPACITY = 1_000_000
 """The most places a service may have (no real service has a million). Both engines count places
@@ -180,6 +182,25 @@ class Service(Strict):
     open_days: Annotated[list[bool], Field(min_length=7, max_length=7)] = [True] * 7
     """Days of the week (Monday first) on which the service takes people in; people already in
     a place stay. E.g. no weekend discharges: ``[true, true, true, true, true, false, false]``."""
+    when_full: str = "wait"
+    """What happens to someone who finds the service full, at the moment they would start to wait
+    for it (a community referral arriving; a patient ready to leave acute care, after the
+    discharge process and any assessment, or after deconditioning changed where they need to go;
+    a stay ending in a service whose routing leads here). "Full" means no place can be taken at
+    that instant: every place is occupied, or the door is closed that day (``open_days``).
+
+    - ``wait`` (the default): they keep their current place (or wait at home, for a referral) in
+      the service's first-come-first-served line until a place is free (blocking after service).
+    - ``lost``: they leave the modelled system at once (a stay they were in ends with outcome
+      ``lost``; no readmission follows), counted as lost to this service. A loss system: with
+      Poisson arrivals and c places it is Erlang's M/G/c/c, whose blocking is B(c, a).
+    - ``home``: they go home at once instead (readmission as for anyone going home).
+    - the name of another downstream service: they go there instead, and that service's own
+      ``when_full`` rule applies if it is full too.
+
+    A service with a rule other than ``wait`` never has a line: anyone who cannot have a place at
+    once goes elsewhere. Only for services after acute care (not ``acute`` or ``assessment``);
+    no ``start_queue``; overflow targets may not form a cycle."""
     source: str = ""
 
     @field_validator("capacity", mode="before")
@@ -577,6 +598,7 @@ def check_network(system: System) -> None:
         if name in services and (services[name].next or services[name].next_by_group):
             raise ValueError(f"services.{name}.next: {name} routing is set by discharge.pathways")
     _check_acyclic(system)
+    _check_when_full(system)
     d = system.discharge
     for p, pathway in d.pathways.items():
         for label, target in {
@@ -718,6 +740,45 @@ def _check_acyclic(system: System) -> None:
     for node in graph:
         if node not in state:
             visit(node, [node])
+
+
+def _check_when_full(system: System) -> None:
+    """``when_full`` rules: downstream services only, known targets, no chain back to itself."""
+    services, downstream = system.services, system.downstream()
+    for name, svc in services.items():
+        rule = svc.when_full
+        field = f"services.{name}.when_full"
+        if rule == "wait":
+            continue
+        if name not in downstream:
+            raise ValueError(
+                f"{field}: only a service after acute care may turn people away ({name} always "
+                f"makes them wait)"
+            )
+        if rule not in WHEN_FULL and rule not in services:
+            raise ValueError(
+                f"{field}: unknown rule {rule!r} (use wait, lost, home or a downstream service)"
+            )
+        if rule == name:
+            raise ValueError(f"{field}: a service cannot overflow to itself")
+        if rule in services and rule not in downstream:
+            raise ValueError(
+                f"{field}: cannot overflow to {rule!r} (use a service after acute care)"
+            )
+        if svc.start_queue:
+            raise ValueError(
+                f"{field}: a service that turns people away has no line, so no start_queue"
+            )
+        chain, at = [name], rule
+        while at in services:
+            if at in chain:
+                cycle = " -> ".join([*chain[chain.index(at) :], at])
+                raise ValueError(
+                    f"{field}: overflow targets form a cycle ({cycle}); the last one must be "
+                    f"wait, lost or home"
+                )
+            chain.append(at)
+            at = services[at].when_full
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The event loop of the compiled engine (``compiled.py``), in Numba: a heap of events, pools of
-places, records of stays and waits, and each patient process of ``model.py`` as a state machine
-(a state is the point in the SimPy generator where the process resumes).
+places, records of stays, waits and turn-aways (``when_full``), and each patient process of
+``model.py`` as a state machine (a state is the point in the SimPy generator where the process
+resumes).
 
 Events are ordered as SimPy orders them: by time, then priority (a process start is urgent; a
 timeout or a place handed over is normal), then order of scheduling; a wait on "a place or a
@@ -23,6 +24,7 @@ import numba
 import numpy as np
 
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT
+from flowsim.plan import WAIT
 
 # -- event kinds, priorities, process states ---------------------------------------------------
 URGENT, NORMAL = 0, 1
@@ -51,9 +53,11 @@ N_PROC, N_NEXT, N_ALIVE = range(3)
 # counters
 (
     C_SEQ, C_HEAP, C_VISITS, C_WAITS, C_PROCS, C_NODES, C_EPISODES, C_STATUS, C_STATUS_ARG, C_FREE,
-) = range(10)  # fmt: skip
-C_N = 10
+    C_TURNED,
+) = range(11)  # fmt: skip
+C_N = 11
 OK, FULL_HEAP, FULL_VISITS, FULL_WAITS, FULL_PROCS, FULL_NODES, FULL_READMISSIONS = range(7)
+FULL_TURNED = 7
 _INF = math.inf
 
 
@@ -176,6 +180,27 @@ def _cancel(k, pid, pools, nodes, pi, ht, hk, c, now):
 
 
 @numba.njit(cache=True)
+def _place(k, pid, pools, nodes, pi, c, when_full, turned, ep, person, place, now):
+    """model.Model._place: ask for a place in ``k`` following the services' ``when_full`` rules.
+    Returns the service (or ``HOME``, ``LOST``) the person goes to, and True if they joined its
+    line (the process must then wait). Each turn-away is recorded (``records.TURNED_FIELDS``)."""
+    while when_full[k] != WAIT:
+        if _take(k, pools):
+            return k, False
+        j = c[C_TURNED]
+        if j < turned.shape[1]:
+            c[C_TURNED] += 1
+            turned[0, j], turned[1, j], turned[2, j] = ep, person, place
+            turned[3, j], turned[4, j], turned[5, j] = k, when_full[k], now
+        else:
+            c[C_STATUS] = FULL_TURNED  # the run is abandoned and repeated with more room
+        k = when_full[k]
+        if k < 0:
+            return k, False
+    return k, not _request(k, pid, pools, nodes, pi, c)
+
+
+@numba.njit(cache=True)
 def _readmit_at(ht, hk, c, since, t, person, group):
     """A readmission at ``t``, timed as a timeout set at ``since`` is: ``since + (t - since)``."""
     _push(ht, hk, c, since + (t - since), NORMAL, EV_READMIT, person, group)
@@ -248,9 +273,9 @@ def run(
     to, proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, escalate,
     # capacity: initial, steps (flattened: day, capacity; first index of each pool's steps)
     capacity, step_day, step_capacity, step_first, step_count, open_days, first_weekday,
-    horizon,
+    horizon, when_full,
     # buffers
-    visits, waits, pi, pf, free, nodes, ht, hk,
+    visits, waits, pi, pf, free, nodes, ht, hk, turned,
     # the run's state between calls: counters, pools, readmissions made of each group; whether
     # this call starts the run; the time to stop at (events at it are left for the next call)
     c, pools, readmitted, first_call, until,
@@ -265,7 +290,8 @@ def run(
         stay, route, arrival_time, arrival_row, arrival_kind, readmit_base, readmit_rows, to,
         proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, escalate,
         step_day, step_capacity, step_first, step_count, open_days, first_weekday, horizon,
-        visits, waits, pi, pf, free, nodes, ht, hk, c, pools, readmitted, until, n_initial,
+        when_full, visits, waits, pi, pf, free, nodes, ht, hk, turned, c, pools, readmitted,
+        until, n_initial,
     )  # fmt: skip
 
 
@@ -322,7 +348,8 @@ def _loop(
     stay, route, arrival_time, arrival_row, arrival_kind, readmit_base, readmit_rows, to,
     proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, escalate,
     step_day, step_capacity, step_first, step_count, open_days, first_weekday, horizon,
-    visits, waits, pi, pf, free, nodes, ht, hk, c, pools, readmitted, until, n_initial,
+    when_full, visits, waits, pi, pf, free, nodes, ht, hk, turned, c, pools, readmitted, until,
+    n_initial,
 ):  # fmt: skip
     """Events and arrivals before ``until``, in SimPy's order."""
     n_arrivals = arrival_time.shape[0]
@@ -544,10 +571,13 @@ def _loop(
                         continue
                     elif state == A_TARGET_LOOP:
                         target = pi[pid, P_TARGET]
-                        if target == HOME:
+                        if target < 0:
                             state = A_LEAVE
                             continue
-                        if _request(target, pid, pools, nodes, pi, c):
+                        target, waiting = _place(target, pid, pools, nodes, pi, c, when_full,
+                                                 turned, ep, person, 0, now)  # fmt: skip
+                        pi[pid, P_TARGET] = target
+                        if not waiting:
                             state = A_LEAVE
                             continue
                         pi[pid, P_WAIT] = _wait(
@@ -610,8 +640,8 @@ def _loop(
                         if u_readmit[row] < readmit_p[pi[pid, P_PATHWAY]]:
                             deadline = now + readmit_delay[row]
                         pf[pid, F_DEADLINE] = deadline
-                        if target == HOME:
-                            if deadline < horizon:
+                        if target < 0:  # home, or lost (out of the model: no readmission)
+                            if target == HOME and deadline < horizon:
                                 _readmit_at(ht, hk, c, now, deadline, person, g)
                             state = END
                             break
@@ -668,8 +698,12 @@ def _loop(
                         code = pi[pid, P_CODE]
                         visits[4, pi[pid, P_VISIT]] = now
                         nxt = route[row, code]
+                        waiting = False
+                        if nxt >= 0:
+                            nxt, waiting = _place(nxt, pid, pools, nodes, pi, c, when_full,
+                                                  turned, ep, person, code, now)  # fmt: skip
                         pi[pid, P_NEXT] = nxt
-                        if nxt >= 0 and not _request(nxt, pid, pools, nodes, pi, c):
+                        if waiting:
                             pi[pid, P_WAIT] = _wait(
                                 waits,
                                 c,
@@ -750,7 +784,13 @@ def _loop(
                         break
                     elif state == R_INIT:
                         code = pi[pid, P_CODE]
-                        if not _request(code, pid, pools, nodes, pi, c):
+                        code, waiting = _place(code, pid, pools, nodes, pi, c, when_full,
+                                               turned, ep, ep, COMMUNITY, now)  # fmt: skip
+                        if code < 0:  # turned away: lost, or home
+                            state = END
+                            break
+                        pi[pid, P_CODE] = code
+                        if waiting:
                             pi[pid, P_WAIT] = _wait(
                                 waits,
                                 c,
@@ -816,4 +856,4 @@ def _loop(
                             if t < horizon:
                                 _readmit_at(ht, hk, c, now, t, person, g)
                     _push(ht, hk, c, now + delay, NORMAL, EV_RELEASE, 0, 0)
-    return c[C_STATUS], c[C_STATUS_ARG], c[C_VISITS], c[C_WAITS], n_initial
+    return c[C_STATUS], c[C_STATUS_ARG], c[C_VISITS], c[C_WAITS], n_initial, c[C_TURNED]

@@ -44,6 +44,7 @@ NODE_NAMES = {
     "home": "Home",
     "death": "Died",
     "readmission": "Back to hospital",
+    "lost": "Turned away, lost to the system",
 }
 
 

@@ -2,7 +2,8 @@
 
 Each setting is a ``Pool`` of places, first come first served. A patient who needs the next setting
 keeps their current place while waiting (blocking after service), so a wait in an acute bed is a
-delayed transfer of care. Every stay and every wait is recorded as a row in plain lists, turned into
+delayed transfer of care; unless the setting turns away whoever finds it full (``when_full``:
+``_place``). Every stay and every wait is recorded as a row in plain lists, turned into
 NumPy arrays at the end (``Events``); ``results.py`` turns those into tables and KPIs.
 """
 
@@ -18,8 +19,16 @@ from flowsim import patients
 from flowsim.config import System
 from flowsim.engine import Pool, Process, at, run_until
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT
-from flowsim.plan import READMISSION_BLOCK, Arrivals, Plan, plan
-from flowsim.records import VISIT_FIELDS, WAIT_FIELDS, Events, Held, close, rows_to_columns
+from flowsim.plan import READMISSION_BLOCK, WAIT, Arrivals, Plan, plan
+from flowsim.records import (
+    TURNED_FIELDS,
+    VISIT_FIELDS,
+    WAIT_FIELDS,
+    Events,
+    Held,
+    close,
+    rows_to_columns,
+)
 from flowsim.streams import Streams
 from flowsim.tally import FOLD_DAYS, Measure, Tally, checkpoints
 
@@ -84,10 +93,12 @@ class Model:
         self.pools = [Pool(env, st[0][1]) for st in self.capacity_steps]
         self.visits: list[list] = []
         self.waits: list[list] = []
+        self.turned: list[list] = []
         self._episodes = 0
         self._readmission_rows: dict[int, tuple[_Rows, int]] = {}
         self._readmission_blocks = [0] * len(plan.layout.groups)
         self.to, self.proc_wait, self.wait_code = plan.to, plan.proc_wait, plan.wait_code
+        self.when_full = plan.when_full
         self.needs_assessment, self.d2a = plan.needs_assessment, plan.d2a
         self.readmit_p, self.assessment, self.escalate = (
             plan.readmit_p,
@@ -227,9 +238,26 @@ class Model:
         self.visits.append(visit)
         acute.hold_until(now + delay)
 
+    def _place(self, code: int, ep: int, person: int, place: int):
+        """Ask for a place in ``code`` as someone in ``place`` who would now start to wait for it:
+        ``(code, None)`` with the place taken, ``(code, event)`` to wait for it in its line, or,
+        turned away by full services (``when_full``), where their rules sent them: ``(another
+        code, None or event)`` or ``(HOME or LOST, None)``. Each turn-away is recorded."""
+        when_full = self.when_full
+        while when_full[code] != WAIT:
+            if self.pools[code].take():
+                return code, None
+            self.turned.append([ep, person, place, code, when_full[code], self.env.now])
+            code = when_full[code]
+            if code < 0:
+                return code, None
+        return code, self.pools[code].request()
+
     def _referral(self, rows: _Rows, i: int, ep: int, code: int):
         """A community referral: waits at home for a place, then stays and moves on."""
-        ev = self.pools[code].request()
+        code, ev = self._place(code, ep, ep, COMMUNITY)
+        if code < 0:  # turned away: lost, or home
+            return
         if ev is not None:
             reason, resp = self.wait_code[code]
             w = [ep, ep, COMMUNITY, code, reason, resp, self.env.now, _NAN]
@@ -286,11 +314,11 @@ class Model:
         # wait for the next setting, holding the bed; need may escalate while delayed
         p_since = t_ready
         decondition = rows.decondition[i]
-        while target != HOME:
-            pool = self.pools[target]
-            ev = pool.request()
+        while target >= 0:
+            target, ev = self._place(target, ep, person, 0)
             if ev is None:
                 break
+            pool = self.pools[target]
             reason, resp = self.wait_code[target]
             w = [ep, person, 0, target, reason, resp, env.now, _NAN]
             waits.append(w)
@@ -318,8 +346,8 @@ class Model:
         deadline = _INF
         if rows.u_readmit[i] < self.readmit_p[p]:
             deadline = env.now + rows.readmit_delay[i]
-        if target == HOME:
-            if deadline < _INF:
+        if target < 0:  # home, or lost (out of the model: no readmission)
+            if target == HOME and deadline < _INF:
                 self._readmit_at(deadline, person, g)
             return
         onward = self._downstream(rows, i, ep, person, target, deadline, d2a)
@@ -393,7 +421,7 @@ class Model:
             visit[4] = env.now
             nxt = rows.route[code][i]
             if nxt >= 0:
-                ev = pools[nxt].request()
+                nxt, ev = self._place(nxt, ep, person, code)
                 if ev is not None:
                     reason, resp = self.wait_code[nxt]
                     w = [ep, person, code, nxt, reason, resp, env.now, _NAN]
@@ -465,11 +493,13 @@ class Model:
                 rows_to_columns(self.waits, WAIT_FIELDS),
                 self.plan,
                 self.n_initial,
+                rows_to_columns(self.turned, TURNED_FIELDS),
             )
         tally = Tally(self.layout, self.horizon, self.n_initial, self.capacity_steps, measure)
         visits = Held(VISIT_FIELDS, "leave", measure.keep, self.visits)
         waits = Held(WAIT_FIELDS, "end", measure.keep, self.waits)
         k = drawn = 0
+        turned: list[dict] = []  # kept for the log
         for cut in checkpoints(self.horizon)[:-1]:
             k1 = int(np.searchsorted(times, cut, side="left"))
             if k1 > drawn:  # attributes for the arrivals of the next few segments
@@ -479,7 +509,8 @@ class Model:
                       self.arrive, k)  # fmt: skip
             k = k1
             (v, v_seq), (w, w_seq) = visits.now(), waits.now()
-            keep_v, keep_w = tally.fold(v, w, cut, v_seq)
+            t = self._turned(turned if measure.keep else None)
+            keep_v, keep_w = tally.fold(v, w, cut, v_seq, t)
             visits.forget(v, v_seq, keep_v)
             waits.forget(w, w_seq, keep_w)
         if n > drawn:
@@ -489,13 +520,24 @@ class Model:
         (v, v_seq), (w, w_seq) = visits.now(), waits.now()
         w_seq = w_seq[~(w["start"] > self.horizon)]  # as close() drops them
         ev = close(v, w, self.plan, self.n_initial)
-        tally.fold(ev.visits, ev.waits, self.horizon, v_seq)
+        tally.fold(ev.visits, ev.waits, self.horizon, v_seq,
+                   self._turned(turned if measure.keep else None))  # fmt: skip
         if measure.keep:
             ev.visits = visits.everything(ev.visits, v_seq)
             ev.waits = waits.everything(ev.waits, w_seq)
+            ev.turned = {f: np.concatenate([t[f] for t in turned]) for f in TURNED_FIELDS}
         ev.tally = tally
         self.most_held = visits.most + waits.most
         return ev
+
+    def _turned(self, kept: list | None) -> dict[str, np.ndarray]:
+        """The turn-aways since the last checkpoint, as columns (added to ``kept`` if given);
+        forgotten here, as they are finished when made."""
+        out = rows_to_columns(self.turned, TURNED_FIELDS)
+        self.turned.clear()
+        if kept is not None:
+            kept.append(out)
+        return out
 
     def _stop(self) -> None:
         """Drop the events still to come and the queues for places: the processes waiting on them

@@ -30,6 +30,8 @@ COMMUNITY = -6
 """Place code: waiting at home (a community referral)."""
 PROCESS = -7
 """What a wait is for: the discharge process (medicines, transport, arranging support)."""
+LOST = -8
+"""Outcome code: turned away by a full service whose ``when_full`` is ``lost``; out of the model."""
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Layout:
             return HOME
         if place == "death":
             return DEATH
+        if place == "lost":
+            return LOST
         return self.services.index(place)
 
 

@@ -17,6 +17,8 @@ from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, System
 from flowsim.patients import HOME, Cohort, Layout
 from flowsim.streams import Streams
 
+WAIT = -9
+"""``Plan.when_full`` code of a service whose line people join when it is full."""
 READMISSION_BLOCK = 512
 """Readmissions of a group draw their attributes in blocks of this many rows (row k of group g's
 readmission streams always goes to its k-th readmission)."""
@@ -82,6 +84,9 @@ class Plan:
     readmit_p: list[float]
     wait_code: list[tuple[int, int]]
     """(reason, responsible) codes of a wait to enter each service (-1, -1 if none)."""
+    when_full: list[int]
+    """Where someone goes who finds each service full: ``WAIT`` (its line), ``LOST``, ``HOME``,
+    or another service's code (``config.Service.when_full``)."""
     assessment: int
     """The assessment service's code, or -1."""
     escalate: bool
@@ -161,6 +166,10 @@ def _tables(system: System, lay: Layout) -> dict:
         w = system.services[s].wait
         if w is not None:
             out["wait_code"][k] = (REASONS.index(w.reason), RESPONSIBLE.index(w.responsible))
+    out["when_full"] = [
+        WAIT if (rule := system.services[s].when_full) == "wait" else lay.code(rule)
+        for s in lay.services
+    ]
     return out
 
 

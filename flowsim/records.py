@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,7 +35,11 @@ VISIT_FIELDS = (
     "group",
 )
 WAIT_FIELDS = ("episode", "person", "place", "waits_for", "reason", "responsible", "start", "end")
-_TIMES = ("enter", "ready", "leave", "start", "end")
+TURNED_FIELDS = ("episode", "person", "place", "service", "to", "time")
+"""A person turned away by a full service (``config.Service.when_full``): where they were (a
+service, or ``COMMUNITY``), the service that was full, where its rule sent them (another
+service, ``HOME`` or ``LOST``) and when. Finished as soon as it is made."""
+_TIMES = ("enter", "ready", "leave", "start", "end", "time")
 
 
 @dataclass
@@ -52,9 +56,19 @@ class Events:
     tally: Tally | None = None
     """The run's sums, when they were tallied while it ran (``visits`` and ``waits`` then hold
     only the records still open at the horizon, unless it was asked to keep them all)."""
+    turned: dict[str, np.ndarray] = field(default_factory=lambda: no_turned())
+    """People turned away by a full service (``TURNED_FIELDS``; none in a tallied run's events
+    unless it was asked to keep every record)."""
 
 
-def close(visits: dict, waits: dict, plan: Plan, n_initial: int) -> Events:
+def no_turned() -> dict[str, np.ndarray]:
+    """Empty turn-away columns."""
+    return rows_to_columns([], TURNED_FIELDS)
+
+
+def close(
+    visits: dict, waits: dict, plan: Plan, n_initial: int, turned: dict | None = None
+) -> Events:
     """The events of a finished run. Stays and waits are written ahead of time (a stay's end is
     known when it starts): what lies beyond the horizon has not happened, so it is cleared."""
     H = plan.horizon
@@ -72,6 +86,7 @@ def close(visits: dict, waits: dict, plan: Plan, n_initial: int) -> Events:
         horizon_days=H,
         layout=plan.layout,
         n_initial=n_initial,
+        turned=no_turned() if turned is None else turned,
     )
 
 

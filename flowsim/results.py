@@ -32,6 +32,14 @@ Definitions (all over the measured window ``[warmup_days, horizon_days)``):
   care; NHS and ICBs: NHS). ``cost_total_gbp`` is the net system cost, investments included.
   Capacity bought by an investment is costed once, by the investment.
 - ``acute_bed_days``: occupied acute bed days in the window.
+- ``lost_<service>`` (a service with ``when_full: lost``): people who, in the window, found the
+  service full at the moment they would have started to wait for it (see
+  ``config.Service.when_full``) and so left the modelled system. ``overflow_<service>`` (a service
+  with ``when_full: home`` or naming another service): people who found it full and were sent
+  home or to the other service instead. One column for each service with a rule other than
+  ``wait``; each person turned away is counted once for each full service they met (a person sent
+  on from a full service to another full one counts at both). People offered a service in the
+  window = entries to it (``admissions`` in ``daily``) + those turned away from it.
 """
 
 from __future__ import annotations
@@ -50,8 +58,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, Config
-from flowsim.patients import DEATH, HOME, OPEN, READMIT
-from flowsim.tally import Measure, Tally, replay
+from flowsim.patients import DEATH, HOME, LOST, OPEN, READMIT
+from flowsim.tally import OUTCOME_SHIFT, Measure, Tally, replay
 
 if TYPE_CHECKING:
     from flowsim.records import Events
@@ -132,7 +140,7 @@ def measures(ev: Events, config: Config) -> Tally:
             )
         return ev.tally
     t = Tally(ev.layout, ev.horizon_days, ev.n_initial, ev.capacity_steps, want)
-    ev.tally = replay(t, ev.visits, ev.waits)
+    ev.tally = replay(t, ev.visits, ev.waits, ev.turned)
     return ev.tally
 
 
@@ -180,6 +188,12 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["readmissions"] = c["readmissions"]
     for k, p in enumerate(PATHWAYS):
         out[f"discharges_{p}"] = int(t.discharges_by_pathway[k])
+    for code, s in enumerate(lay.services):
+        rule = system.services[s].when_full
+        if rule == "lost":
+            out[f"lost_{s}"] = int(t.window_lost[code])
+        elif rule != "wait":
+            out[f"overflow_{s}"] = int(t.window_overflow[code])
 
     # capacity bought by an investment is costed by the investment, not again by the service
     from flowsim.scenarios import investment_costs, organisation
@@ -227,7 +241,8 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
     ``delayed_<reason>``, by responsible organisation in ``delayed_<nhs|social_care|both>``);
     ``discharges_P0`` .. ``_P3`` count acute stays ended alive on the day, by pathway (0 for
     other places); ``exits_<home|death|readmission|service>`` count stays ended on the day by
-    where the person went; ``waiting_mean`` counts people waiting to enter it, wherever they wait.
+    where the person went (and ``exits_lost``, when a service has ``when_full: lost``);
+    ``waiting_mean`` counts people waiting to enter it, wherever they wait.
     ``front_door`` is the queue for an acute bed. Days in the warm-up are flagged ``warmup``.
     """
     t = measures(ev, config)
@@ -239,6 +254,8 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
     destinations = (("home", HOME), ("death", DEATH), ("readmission", READMIT)) + tuple(
         (x, lay.services.index(x)) for x in lay.downstream
     )
+    if any(config.system.services[s].when_full == "lost" for s in lay.services):
+        destinations += (("lost", LOST),)
     frames = []
     for code, s in [*enumerate(lay.services), (S, "front_door")]:
         service = code < S
@@ -255,7 +272,7 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
             "exits": t.exits[code] if service else t.front_door_ends,
         }
         for name, dest in destinations:  # where people went
-            frame[f"exits_{name}"] = t.exits_to[code, dest + 4] if service else zeros
+            frame[f"exits_{name}"] = t.exits_to[code, dest + OUTCOME_SHIFT] if service else zeros
         frame["delayed_mean"] = t.held[code]
         for r in reasons:
             frame[f"delayed_{r}"] = t.held_reason[code, REASONS.index(r)]
@@ -280,6 +297,7 @@ def patient_log(ev: Events) -> pd.DataFrame:
         DEATH: "death",
         READMIT: "readmission",
         OPEN: "still_in_service",
+        LOST: "lost",
     }
     v = ev.visits
     return pd.DataFrame(
@@ -303,13 +321,17 @@ def flows(ev: Events, config: Config) -> pd.DataFrame:
     One row per (source, target): ``admitted`` / ``readmitted`` / ``community_referral`` into a
     service; ``acute`` into the discharge pathway it ended on (``P0`` .. ``P3``) or ``death``; a
     pathway into where its people went; each other service into its onward places (a service,
-    ``home``, ``death`` or ``readmission``). Assessments happen in an acute bed and are not a
-    place here. People already in care at the start enter no flow. Entries come first; exits
-    follow in the order they first occurred.
+    ``home``, ``death`` or ``readmission``, or ``lost``: turned away by a full service with
+    ``when_full: lost``). A community referral turned away at once by a full service goes to
+    where its rule sent it (``community_referral`` -> ``lost`` or ``home``, or into the other
+    service). Assessments happen in an acute bed and are not a place here. People already in
+    care at the start enter no flow. Entries come first; exits follow in the order they first
+    occurred.
     """
     t = measures(ev, config)
     lay = ev.layout
-    names = {**dict(enumerate(lay.services)), HOME: "home", DEATH: "death", READMIT: "readmission"}
+    names = {**dict(enumerate(lay.services)), HOME: "home", DEATH: "death", READMIT: "readmission",
+             LOST: "lost"}  # fmt: skip
     counts: dict[tuple[str, str], int] = {}
 
     def add(source: str, target: str, n: int) -> None:

@@ -3,7 +3,8 @@ run need hold only what is still happening: its memory does not grow with the ho
 
 Every table ``results.py`` makes (KPIs, the daily series, the flows) is built from sums over a
 replication's stays and waits: time-integrals (people in a place, delayed, waiting), counts of
-events (an admission, an exit, a discharge by pathway) and a per-person check (at home 91 days
+events (an admission, an exit, a discharge by pathway, someone turned away by a full service) and a
+per-person check (at home 91 days
 after reablement). Time is cut into segments at checkpoints every ``FOLD_DAYS`` days. At each
 checkpoint ``Tally.fold`` adds what happened in the segment just ended, ``[since, until)``, from
 the records that overlap it, and says which records can be forgotten: those whose times all lie
@@ -26,10 +27,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE
-from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, OPEN, PROCESS, Layout
+from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, LOST, OPEN, PROCESS, Layout
 
 FOLD_DAYS = 30.0
 """Days between checkpoints: a run holds about this many days of finished records at most."""
+
+OUTCOME_SHIFT = 8
+"""``exits_to[service, outcome + OUTCOME_SHIFT, day]``: outcome codes go down to ``LOST`` (-8)."""
 
 HOME_CHECK_DAYS = 91.0
 """ASCOF 2B(1): where someone discharged into reablement is this many days later."""
@@ -115,7 +119,7 @@ class Tally:
         self.occupancy = np.zeros((S, nd))
         self.admissions = np.zeros((S, nd), dtype=np.int64)
         self.exits = np.zeros((S, nd), dtype=np.int64)
-        self.exits_to = np.zeros((S, S + 4, nd), dtype=np.int64)  # [service, outcome + 4, day]
+        self.exits_to = np.zeros((S, S + OUTCOME_SHIFT, nd), dtype=np.int64)
         self.discharges = np.zeros((len(PATHWAYS), nd), dtype=np.int64)  # acute, alive
         self.held = np.zeros((P, nd))
         self.held_reason = np.zeros((P, R, nd))
@@ -130,6 +134,9 @@ class Tally:
         self.window_acute_reason = np.zeros(R)
         self.window_acute_org = np.zeros(len(RESPONSIBLE))
         self.window_acute_for = np.zeros(S + 1)  # by what is waited for; PROCESS last
+        # people who found a service full (when_full): sent out of the model, or elsewhere
+        self.window_lost = np.zeros(S, dtype=np.int64)
+        self.window_overflow = np.zeros(S, dtype=np.int64)
         self.counts = dict.fromkeys(
             ("admissions", "discharges", "deaths", "delayed_patients", "care_home_admissions",
              "readmissions", "home_checks", "home_at_check", "in_system_end", "records"), 0
@@ -146,11 +153,17 @@ class Tally:
     # -- folding -------------------------------------------------------------------------------
 
     def fold(
-        self, visits: dict, waits: dict, until: float, seq: np.ndarray | None = None
+        self,
+        visits: dict,
+        waits: dict,
+        until: float,
+        seq: np.ndarray | None = None,
+        turned: dict | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Add what happened in ``[since, until)`` (at the horizon: ``[since, until]``); return
         masks of the visits and waits still needed later. ``seq`` numbers the visits in the order
-        they were made (default: their order here)."""
+        they were made (default: their order here). ``turned``: the people turned away in the
+        segment (``records.TURNED_FIELDS``; finished when made, so never needed again)."""
         if self.done:
             raise RuntimeError("this tally already reached the horizon")
         a, b = self.since, float(until)
@@ -159,6 +172,8 @@ class Tally:
             seq = np.arange(len(visits["enter"]), dtype=np.int64)
         keep_v = self._visits(visits, seq, a, b, final)
         keep_w = self._waits(waits, a, b, final)
+        if turned is not None and len(turned["time"]):
+            self._turned(turned)
         if final:
             v_open = np.isnan(visits["leave"]) & (visits["service"] != self.assessment)
             w_open = np.isnan(waits["end"]) & np.isin(waits["place"], (FRONT_DOOR, COMMUNITY))
@@ -192,8 +207,9 @@ class Tally:
         left = self._in(leave, a, b, final) & (out != OPEN)
         self._count(self.admissions, svc[entered], enter[entered])
         self._count(self.exits, svc[left], leave[left])
-        self._count(self.exits_to.reshape(S * (S + 4), -1), svc[left] * (S + 4) + out[left] + 4,
-                    leave[left])  # fmt: skip
+        n_out = S + OUTCOME_SHIFT
+        self._count(self.exits_to.reshape(S * n_out, -1), svc[left] * n_out + out[left] +
+                    OUTCOME_SHIFT, leave[left])  # fmt: skip
         acute = svc == 0
         alive = left & (out != DEATH)
         self._count(self.discharges, v["pathway"][acute & alive], leave[acute & alive])
@@ -252,6 +268,20 @@ class Tally:
         )
         self._count(self.front_door_ends[None, :], np.zeros(int(ended.sum()), np.int64), we[ended])
         return np.isnan(we) | (we >= b)
+
+    def _turned(self, t: dict) -> None:
+        """People turned away by a full service in the window: lost (out of the model) or sent
+        elsewhere (home, another service), by the service that was full. A community referral
+        turned away to ``lost`` or ``home`` has no stay, so it enters the flows here."""
+        m = (t["time"] >= self.W) & (t["time"] < self.H)
+        svc, to = t["service"][m], t["to"][m]
+        lost = to == LOST
+        self.window_lost += np.bincount(svc[lost], minlength=self.S)
+        self.window_overflow += np.bincount(svc[~lost], minlength=self.S)
+        gone = (t["place"][m] == COMMUNITY) & (to < 0)
+        for code in to[gone].tolist():
+            key = ("community_referral", int(code))
+            self.entries[key] = self.entries.get(key, 0) + 1
 
     # -- sums ---------------------------------------------------------------------------------
 
@@ -400,10 +430,11 @@ class Tally:
         return self.delay_sum / n if n else math.nan
 
 
-def replay(tally: Tally, visits: dict, waits: dict) -> Tally:
+def replay(tally: Tally, visits: dict, waits: dict, turned: dict | None = None) -> Tally:
     """Fold a finished run's records (all of them, in the order they were made, as ``records.close``
     leaves them) into ``tally`` checkpoint by checkpoint, giving each fold the records a running
     engine would still hold: the same sums, bit for bit, as folding while running."""
+    when = turned["time"] if turned is not None else np.empty(0)
     enter, leave = visits["enter"], visits["leave"]
     start, end = waits["start"], waits["end"]
     cuts = checkpoints(tally.H)
@@ -415,7 +446,9 @@ def replay(tally: Tally, visits: dict, waits: dict) -> Tally:
         w = (start < b) | final
         w &= np.isnan(end) | (end >= a)
         vi, wi = np.flatnonzero(v), np.flatnonzero(w)
+        ti = np.flatnonzero((when >= a) & ((when < b) | final))
+        segment = {k: c[ti] for k, c in turned.items()} if ti.size else None
         tally.fold({k: c[vi] for k, c in visits.items()}, {k: c[wi] for k, c in waits.items()},
-                   b, seq=vi)  # fmt: skip
+                   b, seq=vi, turned=segment)  # fmt: skip
         a = b
     return tally

@@ -5,8 +5,10 @@ the same stays and waits, row for row and bit for bit: the strongest form of "st
 indistinguishable", and one that any difference in semantics (an order of events at a tie, a
 missed escalation, a wrong outcome code) breaks at once. Checked on every shipped system, every
 shipped scenario applied to the default system, a stressed variant that exercises every branch
-(deconditioning, discharge to assess, readmission deadlines, capacity cuts, closed doors), and
-through the runner's tables. Horizons are short to keep the file fast; no tolerance is needed.
+(deconditioning, discharge to assess, readmission deadlines, capacity cuts, closed doors), systems
+whose services turn people away when full (``when_full``: lost, home, an overflow to another
+service, chains of them), and through the runner's tables. Horizons are short to keep the file
+fast; no tolerance is needed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from flowsim import compiled, model, runner, scenarios
+from flowsim import arrays, compiled, eventloop, model, results, runner, scenarios
 from flowsim.config import validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,10 +49,10 @@ def config(system: dict, horizon: float, warmup: float, scenario: dict | None = 
 
 def assert_same_events(a: model.Events, b: model.Events) -> None:
     assert a.n_initial == b.n_initial
-    for table in ("visits", "waits"):
+    for table in ("visits", "waits", "turned"):
         x, y = getattr(a, table), getattr(b, table)
         assert list(x) == list(y)
-        assert len(x["episode"]) > 0
+        assert len(x["episode"]) > 0 or table == "turned"
         for field in x:
             assert x[field].shape == y[field].shape, (table, field)
             assert np.array_equal(x[field], y[field], equal_nan=True), (table, field)
@@ -126,6 +128,59 @@ def stressed() -> dict:
     return raw
 
 
+def overflowing() -> dict:
+    """The stressed system with services that turn people away when full: step-down beds send
+    them on to reablement (which makes them wait; so deconditioning can escalate them to a care
+    home while they wait); home care, cut on day 20, loses them; care homes,
+    closed at weekends, send them home."""
+    raw = stressed()
+    s = raw["services"]
+    s["step_down"]["when_full"] = "reablement"
+    s["home_care"]["when_full"] = "lost"
+    s["home_care"]["capacity"] = [{"from_day": 0, "capacity": 4300},
+                                  {"from_day": 20, "capacity": 4000}]  # fmt: skip
+    s["care_home"]["when_full"] = "home"
+    return raw
+
+
+def loss_tandem() -> dict:
+    """The tandem network with reablement as a loss system (too few places, ``lost``) and care
+    homes overflowing into it (a chain: care home -> reablement -> lost), community referrals to
+    care homes, a discharge process, and readmissions from home (lost people are never
+    readmitted)."""
+    raw = system_raw("tandem")
+    s = raw["services"]
+    s["reablement"].update(capacity=45, when_full="lost")
+    s["care_home"].update(capacity=260, when_full="reablement")
+    raw["arrivals"]["community"] = {"to": "care_home", "rate_per_day": 1.0,
+                                    "group_shares": {"all": 1.0}}  # fmt: skip
+    for pw in raw["discharge"]["pathways"].values():
+        pw["readmission_30d_probability"] = 0.1
+        pw["process"] = {"dist": "exponential", "mean": 0.5}  # the only waits: no line anywhere
+    return raw
+
+
+WHEN_FULL = {"overflowing": (overflowing, 160.0, 20.0), "loss_tandem": (loss_tandem, 200.0, 50.0)}
+
+
+@pytest.mark.parametrize("name", sorted(WHEN_FULL))
+def test_same_trajectories_when_full_services_turn_people_away(name):
+    """Every kind of turn-away happens (lost, home, to another service; from the community,
+    from acute and from a downstream stay), and the records of them match too."""
+    make, horizon, warmup = WHEN_FULL[name]
+    cfg = config(make(), horizon, warmup)
+    for r in range(2):
+        a, b = both(cfg, r)
+        assert_same_events(a, b)
+        t, lay = a.turned, a.layout
+        assert np.sum(t["to"] == -8) > 10  # lost
+        assert np.sum(t["to"] >= 0) > 10  # sent on to another service
+        assert set(np.unique(t["place"])) >= {-6, 0}  # from the community and from acute
+        assert np.sum(a.visits["outcome"] == -8) > 0  # a stay that ended in a loss
+        rule = [cfg.system.services[s].when_full for s in lay.services]
+        assert all(rule[k] != "wait" for k in t["service"])
+
+
 def test_same_trajectories_when_stressed():
     cfg = config(stressed(), 160.0, 20.0)
     a, b = both(cfg)
@@ -166,9 +221,39 @@ def test_same_events_when_buffers_and_readmission_rows_run_out(monkeypatch):
     assert_same_events(a, b)
 
 
-def test_runner_tables_identical_across_engines():
+def test_same_events_when_the_turn_away_buffer_runs_out(monkeypatch):
+    """A run whose buffer of turn-aways fills is repeated with more room, whole or in segments:
+    nothing in the result may change."""
+    cfg = config(loss_tandem(), 200.0, 50.0)
+    a = model.simulate(cfg.system, cfg.run.seed, 0, cfg.run.horizon_days)
+    real_buffers, real_run, statuses = arrays.buffers, compiled._run, []
+
+    def tiny_first(n, n_services, room):
+        got = real_buffers(n, n_services, room)
+        if not statuses:  # the first run only: room for 8 turn-aways
+            got = (*got[:-1], np.empty((got[-1].shape[0], 8)))
+        return got
+
+    def run(*args):
+        out = real_run(*args)
+        statuses.append(int(out[0]))
+        return out
+
+    monkeypatch.setattr(arrays, "buffers", tiny_first)
+    monkeypatch.setattr(compiled, "_run", run)
+    assert_same_events(a, compiled.simulate(cfg.system, cfg.run.seed, 0, cfg.run.horizon_days))
+    assert statuses[0] == eventloop.FULL_TURNED and statuses[-1] == eventloop.OK
+    statuses.clear()
+    measure = results.measure(cfg)
+    b = compiled.simulate(cfg.system, cfg.run.seed, 0, cfg.run.horizon_days, measure=measure)
+    assert statuses[0] == eventloop.FULL_TURNED
+    assert results.kpis(b, cfg) == results.kpis(a, cfg)
+
+
+@pytest.mark.parametrize("name", ["default", "loss_tandem"])
+def test_runner_tables_identical_across_engines(name):
     """runs, daily and flows tables (every KPI) equal to the bit, on 2 workers."""
-    raw = system_raw("default")
+    raw = loss_tandem() if name == "loss_tandem" else system_raw(name)
     out = {}
     for engine in ("simpy", "compiled"):
         cfg = config(copy.deepcopy(raw), 150.0, 30.0, replications=3, jobs=2, engine=engine)
@@ -178,6 +263,10 @@ def test_runner_tables_identical_across_engines():
         pd.testing.assert_frame_equal(
             getattr(out["simpy"], table), getattr(out["compiled"], table), check_exact=True
         )
+    if name == "loss_tandem":  # the turn-aways are in the tables
+        runs, flows = out["simpy"].runs, out["simpy"].flows
+        assert (runs["lost_reablement"] > 0).all() and (runs["overflow_care_home"] > 0).all()
+        assert ("P1", "lost") in set(zip(flows["source"], flows["target"]))
 
 
 def test_engine_is_validated():

@@ -146,6 +146,26 @@ BAD = [
      _set("system.services.home_care.next", {"death": 0.45, "reablement": 0.20, "home": 0.35}),
      "system.services", r"cycle.*(reablement -> home_care -> reablement|home_care -> reablement "
                         r"-> home_care)"),
+    # when_full: who finds a service full goes elsewhere or is lost
+    ("when_full_unknown", _set("system.services.reablement.when_full", "nowhere"),
+     "system.services.reablement.when_full", r"unknown rule 'nowhere'"),
+    ("when_full_itself", _set("system.services.reablement.when_full", "reablement"),
+     "system.services.reablement.when_full", r"cannot overflow to itself"),
+    ("when_full_to_acute", _set("system.services.reablement.when_full", "acute"),
+     "system.services.reablement.when_full", r"cannot overflow to 'acute'"),
+    ("when_full_on_acute", _set("system.services.acute.when_full", "lost"),
+     "system.services.acute.when_full", r"only a service after acute care"),
+    ("when_full_on_assessment", _set("system.services.assessment.when_full", "home"),
+     "system.services.assessment.when_full", r"only a service after acute care"),
+    ("when_full_cycle", lambda d: (_set("system.services.reablement.when_full", "step_down")(d),
+                                   _set("system.services.step_down.when_full", "home_care")(d),
+                                   _set("system.services.home_care.when_full", "reablement")(d)),
+     "system.services.reablement.when_full",
+     r"cycle \(reablement -> step_down -> home_care -> reablement\)"),
+    ("when_full_with_start_queue",
+     lambda d: (_set("system.services.care_home.when_full", "lost")(d),
+                _set("system.services.care_home.start_queue", 5)(d)),
+     "system.services.care_home.when_full", r"no line, so no start_queue"),
 ]
 
 
@@ -161,6 +181,21 @@ def test_bad_input_rejected(base, change, field, rule):
     assert re.search(rf"(^|\s){re.escape(field)}[.:]", message, re.M), message
     assert re.search(rule, message), message
     assert "Traceback" not in message
+
+
+def test_when_full_rules_accepted(base):
+    """Every rule validates: wait (the default), lost, home, and a chain of overflows ending in
+    one of them."""
+    raw = copy.deepcopy(base)
+    services = raw["system"]["services"]
+    assert validate(raw).system.services["reablement"].when_full == "wait"
+    services["step_down"]["when_full"] = "reablement"
+    services["reablement"]["when_full"] = "home_care"
+    services["home_care"]["when_full"] = "lost"
+    services["care_home"]["when_full"] = "home"
+    got = validate(raw).system.services
+    assert [got[s].when_full for s in ("step_down", "reablement", "home_care", "care_home")] == [
+        "reablement", "home_care", "lost", "home"]  # fmt: skip
 
 
 # -- rates CSVs ---------------------------------------------------------------------------------

@@ -5,11 +5,11 @@ stays, every patient on pathway P0 home with a zero-length discharge process, no
 readmissions and no deconditioning. The acute service is then an M/M/c queue fed by an unbounded
 queue (the front door): M/M/inf when c is huge, Erlang C otherwise.
 
-Erlang B (blocking) has no direct counterpart: flowsim has **no pure loss node**. A full
-service never turns anyone away; with blocking after service the patient keeps their current place
-(or waits at the front door / at home) until a place is free. Erlang B is therefore checked through
-the M/M/c identity that links the two formulas, ``C = B / (1 - rho (1 - B))``, and through PASTA:
-the time-average probability that all c beds are busy equals the probability that an arrival waits.
+Erlang B (blocking) is checked directly in ``test_loss.py``, on services with ``when_full: lost``
+(a loss node). Here, where a full service makes people wait (blocking after service, the
+default), it is also checked through the M/M/c identity that links the two formulas,
+``C = B / (1 - rho (1 - B))``, and through PASTA: the time-average probability that all c beds
+are busy equals the probability that an arrival waits.
 
 The Erlang formulas are written here from scratch (the Erlang B recursion, C from B) and checked
 against the c = 1 closed forms before being used. Every statistical tolerance is stated with its
@@ -241,7 +241,7 @@ def test_erlang_c_probability_of_wait_and_mean_wait():
 
 
 def test_all_beds_busy_time_fraction_matches_erlang_c():
-    """No loss node exists (see the module docstring), so Erlang B is checked through M/M/c theory:
+    """With a line (no loss; see the module docstring) Erlang B is checked through M/M/c theory:
     the time-average probability that all c beds are busy is P(N >= c) = C(c, a), the Erlang C
     value built from the Erlang B recursion (and, by PASTA, the share of arrivals who wait). The
     time-average number of busy beds must be a = lambda / mu (Little's law on the beds)."""

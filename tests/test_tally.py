@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 import pytest
-from test_compiled import config, stressed, system_raw
+from test_compiled import config, loss_tandem, overflowing, stressed, system_raw
 
 from flowsim import compiled, model, results
 from flowsim.patients import DEATH, OPEN
@@ -26,6 +26,8 @@ CASES = {  # long enough for several checkpoints; fractional warm-up and horizon
     "tandem": lambda: config(system_raw("tandem"), 240.0, 60.0),
     "bnssg_d2a_2023": lambda: config(system_raw("bnssg_d2a_2023"), 181.0, 0.0),
     "stressed": lambda: config(stressed(), 160.0, 20.0),
+    "overflowing": lambda: config(overflowing(), 160.0, 20.0),  # services turning people away
+    "loss_tandem": lambda: config(loss_tandem(), 240.0, 60.0),
 }
 
 
@@ -72,10 +74,11 @@ def test_events_on_checkpoint_instants():
     assert_same_tables(tables(whole, cfg), tables(streamed(cfg), cfg))
 
 
-def test_patient_log_keeps_every_record_in_order():
-    cfg = CASES["stressed"]()
+@pytest.mark.parametrize("name", ["stressed", "overflowing"])
+def test_patient_log_keeps_every_record_in_order(name):
+    cfg = CASES[name]()
     whole, kept = batch(cfg), streamed(cfg, keep=True)
-    for table in ("visits", "waits"):
+    for table in ("visits", "waits", "turned"):
         x, y = getattr(whole, table), getattr(kept, table)
         for field in x:
             assert np.array_equal(x[field], y[field], equal_nan=True), (table, field)
@@ -179,11 +182,12 @@ def test_compiled_engine_run_in_segments_gives_the_same_tables(name):
         assert np.array_equal(a.visits[field], b.visits[field], equal_nan=True), field
 
 
-def test_compiled_segments_survive_running_out_of_room(monkeypatch):
+@pytest.mark.parametrize("name", ["stressed", "overflowing"])
+def test_compiled_segments_survive_running_out_of_room(monkeypatch, name):
     """Tiny buffers and one spare readmission row: buffers grow between segments, a segment that
     overflows makes the run start again, readmission rows are topped up as they are used; none
     of it may change a table."""
-    cfg = CASES["stressed"]()
+    cfg = CASES[name]()
     want = tables(streamed(cfg), cfg)
     restarts, blocks = [], []
     real_full, real_block = compiled.Full.__init__, model.Plan.readmission_block
