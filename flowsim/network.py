@@ -1,0 +1,254 @@
+"""The rules of a system that span its fields: every name used exists, probabilities sum to 1,
+routing and overflow have no cycle, and the people a system starts with fit in its places.
+
+Each rule raises ``ValueError`` naming the field it concerns (``services.X.next: ...``);
+``config.System`` runs them once its fields are checked, and ``config.validate`` reports them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flowsim.config import EXITS, PROBABILITY_TOLERANCE, WHEN_FULL
+
+if TYPE_CHECKING:
+    from flowsim.config import System
+
+
+def _close_to_one(total: float) -> bool:
+    return abs(total - 1.0) <= PROBABILITY_TOLERANCE
+
+
+def check_network(system: System) -> None:
+    """Rules that span fields: names exist, probabilities sum to 1, routing has no cycle."""
+    groups = set(system.groups)
+    if len(groups) != len(system.groups):
+        raise ValueError("groups: names must be unique")
+    services = system.services
+    if "acute" not in services:
+        raise ValueError("services: an 'acute' service is required")
+    downstream = system.downstream()
+    stay_needed = ["acute", *downstream] + (["assessment"] if "assessment" in services else [])
+    for name in stay_needed:
+        svc = services[name]
+        unknown = set(svc.stay_by_group) - groups
+        if unknown:
+            raise ValueError(f"services.{name}.stay_by_group: unknown group {sorted(unknown)[0]!r}")
+        if svc.stay is None and set(svc.stay_by_group) != groups:
+            raise ValueError(f"services.{name}: give 'stay', or 'stay_by_group' for every group")
+    for name in downstream:
+        svc = services[name]
+        if svc.wait is None:
+            raise ValueError(
+                f"services.{name}.wait: give the DTOC reason and responsible organisation"
+            )
+        tables = {
+            "next": svc.next,
+            **{f"next_by_group.{g}": t for g, t in svc.next_by_group.items()},
+        }
+        if set(svc.next_by_group) - groups:
+            raise ValueError(
+                f"services.{name}.next_by_group: unknown group "
+                f"{sorted(set(svc.next_by_group) - groups)[0]!r}"
+            )
+        if not svc.next:
+            raise ValueError(f"services.{name}.next: routing after the stay is required")
+        for label, table in tables.items():
+            for target in table:
+                if target not in EXITS and target not in downstream:
+                    raise ValueError(
+                        f"services.{name}.{label}: unknown target {target!r} (use a downstream "
+                        f"service, 'home' or 'death'; readmissions are set per pathway)"
+                    )
+                if target == name:
+                    raise ValueError(f"services.{name}.{label}: a service cannot route to itself")
+            if not _close_to_one(sum(table.values())):
+                raise ValueError(
+                    f"services.{name}.{label}: probabilities must sum to 1 "
+                    f"(they sum to {sum(table.values()):.6g})"
+                )
+    for name in ("acute", "assessment"):
+        if name in services and (services[name].next or services[name].next_by_group):
+            raise ValueError(f"services.{name}.next: {name} routing is set by discharge.pathways")
+    _check_acyclic(system)
+    _check_when_full(system)
+    d = system.discharge
+    for p, pathway in d.pathways.items():
+        for label, target in {
+            "to": pathway.to,
+            **{f"to_by_group.{g}": t for g, t in pathway.to_by_group.items()},
+        }.items():
+            if target != "home" and target not in downstream:
+                raise ValueError(f"discharge.pathways.{p}.{label}: unknown service {target!r}")
+        if set(pathway.to_by_group) - groups:
+            raise ValueError(
+                f"discharge.pathways.{p}.to_by_group: unknown group "
+                f"{sorted(set(pathway.to_by_group) - groups)[0]!r}"
+            )
+        if (pathway.assessment or pathway.discharge_to_assess) and "assessment" not in services:
+            raise ValueError(f"discharge.pathways.{p}.assessment: needs an 'assessment' service")
+        if pathway.discharge_to_assess and not pathway.assessment:
+            raise ValueError(f"discharge.pathways.{p}.discharge_to_assess: needs assessment: true")
+        if pathway.discharge_to_assess and pathway.to == "home":
+            raise ValueError(
+                f"discharge.pathways.{p}.discharge_to_assess: needs a service to "
+                f"assess in, not 'home'"
+            )
+    if d.readmission_delay.max is None or d.readmission_delay.max > 30:
+        raise ValueError("discharge.readmission_delay.max: must be set and at most 30 days")
+    for g in system.groups:
+        shares = d.pathway_shares_by_group.get(g)
+        if shares is None:
+            raise ValueError(f"discharge.pathway_shares_by_group: missing group {g!r}")
+        for p in shares:
+            if p not in d.pathways:
+                raise ValueError(
+                    f"discharge.pathway_shares_by_group.{g}: pathway {p} is not "
+                    f"defined in discharge.pathways"
+                )
+        if not _close_to_one(sum(shares.values())):
+            raise ValueError(
+                f"discharge.pathway_shares_by_group.{g}: probabilities must sum to 1 "
+                f"(they sum to {sum(shares.values()):.6g})"
+            )
+    for label, table in (
+        ("pathway_shares_by_group", d.pathway_shares_by_group),
+        ("death_in_hospital_probability_by_group", d.death_in_hospital_probability_by_group),
+    ):
+        if set(table) - groups:
+            raise ValueError(f"discharge.{label}: unknown group {sorted(set(table) - groups)[0]!r}")
+    if system.deconditioning.enabled:
+        for p in ("P1", "P2", "P3"):
+            if p not in d.pathways:
+                raise ValueError(
+                    f"deconditioning: escalation P1 -> P2 -> P3 needs pathway {p} "
+                    f"defined (or set deconditioning.enabled: false)"
+                )
+    for name, arrival in system.arrivals.items():
+        if arrival.to not in ("front_door", "ready_to_leave") and arrival.to not in downstream:
+            raise ValueError(
+                f"arrivals.{name}.to: unknown target {arrival.to!r} (use front_door, "
+                f"ready_to_leave or a downstream service)"
+            )
+        if arrival.pathway is not None and arrival.pathway not in d.pathways:
+            raise ValueError(f"arrivals.{name}.pathway: {arrival.pathway} is not defined")
+        if set(arrival.group_shares) - groups:
+            raise ValueError(
+                f"arrivals.{name}.group_shares: unknown group "
+                f"{sorted(set(arrival.group_shares) - groups)[0]!r}"
+            )
+        if arrival.pathway_shares is not None:
+            if set(arrival.pathway_shares) - set(d.pathways):
+                raise ValueError(
+                    f"arrivals.{name}.pathway_shares: pathway "
+                    f"{sorted(set(arrival.pathway_shares) - set(d.pathways))[0]} is "
+                    f"not defined in discharge.pathways"
+                )
+            if not _close_to_one(sum(arrival.pathway_shares.values())):
+                raise ValueError(
+                    f"arrivals.{name}.pathway_shares: probabilities must sum to 1 "
+                    f"(they sum to {sum(arrival.pathway_shares.values()):.6g})"
+                )
+        if not _close_to_one(sum(arrival.group_shares.values())):
+            raise ValueError(
+                f"arrivals.{name}.group_shares: probabilities must sum to 1 "
+                f"(they sum to {sum(arrival.group_shares.values()):.6g})"
+            )
+    for name, svc in services.items():
+        if svc.start_queue and name in ("acute", "assessment"):
+            raise ValueError(
+                f"services.{name}.start_queue: a start queue is for services patients "
+                f"wait to be discharged to"
+            )
+        top = max(c for _, c in svc.capacity_steps())
+        if svc.start_occupancy > svc.capacity_steps()[0][1]:
+            raise ValueError(
+                f"services.{name}.start_occupancy: {svc.start_occupancy} is above the "
+                f"day-0 capacity {svc.capacity_steps()[0][1]}"
+            )
+        if top == 0:
+            raise ValueError(f"services.{name}.capacity: the schedule never has a place")
+        if svc.start_queue and not any(
+            name in (pw.to, *pw.to_by_group.values()) for pw in d.pathways.values()
+        ):
+            raise ValueError(
+                f"services.{name}.start_queue: no discharge pathway leads there, so "
+                f"no one can be waiting in hospital for it"
+            )
+    queued = sum(s.start_queue for s in services.values())
+    acute0 = services["acute"].capacity_steps()[0][1]
+    treated = services["acute"].start_occupancy
+    if treated + queued > acute0:  # the people waiting in hospital at day 0 are what overflows
+        longest = max(services, key=lambda name: services[name].start_queue)
+        raise ValueError(
+            f"services.{longest}.start_queue: {queued} people queued in acute beds for discharge "
+            f"(start_queue, all services) plus {treated} in treatment "
+            f"(services.acute.start_occupancy) exceed the day-0 acute capacity {acute0}"
+        )
+
+
+def _check_acyclic(system: System) -> None:
+    """Downstream routing must be acyclic: each service is visited at most once per episode."""
+    services = system.services
+    graph = {}
+    for name in system.downstream():
+        svc = services[name]
+        targets = set(svc.next) | {t for table in svc.next_by_group.values() for t in table}
+        graph[name] = {t for t in targets if t in services}
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                cycle = " -> ".join([*path[path.index(nxt) :], nxt]) if nxt in path else nxt
+                raise ValueError(
+                    f"services: routing has a cycle ({cycle}); each service may be "
+                    f"visited once between acute discharges"
+                )
+            if nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node, [node])
+
+
+def _check_when_full(system: System) -> None:
+    """``when_full`` rules: downstream services only, known targets, no chain back to itself."""
+    services, downstream = system.services, system.downstream()
+    for name, svc in services.items():
+        rule = svc.when_full
+        field = f"services.{name}.when_full"
+        if rule == "wait":
+            continue
+        if name not in downstream:
+            raise ValueError(
+                f"{field}: only a service after acute care may turn people away ({name} always "
+                f"makes them wait)"
+            )
+        if rule not in WHEN_FULL and rule not in services:
+            raise ValueError(
+                f"{field}: unknown rule {rule!r} (use wait, lost, home or a downstream service)"
+            )
+        if rule == name:
+            raise ValueError(f"{field}: a service cannot overflow to itself")
+        if rule in services and rule not in downstream:
+            raise ValueError(
+                f"{field}: cannot overflow to {rule!r} (use a service after acute care)"
+            )
+        if svc.start_queue:
+            raise ValueError(
+                f"{field}: a service that turns people away has no line, so no start_queue"
+            )
+        chain, at = [name], rule
+        while at in services:
+            if at in chain:
+                cycle = " -> ".join([*chain[chain.index(at) :], at])
+                raise ValueError(
+                    f"{field}: overflow targets form a cycle ({cycle}); the last one must be "
+                    f"wait, lost or home"
+                )
+            chain.append(at)
+            at = services[at].when_full
