@@ -3,11 +3,9 @@ replications and writes the output files. Thin: the work is in runner.py and res
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from flowsim import results, runner, scenarios, uncertainty, warmup
+from flowsim import outputs, results, runner, scenarios, sweep, uncertainty, warmup
 from flowsim.config import Config, ConfigError, validate, yaml_problem
 
 log = logging.getLogger("flowsim")
@@ -104,7 +102,7 @@ def main(cfg: DictConfig) -> float:
         return _sweep_point(resolved)
     try:
         config, todo, size = check(resolved)
-        claim(out_dir, resolved)
+        outputs.claim(out_dir, resolved, sweep.point_key)
     except ConfigError as err:
         _fail(str(err), out_dir)
     run = todo[0][1].run
@@ -230,52 +228,9 @@ def _appraisal_arms(config: Config) -> int:
     return max(n, 1)
 
 
-OWNED = (
-    "runs.parquet", "daily.parquet", "flows.parquet", "patients.parquet", "summary.csv",
-    "comparison.csv", "manifest.json", "errors.json", "capacity_sweep.csv",
-    "capacity_sweep_runs.parquet", "bottlenecks.csv", "allocation.csv", "allocation_frontier.csv",
-    "report.html", "summit_pack.xlsx", "summit_pack.pptx", "figures", ".*.tmp",
-)  # fmt: skip
-"""What a run or an appraisal writes into its folder: the outputs contract, the appraisals'
-tables, the summit pack, and a temporary file left by a killed write."""
-
-
-def claim(out_dir: Path, resolved: dict) -> None:
-    """Make ``out_dir`` this run's own: an empty folder is taken as it is; a folder holding a
-    run of the same config (its results-relevant part: ``sweep.point_key``) has the files a run
-    writes removed, so no file of the old run (a ``comparison.csv``, a figure) outlives it; any
-    other folder is refused, untouched."""
-    from flowsim import sweep
-
-    if not out_dir.is_dir() or not any(out_dir.iterdir()):
-        return
-    owner = None
-    for name in ("manifest.json", "errors.json"):
-        try:
-            owner = json.loads((out_dir / name).read_text())["config"]
-            break
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    if owner is None or sweep.point_key(owner) != sweep.point_key(resolved):
-        held = "a run of another config" if owner is not None else "files of something else"
-        raise ConfigError(
-            f"hydra.run.dir: {out_dir} is not empty: it holds {held}. A run owns its folder: "
-            f"choose a new folder (hydra.run.dir=...), or delete that one"
-        )
-    for pattern in OWNED:
-        for path in out_dir.glob(pattern):
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-    log.info("%s held an earlier run of the same config: its files were replaced", out_dir)
-
-
 def _sweep_point(resolved: dict) -> float:
     """One point of ``flowsim -m``: skipped if done, its tables written atomically under
     ``<sweep dir>/points/<key>/``, a failure kept as ``<sweep dir>/errors/<key>.json``."""
-    from flowsim import sweep
-
     hc = HydraConfig.get()
 
     def work(folder: Path) -> float:

@@ -1,4 +1,5 @@
-"""An output folder: which files each kind of run writes into it, and reading them back whole.
+"""An output folder: which files each kind of run writes into it, reading them back whole, and
+making a folder a run's own (``claim``).
 
 ``load(folder)`` is what ``flowsim-report`` (and ``flowsim`` right after a run) builds the
 summit pack from. Before anything is written it checks that the folder holds every file its kind
@@ -23,11 +24,18 @@ What each kind writes (the manifest says which kind a folder is; ``flowsim/cli.p
 from __future__ import annotations
 
 import json
+import logging
 import re
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from flowsim.config import ConfigError
+
+log = logging.getLogger("flowsim")
 
 
 @dataclass
@@ -249,3 +257,42 @@ def _agree(out_dir: Path, summary: pd.DataFrame, runs: pd.DataFrame) -> None:
             f"{out_dir / 'summary.csv'} does not match {out_dir / 'runs.parquet'} ({len(lost)} "
             f"KPI row(s) missing, e.g. {k} of {s}); rerun flowsim to make it"
         )
+
+
+# -- a run's own folder ------------------------------------------------------------------------
+
+OWNED = (
+    *COLUMNS, "patients.parquet", "manifest.json", "errors.json", "report.html",
+    "summit_pack.xlsx", "summit_pack.pptx", "figures", ".*.tmp",
+)  # fmt: skip
+"""What a run or an appraisal writes into its folder: the tables above, the patient log, the
+manifest (or the errors), the summit pack, and a temporary file left by a killed write."""
+
+
+def claim(out_dir: Path, resolved: dict, key: Callable[[dict], str]) -> None:
+    """Make ``out_dir`` the folder of the run of ``resolved``: an empty folder is taken as it is;
+    a folder holding a run of the same config (the same ``key``: its results-relevant part) has
+    every file a run writes removed, so no file of the old run (a ``comparison.csv``, a figure)
+    outlives it; any other folder is refused (``ConfigError``) and left untouched."""
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    owner = None
+    for name in ("manifest.json", "errors.json"):
+        try:
+            owner = json.loads((out_dir / name).read_text())["config"]
+            break
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    if owner is None or key(owner) != key(resolved):
+        held = "a run of another config" if owner is not None else "files of something else"
+        raise ConfigError(
+            f"hydra.run.dir: {out_dir} is not empty: it holds {held}. A run owns its folder: "
+            f"choose a new folder (hydra.run.dir=...), or delete that one"
+        )
+    for pattern in OWNED:
+        for path in out_dir.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    log.info("%s held an earlier run of the same config: its files were replaced", out_dir)
