@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from flowsim import results, runner, targets, uncertainty
+from flowsim import files, runner, targets, uncertainty
 from flowsim.config import ConfigError, Strict, read_yaml, validate
 
 log = logging.getLogger("flowsim.calibrate")
@@ -454,28 +454,28 @@ def main(argv: list[str] | None = None) -> int:
     progress = sys.stderr.isatty()
     if cal.method == "morris":
         table, runs = screen(objective, progress)
-        results.write_csv(table, out / "sensitivity.csv")
-        results.write_csv(runs, out / "sensitivity_runs.csv")
+        files.write_csv(table, out / "sensitivity.csv")
+        files.write_csv(runs, out / "sensitivity_runs.csv")
         print(table.to_string(index=False))
         print(f"\nwrote sensitivity.csv ({objective.evaluations} parameter sets) to {out}")
         return 0
     if cal.method == "abc":
         particles, posterior = abc_smc(objective, out)
-        results.write_csv(particles, out / "posterior_particles.csv")
-        results.write_csv(posterior, out / "posterior.csv")
+        files.write_csv(particles, out / "posterior_particles.csv")
+        files.write_csv(posterior, out / "posterior.csv")
         print(posterior.to_string(index=False))
         values = dict(zip(posterior["parameter"], posterior["median"]))
         label = f"posterior median ({len(particles)} particles)"
         evaluated = f"{objective.evaluations} model evaluations"
     else:
         trials = optimise(objective, out, progress)
-        results.write_csv(trials, out / "trials.csv")
+        files.write_csv(trials, out / "trials.csv")
         best = trials.loc[trials["distance"].idxmin()]
         values = {p.path: float(best[p.path]) for p in cal.parameters}
         label = f"distance {best['distance']:.4f}"
         evaluated = f"{len(trials)} trials"
     fit = fit_table(objective, values)
-    results.write_csv(fit, out / "fit.csv")
+    files.write_csv(fit, out / "fit.csv")
     name = f"{cal.name}_calibrated"
     system = system_config(objective, values, name)
     import yaml
@@ -487,9 +487,9 @@ def main(argv: list[str] | None = None) -> int:
         places.append(ROOT / "calibration" / "system" / f"{name}.yaml")
     for place in places:
         place.parent.mkdir(parents=True, exist_ok=True)
-        results._atomic(place, lambda tmp: Path(tmp).write_text(text))
+        files.write_atomic(place, lambda tmp: Path(tmp).write_text(text))
     fig = fit_figure(fit)
-    results._atomic(out / "fit.html", lambda tmp: fig.write_html(tmp, include_plotlyjs=True))
+    files.write_atomic(out / "fit.html", lambda tmp: fig.write_html(tmp, include_plotlyjs=True))
     print("best values: " + ", ".join(f"{k} = {v:.4g}" for k, v in values.items()))
     print(f"{label} after {evaluated}")
     print(f"wrote fit.csv, fit.html and system/{name}.yaml ({cal.method}) to {out}")

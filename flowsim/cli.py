@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from flowsim import outputs, results, runner, scenarios, sweep, uncertainty, warmup
+from flowsim import files, outputs, results, runner, scenarios, sweep, uncertainty, warmup
 from flowsim.config import Config, ConfigError, validate, yaml_problem
 
 log = logging.getLogger("flowsim")
@@ -121,33 +121,25 @@ def main(cfg: DictConfig) -> float:
         run.engine,
     )
     outcome = runner.run(todo, jobs=run.jobs, progress=run.progress)
-    meta = results.manifest(resolved, run.seed)
-    meta["window"] = _window(run)
     if outcome.errors:
-        results.write_json({"errors": outcome.errors, **meta}, out_dir / "errors.json")
+        meta = {**files.manifest(resolved, run.seed), "window": _window(run)}
+        files.write_json({"errors": outcome.errors, **meta}, out_dir / "errors.json")
         print(
             f"flowsim: {len(outcome.errors)} replication(s) failed; see {out_dir / 'errors.json'}",
             file=sys.stderr,
         )
         sys.exit(1)
-    provenance = {k: meta[k] for k in ("config_hash", "seed", "versions")}
     summary = uncertainty.summary(outcome.runs)
-    results.write_parquet(outcome.runs, out_dir / "runs.parquet", provenance)
-    results.write_parquet(outcome.daily, out_dir / "daily.parquet", provenance)
-    if outcome.patients is not None:
-        results.write_parquet(outcome.patients, out_dir / "patients.parquet", provenance)
-    results.write_parquet(outcome.flows, out_dir / "flows.parquet", provenance)
-    results.write_csv(summary, out_dir / "summary.csv")
-    written = ["runs.parquet", "daily.parquet", "flows.parquet", "summary.csv"]
-    comparison = None
-    if len(todo) > 1:
-        comparison = scenarios.compare(outcome.runs)
-        results.write_csv(comparison, out_dir / "comparison.csv")
-        written.append("comparison.csv")
-    results.write_json(meta, out_dir / "manifest.json")
-    written.append("manifest.json")
-    if outcome.patients is not None:
-        written.append("patients.parquet")
+    comparison = scenarios.compare(outcome.runs) if len(todo) > 1 else None
+    tables = {
+        "runs.parquet": outcome.runs,
+        "daily.parquet": outcome.daily,
+        "flows.parquet": outcome.flows,
+        "patients.parquet": outcome.patients,
+        "summary.csv": summary,
+        "comparison.csv": comparison,
+    }
+    written = files.write_outputs(out_dir, tables, resolved, run.seed, window=_window(run))
     checks = warmup.warmup_check(outcome.daily, run.warmup_days)
     for warning in checks + warmup.growth_check(outcome.daily, run.warmup_days):
         log.warning(warning)
@@ -244,15 +236,13 @@ def _sweep_point(resolved: dict) -> float:
                 f"{first['replication']} of {first['scenario']}: {first['error']}\n"
                 f"{first['traceback']}"
             )
-        meta = results.manifest(resolved, run.seed)
-        meta["window"] = _window(run)
-        provenance = {k: meta[k] for k in ("config_hash", "seed", "versions")}
-        results.write_parquet(outcome.runs, folder / "runs.parquet", provenance)
         summary = uncertainty.summary(outcome.runs)
-        results.write_csv(summary, folder / "summary.csv")
-        if len(todo) > 1:
-            results.write_csv(scenarios.compare(outcome.runs), folder / "comparison.csv")
-        results.write_json(meta, folder / "manifest.json")
+        tables = {
+            "runs.parquet": outcome.runs,
+            "summary.csv": summary,
+            "comparison.csv": scenarios.compare(outcome.runs) if len(todo) > 1 else None,
+        }
+        files.write_outputs(folder, tables, resolved, run.seed, window=_window(run))
         last = summary.set_index(["scenario", "kpi"]).loc[(todo[-1][0], "delayed_bed_days")]
         return float(last["mean"])
 
@@ -306,15 +296,10 @@ def _appraise(config: Config, resolved: dict, out_dir: Path, started: float) -> 
 
     run = config.run
     tables = appraisal.run_appraisals(config, run.jobs, run.progress)
-    meta = results.manifest(resolved, run.seed)
-    for stem, table in tables.items():
-        if stem.endswith("_runs"):
-            provenance = {k: meta[k] for k in ("config_hash", "seed", "versions")}
-            results.write_parquet(table, out_dir / f"{stem}.parquet", provenance)
-        else:
-            results.write_csv(table, out_dir / f"{stem}.csv")
-    meta["window"] = _window(run)
-    results.write_json(meta, out_dir / "manifest.json")
+    named = {
+        f"{stem}.{'parquet' if stem.endswith('_runs') else 'csv'}": t for stem, t in tables.items()
+    }
+    files.write_outputs(out_dir, named, resolved, run.seed, window=_window(run))
     pack = _pack(run, out_dir)
     value = math.inf
     if "capacity_sweep" in tables:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from flowsim.figures import Figure, fmt
+from flowsim.figures import Figure
+from flowsim.wording import change_text, fmt, interval_text, median_text
 
 if TYPE_CHECKING:
     from flowsim.outputs import Tables
@@ -32,8 +33,6 @@ KEY_FIGURES = (
 def headline_cells(r: pd.Series) -> tuple[str, ...]:
     """(value, interval, change) texts of one headline row, as the deck shows them; for a KPI
     whose mean a few replications drive, (median, its interval, the mean with its CI, change)."""
-    from flowsim.report import change_text, interval_text, median_text
-
     unit = r["unit"]
     value = fmt(r["mean"], unit)
     ci = f"95% CI {interval_text(r['ci_low'], r['ci_high'], unit)}"

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from flowsim.config import REASON_NAMES
+from flowsim.wording import fmt
 
 if TYPE_CHECKING:
     from flowsim.outputs import Tables
@@ -61,21 +62,6 @@ class Figure:
 
 def service_name(s: str) -> str:
     return SERVICE_NAMES.get(s, s.replace("_", " "))
-
-
-def fmt(x: float, unit: str = "") -> str:
-    """A number as a reader sees it: thousands separated, GBP in millions, rates in per cent."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    if unit == "%":
-        return f"{100 * x:.1f}%"
-    if unit == "GBP":
-        if abs(x) >= 1e6:
-            return f"GBP {x / 1e6:,.2f}m"
-        return f"GBP {x:,.0f}"
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    return f"{x:,.1f}"
 
 
 def _style(fig: go.Figure, title: str, height: int = 460) -> go.Figure:

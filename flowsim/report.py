@@ -18,9 +18,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from flowsim import deck, figures, provenance, results, scenarios, uncertainty, warmup, workbook
-from flowsim.figures import Figure, fmt
+from flowsim import (
+    deck,
+    figures,
+    files,
+    provenance,
+    scenarios,
+    uncertainty,
+    warmup,
+    workbook,
+)
+from flowsim.figures import Figure
 from flowsim.outputs import ReportError, Tables, load  # noqa: F401  (load: report.load)
+from flowsim.wording import change_text, fmt
 
 log = logging.getLogger(__name__)
 
@@ -86,29 +96,6 @@ def _median_headline(t: Tables, scenario: str, kpi: str, label: str, unit: str) 
         "median_coverage": cover,
         "note": note,
     }
-
-
-def median_text(r, unit: str = "") -> str:
-    """The interval of a headline median: its 95% CI, or the range with its real coverage."""
-    text = interval_text(r["median_ci_low"], r["median_ci_high"], unit)
-    if r["median_coverage"] >= 0.95:
-        return f"95% CI {text}"
-    return f"range {text} ({r['median_coverage']:.0%} confidence)"
-
-
-def interval_text(lo: float, hi: float, unit: str = "") -> str:
-    if math.isnan(lo) or math.isnan(hi):
-        return "no interval"
-    return f"{fmt(lo, unit)} to {fmt(hi, unit)}"
-
-
-def change_text(x: float, unit: str = "") -> str:
-    if math.isnan(x):
-        return "n/a"
-    if unit == "%":
-        return f"{100 * x:+.1f} points"
-    sign = "+" if x > 0 else ("-" if x < 0 else "")
-    return sign + fmt(abs(x), unit)
 
 
 def warnings(t: Tables) -> list[str]:
@@ -388,11 +375,11 @@ def export_images(figs: list[Figure], folder: Path) -> list[Path] | None:
         logging.getLogger(name).setLevel(logging.WARNING)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".figures."))
-    results.usual_mode(tmp, directory=True)
+    files.usual_mode(tmp, directory=True)
     try:
-        files = [tmp / f"{f.key}.{ext}" for f in figs for ext in ("png", "svg")]
+        images = [tmp / f"{f.key}.{ext}" for f in figs for ext in ("png", "svg")]
         figures_twice = [f.figure for f in figs for _ in ("png", "svg")]
-        pio.write_images(figures_twice, files, width=1200, scale=1)
+        pio.write_images(figures_twice, images, width=1200, scale=1)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         chain = [exc, exc.__cause__, exc.__context__]  # plotly re-raises kaleido's as RuntimeError
@@ -402,7 +389,7 @@ def export_images(figs: list[Figure], folder: Path) -> list[Path] | None:
     if folder.exists():
         shutil.rmtree(folder)
     tmp.rename(folder)
-    return [folder / f.name for f in files]
+    return [folder / f.name for f in images]
 
 
 def build(out_dir: Path, images: bool = True) -> list[str]:
@@ -411,7 +398,7 @@ def build(out_dir: Path, images: bool = True) -> list[str]:
     t = load(out_dir)
     figs = figures.all_figures(t)
     warns = warnings(t)
-    results._atomic(
+    files.write_atomic(
         out_dir / "report.html",
         lambda tmp: Path(tmp).write_text(html_report(t, figs, warns), encoding="utf-8"),
     )
@@ -419,20 +406,20 @@ def build(out_dir: Path, images: bool = True) -> list[str]:
     folder = out_dir / "figures"
     pngs = {p.stem: p for p in folder.glob("*.png")} if folder.is_dir() else {}
     if images and figs:
-        files = export_images(figs, folder)
-        if files is None:
+        images = export_images(figs, folder)
+        if images is None:
             log.warning(NO_BROWSER.format(out_dir=out_dir))
         else:
-            pngs = {p.stem: p for p in files if p.suffix == ".png"}
+            pngs = {p.stem: p for p in images if p.suffix == ".png"}
             written.append("figures/")
     head = headline(t)
-    results._atomic(
+    files.write_atomic(
         out_dir / "summit_pack.xlsx",
         lambda tmp: workbook.write(
             Path(tmp), t, head, provenance.parameters(t), provenance.stress_des(t), warns
         ),
     )
-    results._atomic(
+    files.write_atomic(
         out_dir / "summit_pack.pptx",
         lambda tmp: deck.write(Path(tmp), t, head, figs, pngs, warns),
     )

@@ -44,18 +44,11 @@ Definitions (all over the measured window ``[warmup_days, horizon_days)``):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, Config
 from flowsim.patients import DEATH, HOME, LOST, OPEN, READMIT
@@ -354,82 +347,3 @@ def flows(ev: Events, config: Config) -> pd.DataFrame:
         [{"source": s, "target": t, "patients": n} for (s, t), n in counts.items()],
         columns=["source", "target", "patients"],
     )
-
-
-# -- files ------------------------------------------------------------------------------------
-
-
-def config_hash(resolved: dict) -> str:
-    """SHA-256 of the resolved config, keys sorted: the same config always has the same hash."""
-    blob = json.dumps(resolved, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def versions() -> dict[str, str]:
-    import platform
-
-    import numba
-    import simpy
-
-    import flowsim
-
-    return {
-        "flowsim": flowsim.__version__,
-        "python": platform.python_version(),
-        "simpy": simpy.__version__,
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-    }
-
-
-def manifest(resolved: dict, seed: int) -> dict:
-    return {
-        "config": resolved,
-        "config_hash": config_hash(resolved),
-        "seed": seed,
-        "versions": versions(),
-    }
-
-
-def usual_mode(path: str | Path, directory: bool = False) -> None:
-    """Give a file or folder made by ``tempfile`` (private: 0600 / 0700) the permissions an
-    ordinary one would have under the user's umask, so colleagues can read shared outputs."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
-
-
-def _atomic(path: Path, write) -> None:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        usual_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_parquet(df: pd.DataFrame, path: Path, meta: dict) -> None:
-    """Parquet with its provenance (``flowsim`` key: config hash, seed, versions) in metadata."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    extra = {b"flowsim": json.dumps(meta, default=str).encode()}
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
-    _atomic(path, lambda tmp: pq.write_table(table, tmp))
-
-
-def write_csv(df: pd.DataFrame, path: Path) -> None:
-    _atomic(path, lambda tmp: df.to_csv(tmp, index=False))
-
-
-def write_json(obj: dict, path: Path) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as fh:
-            json.dump(obj, fh, indent=2, default=str)
-            fh.write("\n")
-
-    _atomic(path, write)

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from flowsim import results
+from flowsim import files
 
 log = logging.getLogger("flowsim.sweep")
 
@@ -39,7 +39,7 @@ def point_key(resolved: dict) -> str:
     trimmed = json.loads(json.dumps(resolved, default=str))
     for k in NOT_RESULTS:
         trimmed.get("run", {}).pop(k, None)
-    return results.config_hash(trimmed)[:20]
+    return files.config_hash(trimmed)[:20]
 
 
 def _points(sweep_dir: Path) -> Path:
@@ -75,7 +75,7 @@ def run_point(
     log.info("point %s: running (%s)", key, " ".join(overrides))
     _points(sweep_dir).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=_points(sweep_dir), prefix=f".{key}."))
-    results.usual_mode(tmp, directory=True)
+    files.usual_mode(tmp, directory=True)
     try:
         objective = float(work(tmp))
         meta = {"key": key, "overrides": overrides, "objective": objective}
@@ -95,7 +95,7 @@ def run_point(
             "traceback": traceback.format_exc(),
             "config": resolved,
         }
-        results.write_json(record, error_file)
+        files.write_json(record, error_file)
         log.error("point %s: FAILED (%s): %s", key, " ".join(overrides), record["error"])
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -248,7 +248,7 @@ class SweepCallback(Callback):
         if _points(sweep_dir).is_dir():  # leftovers of points killed while being written
             for tmp in _points(sweep_dir).glob(".*"):
                 shutil.rmtree(tmp, ignore_errors=True)
-        results.write_json({"jobs": jobs}, sweep_dir / PLAN)
+        files.write_json({"jobs": jobs}, sweep_dir / PLAN)
         s = status(sweep_dir)
         log.info(
             "sweep: %d points; %d already done (skipped), %d failed before (retried), %d to run",
@@ -271,7 +271,7 @@ class SweepCallback(Callback):
         s = status(sweep_dir)
         if not table.empty:
             meta = {"points": len(s["done"]), "failed": len(s["failed"])}
-            results.write_parquet(table, sweep_dir / "sweep.parquet", meta)
+            files.write_parquet(table, sweep_dir / "sweep.parquet", meta)
         print(
             f"\nsweep: {len(s['done'])} of {s['planned']} points done, {len(s['failed'])} failed;"
             f" wrote {sweep_dir / 'sweep.parquet'} ({len(table)} rows)"

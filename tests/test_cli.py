@@ -21,7 +21,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 import flowsim
-from flowsim import cli, results, uncertainty
+from flowsim import cli, files, results, uncertainty
 from flowsim.config import validate
 
 TINY = ["run.replications=2", "run.horizon_days=60", "run.warmup_days=20"]
@@ -174,7 +174,7 @@ def test_manifest(manifest):
     assert config["run"]["warmup_days"] == 20
     assert config["system"]["services"]["acute"]["capacity"] == ACUTE_CAPACITY
     assert manifest["seed"] == SEED == config["run"]["seed"]
-    assert manifest["config_hash"] == results.config_hash(config)
+    assert manifest["config_hash"] == files.config_hash(config)
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["config_hash"])
     versions = manifest["versions"]
     assert VERSION_KEYS <= set(versions)

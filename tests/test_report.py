@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flowsim import deck, figures, report, uncertainty
-from flowsim.figures import fmt
+from flowsim import deck, figures, files, report, uncertainty, wording
+from flowsim.wording import fmt
 
 sys.path.insert(0, str(Path(__file__).parent))
 import browser  # noqa: E402  (helper modules next to this file)
@@ -346,7 +346,7 @@ def test_deck_headline_equals_summary_csv(packs, name):
                 if math.isnan(c["diff_mean"]):
                     assert "change" not in text
                     continue
-                assert f"change {report.change_text(c['diff_mean'], unit)} " in text
+                assert f"change {wording.change_text(c['diff_mean'], unit)} " in text
     assert len(table.rows) == len(report.HEADLINE) + 1
 
 
@@ -633,7 +633,7 @@ def skewed(packs, tmp_path_factory) -> Path:
     remade from it as flowsim makes them, and the pack rebuilt by flowsim-report."""
     import pyarrow.parquet as pq
 
-    from flowsim import results, scenarios, uncertainty
+    from flowsim import scenarios, uncertainty
 
     folder = tmp_path_factory.mktemp("skewed") / "out"
     shutil.copytree(packs["comparison"], folder)
@@ -644,9 +644,9 @@ def skewed(packs, tmp_path_factory) -> Path:
         big, rng.uniform(2e5, 4e5, len(runs)), rng.uniform(0.0, 50.0, len(runs))
     )
     meta = json.loads(pq.read_schema(folder / "runs.parquet").metadata[b"flowsim"])
-    results.write_parquet(runs, folder / "runs.parquet", meta)
-    results.write_csv(uncertainty.summary(runs), folder / "summary.csv")
-    results.write_csv(scenarios.compare(runs), folder / "comparison.csv")
+    files.write_parquet(runs, folder / "runs.parquet", meta)
+    files.write_csv(uncertainty.summary(runs), folder / "summary.csv")
+    files.write_csv(scenarios.compare(runs), folder / "comparison.csv")
     proc = subprocess.run(
         [script("flowsim-report"), str(folder), "--no-figures"],
         capture_output=True,
