@@ -76,16 +76,9 @@ def load(path: str | Path) -> Calibration:
 
 def base_config(cal: Calibration) -> dict:
     """The resolved config the ``flowsim`` command would run for this system and overrides."""
-    import os
+    from flowsim.cli import compose  # Hydra's composition, as the command does it
 
-    from hydra import compose, initialize_config_dir
-
-    os.environ.setdefault("FLOWSIM_ROOT", str(ROOT))
-    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"system={cal.system}", *cal.overrides])
-    from omegaconf import OmegaConf
-
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved = compose([f"system={cal.system}", *cal.overrides])
     resolved["run"].update(
         {"replications": cal.replications, "jobs": cal.jobs, "seed": cal.seed, "progress": False}
     )

@@ -1,8 +1,10 @@
-"""The ``flowsim`` command: a Hydra app that composes the config, validates it, runs the
-replications and writes the output files. Thin: the work is in runner.py and results.py."""
+"""The ``flowsim`` command: a Hydra app that composes the config, checks it, runs the
+replications and writes the output files; the only module that knows Hydra (its errors, its
+sweeps' plan and callback). Thin: the work is in runner.py, files.py, sweep.py and printout.py."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -15,11 +17,12 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, OverrideParseException
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from flowsim import files, outputs, results, runner, scenarios, sweep, uncertainty, warmup
+from flowsim import files, outputs, printout, runner, scenarios, sweep, uncertainty, warmup
 from flowsim.config import Config, ConfigError, validate, yaml_problem
 
 log = logging.getLogger("flowsim")
@@ -43,51 +46,6 @@ def _fail(message: str, out_dir: Path | None) -> None:
         if out_dir.is_dir() and not any(out_dir.iterdir()):  # outside the working directory
             out_dir.rmdir()
     sys.exit(2)
-
-
-def _format(x: float, kpi: str) -> str:
-    if x != x:
-        return "n/a"
-    if kpi.endswith("_rate"):
-        return f"{100 * x:.1f}%"
-    if abs(x) >= 1e6:
-        return f"{x / 1e6:,.2f}m"
-    return f"{x:,.1f}" if abs(x) < 100 else f"{x:,.0f}"
-
-
-def print_summary(summary, title: str, runs=None) -> None:
-    """The headline KPIs: mean and 95% CI from ``summary``; for a KPI whose mean a few
-    replications drive (``uncertainty.driven_by_few`` on ``runs``), the median, its interval and a
-    sentence saying why instead."""
-    print(f"\n{title}")
-    print(f"  {'KPI':<40} {'mean':>10}   {'95% CI':>23}")
-    for scenario, grp in summary.groupby("scenario", sort=False):
-        rows = grp.set_index("kpi")
-        mine = runs[runs["scenario"] == scenario] if runs is not None else None
-        for kpi, label in results.HEADLINE:
-            if kpi not in rows.index:
-                continue
-            r = rows.loc[kpi]
-            if mine is not None and kpi in mine and uncertainty.driven_by_few(mine[kpi]):
-                _print_median(kpi, label, mine[kpi].to_numpy(dtype=float))
-                continue
-            ci = f"{_format(r.ci_low, kpi)} to {_format(r.ci_high, kpi)}"
-            print(f"  {label:<40} {_format(r['mean'], kpi):>10}   {ci:>23}")
-        print(f"  (scenario {scenario}, {int(rows.loc['admissions', 'n'])} replications)")
-
-
-def _print_median(kpi: str, label: str, values) -> None:
-    """A KPI's median with its distribution-free interval (its real coverage when below 95%),
-    then the sentence saying why the mean is not shown."""
-    import textwrap
-
-    median, lo, hi, cover = uncertainty.median_interval(values)
-    ci = f"{_format(lo, kpi)} to {_format(hi, kpi)}" + (f" ({cover:.0%})" if cover < 0.95 else "")
-    print(f"  {(label + ' (median)')[:40]:<40} {_format(median, kpi):>10}   {ci:>23}")
-    why = uncertainty.WHY_FEW.get(kpi, "A few replications are far above the others")
-    text = uncertainty.few_sentence(label, values, lambda x: _format(x, kpi))
-    text += f" {why}: see the report."
-    print(textwrap.fill(text, width=96, initial_indent="    ", subsequent_indent="    "))
 
 
 def main(cfg: DictConfig) -> float:
@@ -147,9 +105,9 @@ def main(cfg: DictConfig) -> float:
         f"flowsim: {config.system.name} system, {run.horizon_days - run.warmup_days:g} days "
         f"after a {run.warmup_days:g}-day warm-up"
     )
-    print_summary(summary, title, outcome.runs)
+    printout.summary(summary, title, outcome.runs)
     if comparison is not None:
-        print_comparison(comparison)
+        printout.comparison(comparison)
     written += _pack(run, out_dir)
     seconds = time.perf_counter() - started
     print(f"\n  wrote {', '.join(written)} to {out_dir}  ({seconds:.0f} s)")
@@ -301,34 +259,7 @@ def _appraise(config: Config, resolved: dict, out_dir: Path, started: float) -> 
     }
     files.write_outputs(out_dir, named, resolved, run.seed, window=_window(run))
     pack = _pack(run, out_dir)
-    value = math.inf
-    if "capacity_sweep" in tables:
-        t = tables["capacity_sweep"]
-        print("\nCost against capacity (mean total cost with 95% CI; * optimum, ~ not worse)")
-        for _, r in t.iterrows():
-            mark = "*" if r["optimal"] else ("~" if r["near_optimal"] else " ")
-            print(
-                f"  {mark} {r['service']} {int(r['capacity']):>6}   "
-                f"{_format(r['total_cost_mean_gbp'], 'gbp'):>10}   "
-                f"{_format(r['total_cost_ci_low_gbp'], 'gbp')} to "
-                f"{_format(r['total_cost_ci_high_gbp'], 'gbp')}"
-            )
-        if "capacity_for_target" in t:
-            print(f"  capacity for {t['target'].iloc[0]}: {t['capacity_for_target'].iloc[0]}")
-        value = float(t["total_cost_mean_gbp"].min())
-    if "bottlenecks" in tables:
-        print("\nBottlenecks: delayed bed days avoided per extra unit (95% CI), per GBP 1k a year")
-        for _, r in tables["bottlenecks"].iterrows():
-            print(
-                f"  {r['service']:<14} {r['per_unit']:>8.1f}   "
-                f"({r['ci_low'] / r['units_added']:.1f} to {r['ci_high'] / r['units_added']:.1f})"
-                f"   {r['per_gbp_1000_a_year']:.2f}"
-            )
-    if "allocation_frontier" in tables:
-        f = tables["allocation_frontier"]
-        print("\nBest mix at each budget (objective mean with 95% CI)")
-        print(f.to_string(index=False))
-        value = float(f["objective_mean"].iloc[-1])
+    value = printout.appraisals(tables)
     seconds = time.perf_counter() - started
     print(
         f"\n  wrote {', '.join(sorted(tables))}, manifest.json"
@@ -337,16 +268,63 @@ def _appraise(config: Config, resolved: dict, out_dir: Path, started: float) -> 
     return value
 
 
-def print_comparison(comparison) -> None:
-    print("\nPaired change against the baseline (scenario - baseline, same random numbers)")
-    for name, grp in comparison.groupby("scenario", sort=False):
-        rows = grp.set_index("kpi")
-        print(f"  {name}")
-        for kpi, label in scenarios.COMPARED:
-            if kpi in rows.index:
-                r = rows.loc[kpi]
-                ci = f"{_format(r.diff_ci_low, kpi)} to {_format(r.diff_ci_high, kpi)}"
-                print(f"    {label:<38} {_format(r.diff_mean, kpi):>10}   {ci:>23}")
+def plan(task_overrides: list[str]) -> list[list[str]]:
+    """The override list of every job of a sweep, as Hydra's basic sweeper makes them: one
+    override per key (the last given), each sweep's values in turn, the product in the order
+    the keys were given (``tests/test_sweep.py`` checks this against Hydra's own)."""
+    keyed: dict[str, list[str]] = {}
+    for o in OverridesParser.create().parse_overrides(list(task_overrides)):
+        key = o.get_key_element()
+        if o.is_sweep_override():
+            if not o.is_discrete_sweep():
+                raise ConfigError(f"{key}: only lists of values can be swept (a,b,c or choice)")
+            keyed[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:
+            keyed[key] = [f"{key}={o.get_value_element_as_str()}"]
+    return [list(job) for job in itertools.product(*keyed.values())]
+
+
+class SweepCallback(Callback):
+    """Hydra's side of a sweep (``flowsim -m``): check every point and plan the sweep at its
+    start; gather ``sweep.parquet`` at its end (the work is in sweep.py)."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        jobs = plan(list(config.hydra.overrides.task))
+        check_points(jobs)  # exits 2, naming the bad points, before anything is written
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep.start(sweep_dir, jobs)
+        global _BAR
+        if sys.stderr.isatty():  # kept outside the callback: launchers pickle the callbacks
+            _BAR = sweep.Bar(sweep_dir)
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        global _BAR
+        if _BAR is not None:
+            _BAR.close()
+            _BAR = None
+        if sweep.finish(Path(config.hydra.sweep.dir)):
+            sys.exit(1)
+
+
+_BAR = None
+
+
+def compose(overrides: list[str]) -> dict:
+    """The resolved config the ``flowsim`` command composes from ``overrides``, outside a
+    command (``flowsim-calibrate``, Python); a composition error is a ``ConfigError``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    os.environ.setdefault("FLOWSIM_ROOT", str(Path(CONFIG_DIR).parent))
+    try:
+        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+            cfg = hydra_compose("config", overrides=whole_distributions(list(overrides)))
+    except Exception as exc:
+        message = hydra_error(exc)
+        if message is None:
+            raise
+        raise ConfigError(message) from None
+    return _container(cfg)
 
 
 def check_points(jobs: list[list[str]]) -> None:

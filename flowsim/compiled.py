@@ -36,11 +36,10 @@ from flowsim.eventloop import (
     P_WAIT_AS,
 )  # fmt: skip
 from flowsim.eventloop import run as _run
-from flowsim.model import DRAW_DAYS
 from flowsim.plan import READMISSION_BLOCK, Plan, plan
 from flowsim.records import TURNED_FIELDS, VISIT_FIELDS, WAIT_FIELDS, Events, close, columns
 from flowsim.streams import Streams
-from flowsim.tally import Measure, Tally, checkpoints, replay
+from flowsim.tally import DRAW_DAYS, Measure, Tally, checkpoints, replay
 
 ROOM = 1.0
 """Buffers hold ROOM x (3 stays, 2 waits, 2 processes) per patient row to start with; a run that

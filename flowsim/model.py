@@ -30,10 +30,7 @@ from flowsim.records import (
     rows_to_columns,
 )
 from flowsim.streams import Streams
-from flowsim.tally import FOLD_DAYS, Measure, Tally, checkpoints
-
-DRAW_DAYS = 4 * FOLD_DAYS
-"""A tallied run draws its arrivals' attributes this many days ahead at a time."""
+from flowsim.tally import DRAW_DAYS, FOLD_DAYS, Measure, Tally, checkpoints
 
 _NAN = math.nan
 _INF = math.inf

@@ -5,9 +5,10 @@ config (settings that cannot change a result, such as ``run.jobs``, left out). A
 into a hidden temporary folder and renamed into place when complete, so a killed sweep leaves no
 partial point that the aggregator can read; a rerun skips complete points and retries failed ones.
 A failing point writes ``D/errors/<key>.json`` (its overrides, config and traceback) and the
-others go on. When the launcher is done, ``SweepCallback`` gathers every point of this sweep into
-``D/sweep.parquet`` (one row per point and replication; each override key a column) and exits
-non-zero if a point failed.
+others go on. When the launcher is done, ``finish`` (called by ``cli.SweepCallback``, Hydra's
+side) gathers every point of this sweep into ``D/sweep.parquet`` (one row per point and
+replication; each override key a column) and the command exits non-zero if a point failed.
+No Hydra here.
 """
 
 from __future__ import annotations
@@ -107,15 +108,6 @@ def run_point(
 # -- the plan, progress and aggregation --------------------------------------------------------
 
 
-def plan(task_overrides: list[str]) -> list[list[str]]:
-    """The override list of every job of a sweep, as Hydra's basic sweeper makes them."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(list(task_overrides))
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
-
-
 def status(sweep_dir: Path) -> dict[str, Any]:
     """Points of the planned sweep that are done, failed and remaining (by their overrides)."""
     planned = (
@@ -192,13 +184,7 @@ def aggregate(sweep_dir: Path) -> pd.DataFrame:
     return table.sort_values(order, kind="stable", ignore_index=True)
 
 
-try:
-    from hydra.experimental.callback import Callback
-except ImportError:  # pragma: no cover - hydra is a dependency
-    Callback = object  # type: ignore[assignment,misc]
-
-
-class _Bar:
+class Bar:
     """A progress bar of points done, failed and remaining, polled from the sweep folder (so it
     follows points run in other processes or on other machines); only on a terminal."""
 
@@ -233,54 +219,40 @@ class _Bar:
         self.bar.close()
 
 
-_BAR: _Bar | None = None
+def start(sweep_dir: Path, jobs: list[list[str]]) -> None:
+    """Begin (or resume) a sweep of ``jobs``: drop leftovers of points killed while being
+    written, save the plan, and say how many points are done, failed before, and to run."""
+    if _points(sweep_dir).is_dir():
+        for tmp in _points(sweep_dir).glob(".*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+    files.write_json({"jobs": jobs}, sweep_dir / PLAN)
+    s = status(sweep_dir)
+    log.info(
+        "sweep: %d points; %d already done (skipped), %d failed before (retried), %d to run",
+        s["planned"],
+        len(s["done"]),
+        len(s["failed"]),
+        s["planned"] - len(s["done"]),
+    )
 
 
-class SweepCallback(Callback):
-    """Hydra callback: plan the sweep at its start; gather ``sweep.parquet`` at its end."""
-
-    def on_multirun_start(self, config, **kwargs) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = plan(list(config.hydra.overrides.task))
-        from flowsim.cli import check_points  # the same checks as a single run, every point
-
-        check_points(jobs)  # exits 2, naming the bad points, before anything is written
-        if _points(sweep_dir).is_dir():  # leftovers of points killed while being written
-            for tmp in _points(sweep_dir).glob(".*"):
-                shutil.rmtree(tmp, ignore_errors=True)
-        files.write_json({"jobs": jobs}, sweep_dir / PLAN)
-        s = status(sweep_dir)
-        log.info(
-            "sweep: %d points; %d already done (skipped), %d failed before (retried), %d to run",
-            s["planned"],
-            len(s["done"]),
-            len(s["failed"]),
-            s["planned"] - len(s["done"]),
-        )
-        global _BAR
-        if sys.stderr.isatty():  # kept outside the callback: launchers pickle the callbacks
-            _BAR = _Bar(sweep_dir)
-
-    def on_multirun_end(self, config, **kwargs) -> None:
-        global _BAR
-        if _BAR is not None:
-            _BAR.close()
-            _BAR = None
-        sweep_dir = Path(config.hydra.sweep.dir)
-        table = aggregate(sweep_dir)
-        s = status(sweep_dir)
-        if not table.empty:
-            meta = {"points": len(s["done"]), "failed": len(s["failed"])}
-            files.write_parquet(table, sweep_dir / "sweep.parquet", meta)
+def finish(sweep_dir: Path) -> int:
+    """Gather ``sweep.parquet`` from every done point of the plan, say what was done and what
+    failed; returns the exit status (1 if a point failed)."""
+    table = aggregate(sweep_dir)
+    s = status(sweep_dir)
+    if not table.empty:
+        meta = {"points": len(s["done"]), "failed": len(s["failed"])}
+        files.write_parquet(table, sweep_dir / "sweep.parquet", meta)
+    print(
+        f"\nsweep: {len(s['done'])} of {s['planned']} points done, {len(s['failed'])} failed;"
+        f" wrote {sweep_dir / 'sweep.parquet'} ({len(table)} rows)"
+    )
+    for overrides, key in s["failed"].items():
         print(
-            f"\nsweep: {len(s['done'])} of {s['planned']} points done, {len(s['failed'])} failed;"
-            f" wrote {sweep_dir / 'sweep.parquet'} ({len(table)} rows)"
+            f"  failed: {' '.join(overrides)}  (see {_errors(sweep_dir) / key}.json)",
+            file=sys.stderr,
         )
-        if s["failed"]:
-            for overrides, key in s["failed"].items():
-                print(
-                    f"  failed: {' '.join(overrides)}  (see {_errors(sweep_dir) / key}.json)",
-                    file=sys.stderr,
-                )
-            print("  rerun the same command to retry the failed points", file=sys.stderr)
-            sys.exit(1)
+    if s["failed"]:
+        print("  rerun the same command to retry the failed points", file=sys.stderr)
+    return 1 if s["failed"] else 0

@@ -31,6 +31,8 @@ from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, LOST, OPEN, PROCESS, 
 
 FOLD_DAYS = 30.0
 """Days between checkpoints: a run holds about this many days of finished records at most."""
+DRAW_DAYS = 4 * FOLD_DAYS
+"""A tallied run (either engine) draws its arrivals' attributes this many days ahead at a time."""
 
 OUTCOME_SHIFT = 8
 """``exits_to[service, outcome + OUTCOME_SHIFT, day]``: outcome codes go down to ``LOST`` (-8)."""

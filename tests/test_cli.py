@@ -21,7 +21,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 import flowsim
-from flowsim import cli, files, results, uncertainty
+from flowsim import files, printout, results, uncertainty
 from flowsim.config import validate
 
 TINY = ["run.replications=2", "run.horizon_days=60", "run.warmup_days=20"]
@@ -399,27 +399,27 @@ def test_printout_headlines_the_median_of_a_kpi_a_few_replications_drive(capsys)
         "boarding_hours": boarding,
     })  # fmt: skip
     summary = uncertainty.summary(runs)
-    cli.print_summary(summary, "title", runs)
+    printout.summary(summary, "title", runs)
     out = capsys.readouterr().out
     median, lo, hi, _ = uncertainty.median_interval(boarding)
-    fmt = lambda x: cli._format(x, "boarding_hours")  # noqa: E731
+    fmt = lambda x: printout.number(x, "boarding_hours")  # noqa: E731
     row = next(line for line in out.splitlines() if "Boarding hours (median)" in line)
     assert row.split()[3:] == [fmt(median), fmt(lo), "to", fmt(hi)]
     said = " ".join(out.split())  # the sentence, unwrapped
     assert f"Boarding hours: the mean ({fmt(boarding.mean())}) is driven by" in said
     assert "the median is shown" in said and "front door overflows" in said
     s = summary.set_index("kpi").loc["delayed_bed_days"]
-    cells = [cli._format(s[k], "x") for k in ("mean", "ci_low", "ci_high")]
+    cells = [printout.number(s[k], "x") for k in ("mean", "ci_low", "ci_high")]
     assert re.search(r"Delayed bed days \(acute\) +{} +{} to {}\n".format(*cells), out)
     # without the runs, or when no KPI is skewed, today's printout exactly
-    cli.print_summary(summary, "title")
+    printout.summary(summary, "title")
     plain = capsys.readouterr().out
     assert "median" not in plain
     assert [line for line in plain.splitlines() if "Boarding hours" in line][0].split()[2] == (
         fmt(boarding.mean())
     )
     calm = runs.assign(boarding_hours=rng.normal(1424.0, 50.0, 20))
-    cli.print_summary(uncertainty.summary(calm), "title")
+    printout.summary(uncertainty.summary(calm), "title")
     before = capsys.readouterr().out
-    cli.print_summary(uncertainty.summary(calm), "title", calm)
+    printout.summary(uncertainty.summary(calm), "title", calm)
     assert capsys.readouterr().out == before

@@ -246,7 +246,7 @@ def test_a_whole_distribution_replaces_the_old_one_in_every_point():
 
     stay = "system.services.reablement.stay={dist: gamma, mean: 12, sd: 8}"
     args = cli.whole_distributions([stay, "system.services.reablement.capacity=300,320"])
-    jobs = sweep.plan(args)
+    jobs = cli.plan(args)
     assert len(jobs) == 2
     with initialize_config_dir(config_dir=cli.CONFIG_DIR, version_base="1.3"):
         for job in jobs:
@@ -256,3 +256,22 @@ def test_a_whole_distribution_replaces_the_old_one_in_every_point():
     # other overrides pass through untouched, a mapping without `dist` too
     plain = ["run.seed=3", "+x={a: 1}", "-m", "system.services.reablement.stay.mean=14"]
     assert cli.whole_distributions(plain) == plain
+
+
+@pytest.mark.parametrize("overrides", [
+    GRID,
+    [*SHORT, *GRID],
+    ["a=1,2", "b=x", "a=3,4,5", "+c=choice(p,q)", "~d", "e=[1,2]", "f={g: 1}"],
+    ["system.services.reablement.stay=null", "system.services.reablement.stay={dist: gamma}"],
+])  # fmt: skip
+def test_plan_is_the_jobs_hydras_basic_sweeper_makes(overrides):
+    """cli.plan (public parser API only) against Hydra's own BasicSweeper: the same jobs, in the
+    same order, as the launcher runs; a later override of a key replaces an earlier one."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from flowsim import cli
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    hydras = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    assert cli.plan(overrides) == hydras
