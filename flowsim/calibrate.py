@@ -154,7 +154,7 @@ def synthesise(
     start = config.system.start_date + dt.timedelta(days=math.ceil(config.run.warmup_days))
     rows = []
     for m in measures:
-        known = targets._unit(m)
+        known = targets.unit(m)
         if known is None:
             raise ConfigError(f"synthesise: unknown measure {m!r}")
         unit = known[0]
@@ -162,7 +162,7 @@ def synthesise(
             rows.append((start + dt.timedelta(days=7 * w), "week", m, 0.0, unit))
     table = pd.DataFrame(rows, columns=list(targets.COLUMNS))
     t = targets.Targets(
-        table.assign(line=0, kind=[targets._unit(m)[1] for m in table["measure"]]),
+        table.assign(line=0, kind=[targets.unit(m)[1] for m in table["measure"]]),
         Path("synthetic"),
     )
     placed = targets.place(

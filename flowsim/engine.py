@@ -1,5 +1,11 @@
 """The lean engine under the model: a first-come-first-served pool of places and an inlined
-SimPy event loop that also takes arrivals from a sorted list. No domain knowledge here."""
+SimPy event loop that also takes arrivals from a sorted list. No domain knowledge here.
+
+It drives SimPy's ``Environment`` through its private heap (``_queue`` of ``(time, priority, id,
+event)``, ``_now``, ``_eid``), which is what makes it three times faster than idiomatic SimPy;
+those are not SimPy's public API, so pyproject allows only the SimPy minor versions it was tested
+with (4.1), and ``tests/test_engine.py`` checks it against plain SimPy and the pool's properties.
+"""
 
 from __future__ import annotations
 

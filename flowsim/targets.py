@@ -63,7 +63,9 @@ class Targets:
     path: Path
 
 
-def _unit(measure: str) -> tuple[str, str] | None:
+def unit(measure: str) -> tuple[str, str] | None:
+    """``(unit, kind)`` of a measure a targets file may name (a count or a mean), or None for
+    a measure the model does not make."""
     if measure in MEASURES:
         return MEASURES[measure][0], MEASURES[measure][1]
     if "_exits_" in measure:
@@ -125,12 +127,12 @@ def read(path: str | Path) -> Targets:
         if len(kinds) > 1:
             _fail(path, line, "period", "mixes weeks and months; use one kind per file")
         measure = cell["measure"]
-        unit = _unit(measure)
-        if unit is None:
+        unit_kind = unit(measure)
+        if unit_kind is None:
             known = ", ".join([*MEASURES, "<service>_occupancy", "<service>_exits_<where>"])
             _fail(path, line, "measure", f"unknown measure {measure!r} (known: {known})")
-        if cell["unit"] != unit[0]:
-            _fail(path, line, "unit", f"{measure} is in {unit[0]} (got {cell['unit']!r})")
+        if cell["unit"] != unit_kind[0]:
+            _fail(path, line, "unit", f"{measure} is in {unit_kind[0]} (got {cell['unit']!r})")
         text = cell["value"]
         if _THOUSANDS.match(text):
             text = text.replace(",", "")
@@ -147,7 +149,7 @@ def read(path: str | Path) -> Targets:
                 f"duplicate: {measure} for {start} is also on line {seen[(start, measure)]}",
             )
         seen[(start, measure)] = line
-        records.append((line, start, period, measure, value, unit[0], unit[1]))
+        records.append((line, start, period, measure, value, unit_kind[0], unit_kind[1]))
     if not records:
         raise ConfigError(f"{path}: no rows after the header")
     table = pd.DataFrame(
