@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from flowsim.config import REASON_NAMES
+from flowsim.config import PATHWAYS, REASON_NAMES
 
 if TYPE_CHECKING:
     from flowsim.outputs import Tables
@@ -151,7 +151,8 @@ def flow(t: Tables) -> Figure | None:
             },
         )
     )
-    out = links[links["source"] == "acute"]
+    acute = links.loc[links["target"].isin(PATHWAYS), "source"]  # the acute service, by name
+    out = links[links["source"].isin(acute)]
     supported = out[out["target"].isin(["P1", "P2", "P3"])]["mean"].sum()
     alive = out[out["target"].str.startswith("P")]["mean"].sum()
     share = supported / alive if alive else math.nan
