@@ -197,7 +197,10 @@ def draw(
         code = layout.code(s)
         svc = system.services[s]
         cohort.stay[code] = _by_group(u(f"{s}.stay"), group, layout, svc.stay_for)
-        targets = sorted({t for g in layout.groups for t in svc.next_for(g)})
+        targets = sorted(
+            {t for g in layout.groups for t in svc.next_for(g)},
+            key=lambda t: _route_order(t, system),
+        )
         table = np.array([[svc.next_for(g).get(t, 0.0) for t in targets] for g in layout.groups])
         codes = np.array([layout.code(t) for t in targets], dtype=np.int64)
         if np.all(np.count_nonzero(table, axis=1) == 1):  # one next place per group: no draw
@@ -205,6 +208,15 @@ def draw(
         else:
             cohort.route[code] = codes[kernels.categorical(u(f"{s}.route"), group, table)]
     return cohort
+
+
+def _route_order(target: str, system: System) -> tuple[str, str]:
+    """The order of a routing table's targets for its draw: a service by its role, then its name;
+    ``home`` or ``death`` by that word. So a uniform picks the same target whatever the services
+    are called (with roles named as the services of the default system, this is the order of
+    their names)."""
+    svc = system.services.get(target)
+    return (svc.role if svc is not None else target, target)
 
 
 def _by_group(u: np.ndarray, group: np.ndarray, layout: Layout, dist_for) -> np.ndarray:
