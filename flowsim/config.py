@@ -43,13 +43,12 @@ PATHWAYS = ("P0", "P1", "P2", "P3")
 EXITS = ("home", "death")
 """Places a patient can leave the modelled system to."""
 WHEN_FULL = ("wait", "lost", "home")
-"""``when_full`` rules other than the name of a service."""
+"""``Service.when_full`` rules other than naming a service to overflow to."""
 Role = Literal["acute", "assessment", "reablement", "step_down", "home_care", "care_home", "other"]
 """What a service is to the model and its KPIs (``Service.role``)."""
 ROLES: tuple[str, ...] = get_args(Role)
 AWAY_ROLES = ("acute", "step_down", "care_home", "other")
 """Roles of places where someone is not at home (``home_at_91_days_rate``)."""
-"""``Service.when_full`` rules other than naming a service to overflow to."""
 PROBABILITY_TOLERANCE = 1e-6
 MAX_CAPACITY = 1_000_000
 """The most places a service may have (no real service has a million). Both engines count places
@@ -383,7 +382,7 @@ class System(Strict):
         return self
 
     def by_role(self, *roles: str) -> list[str]:
-        """The names of the services with any of these roles, in the order given."""
+        """The names of the services with any of these roles, in the system's order."""
         return [s for s, svc in self.services.items() if svc.role in roles]
 
     @property
