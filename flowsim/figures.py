@@ -592,8 +592,11 @@ def all_figures(t: Tables) -> list[Figure]:
     """Every figure the tables allow, in the order a summit reads them."""
     made = [flow(t), causes_by_reason(t), causes_by_organisation(t), causes_by_wait(t)]
     if t.daily is not None:
-        order = [*SERVICE_NAMES]
-        places = sorted(t.daily["service"].unique(), key=lambda s: (order + [s]).index(s))
+        order = [*SERVICE_NAMES]  # by role (a table without roles: by name)
+        first = t.daily.drop_duplicates("service")
+        role = dict(zip(first["service"], first["role" if "role" in first else "service"]))
+        rank = lambda s: (order + [role[s]]).index(role[s])  # noqa: E731
+        places = sorted(t.daily["service"].unique(), key=rank)
         made += [service_panels(t, s) for s in places]
     made += [forest(t), cost_effectiveness(t), capacity_curve(t), frontier(t), bottlenecks(t)]
     return [f for f in made if f is not None]
