@@ -276,7 +276,8 @@ def bottlenecks(
     base_name = "baseline"
     arms = [(base_name, scenarios.apply(config))]
     limited = [s for s, svc in config.system.services.items() if not svc.unlimited]
-    services = [s for s in limited if s != "acute"] + (["acute"] if "acute" in limited else [])
+    acute = config.system.acute  # listed last
+    services = [s for s in limited if s != acute] + ([acute] if acute in limited else [])
     for s in services:
         base = config.system.services[s].capacity_steps()[0][1]
         arms.append((f"{s}+{units}", _with_capacities(config, {s: base + units}, f"{s}+{units}")))

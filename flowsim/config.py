@@ -12,7 +12,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -44,6 +44,11 @@ EXITS = ("home", "death")
 """Places a patient can leave the modelled system to."""
 WHEN_FULL = ("wait", "lost", "home")
 """``Service.when_full`` rules other than naming a service to overflow to."""
+Role = Literal["acute", "assessment", "reablement", "step_down", "home_care", "care_home", "other"]
+"""What a service is to the model and its KPIs (``Service.role``)."""
+ROLES: tuple[str, ...] = get_args(Role)
+AWAY_ROLES = ("acute", "step_down", "care_home", "other")
+"""Roles of places where someone is not at home (``home_at_91_days_rate``)."""
 PROBABILITY_TOLERANCE = 1e-6
 MAX_CAPACITY = 1_000_000
 """The most places a service may have (no real service has a million). Both engines count places
@@ -166,8 +171,32 @@ class Service(Strict):
     ``capacity`` is a whole number of places (at most ``MAX_CAPACITY``), a schedule of
     ``{from_day, capacity}`` steps, or ``unlimited`` (no one ever waits for a place; such a service
     has no capacity cost, and its daily capacity is shown as empty).
+
+    A service's name is only its label (in tables, KPI and column names, figures); what it does
+    is its ``role``.
     """
 
+    role: Role | None = None
+    """What the service is to the model and its KPIs (its name is only a label):
+
+    - ``acute``: the hospital's beds (exactly one service). Admissions queue at the front door for
+      it; after treatment a patient leaves by a discharge pathway; time ready to leave in it is a
+      delay. ``acute_occupancy_*``, ``nctr_mean``, ``delayed_*``, ``admissions``, ``discharges``
+      and ``readmissions`` are about this service.
+    - ``assessment``: the discharge assessment team (at most one), used by pathways with
+      ``assessment: true``; it is not a place (the person keeps their bed meanwhile).
+    - ``reablement``: short-term support at home (pathway 1). Someone discharged from acute care
+      into a reablement service is checked 91 days later for ``home_at_91_days_rate``.
+    - ``step_down``: bedded intermediate care (pathway 2): not at home.
+    - ``home_care``: long-term care at home: at home.
+    - ``care_home``: residential or nursing care home beds (pathway 3): not at home; entries
+      after the warm-up are ``care_home_admissions``.
+    - ``other``: any other place after acute care (e.g. a hospice): not at home.
+
+    Every service but the acute and assessment ones is *downstream*: it needs a ``stay``, routing
+    (``next``) and a ``wait`` code, and may be a pathway's or an arrival's destination. The role
+    may be left out only by a service named after one (``acute``, ``assessment``,
+    ``reablement``, ``step_down``, ``home_care``, ``care_home``), which then has that role."""
     capacity: int | Literal["unlimited"] | list[CapacityStep]
     stay: Dist | None = None
     stay_by_group: dict[str, Dist] = {}
@@ -352,9 +381,23 @@ class System(Strict):
         check_network(self)
         return self
 
+    def by_role(self, *roles: str) -> list[str]:
+        """The names of the services with any of these roles, in the system's order."""
+        return [s for s, svc in self.services.items() if svc.role in roles]
+
+    @property
+    def acute(self) -> str:
+        """The name of the acute-role service (there is exactly one)."""
+        return self.by_role("acute")[0]
+
+    @property
+    def assessment(self) -> str | None:
+        """The name of the assessment-role service, or None."""
+        return next(iter(self.by_role("assessment")), None)
+
     def downstream(self) -> list[str]:
-        """Services after acute care (everything but ``acute`` and ``assessment``)."""
-        return [s for s in self.services if s not in ("acute", "assessment")]
+        """Services after acute care: every service but the acute and assessment ones."""
+        return [s for s, svc in self.services.items() if svc.role not in ("acute", "assessment")]
 
 
 class Investment(Strict):
@@ -506,14 +549,15 @@ class Config(Strict):
         if sweep.service is not None:
             services = self.system.services
             least = services[sweep.service].start_occupancy
-            if sweep.service == "acute":
+            acute = sweep.service == self.system.acute
+            if acute:
                 least += sum(s.start_queue for s in services.values())
             low = [c for c in sweep.capacities if c < least]
             if low:
                 raise ValueError(
                     f"appraise.capacity_sweep.capacities: {low[0]} places cannot hold the "
                     f"{least} people {sweep.service} starts with (services.{sweep.service}."
-                    f"start_occupancy{' plus start_queue' if sweep.service == 'acute' else ''}); "
+                    f"start_occupancy{' plus start_queue' if acute else ''}); "
                     f"sweep capacities of at least {least}"
                 )
         return self

@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from flowsim.config import REASON_NAMES
+from flowsim.config import PATHWAYS, REASON_NAMES
 from flowsim.wording import fmt
 
 if TYPE_CHECKING:
@@ -137,7 +137,8 @@ def flow(t: Tables) -> Figure | None:
             },
         )
     )
-    out = links[links["source"] == "acute"]
+    acute = links.loc[links["target"].isin(PATHWAYS), "source"]  # the acute service, by name
+    out = links[links["source"].isin(acute)]
     supported = out[out["target"].isin(["P1", "P2", "P3"])]["mean"].sum()
     alive = out[out["target"].str.startswith("P")]["mean"].sum()
     share = supported / alive if alive else math.nan
@@ -577,8 +578,11 @@ def all_figures(t: Tables) -> list[Figure]:
     """Every figure the tables allow, in the order a summit reads them."""
     made = [flow(t), causes_by_reason(t), causes_by_organisation(t), causes_by_wait(t)]
     if t.daily is not None:
-        order = [*SERVICE_NAMES]
-        places = sorted(t.daily["service"].unique(), key=lambda s: (order + [s]).index(s))
+        order = [*SERVICE_NAMES]  # by role (a table without roles: by name)
+        first = t.daily.drop_duplicates("service")
+        role = dict(zip(first["service"], first["role" if "role" in first else "service"]))
+        rank = lambda s: (order + [role[s]]).index(role[s])  # noqa: E731
+        places = sorted(t.daily["service"].unique(), key=rank)
         made += [service_panels(t, s) for s in places]
     made += [forest(t), cost_effectiveness(t), capacity_curve(t), frontier(t), bottlenecks(t)]
     return [f for f in made if f is not None]

@@ -1,5 +1,6 @@
-"""The rules of a system that span its fields: every name used exists, probabilities sum to 1,
-routing and overflow have no cycle, and the people a system starts with fit in its places.
+"""The rules of a system that span its fields: every service has a role (one acute, at most one
+assessment), every name used exists, probabilities sum to 1, routing and overflow have no cycle,
+and the people a system starts with fit in its places.
 
 Each rule raises ``ValueError`` naming the field it concerns (``services.X.next: ...``);
 ``config.System`` runs them once its fields are checked, and ``config.validate`` reports them.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flowsim.config import EXITS, PROBABILITY_TOLERANCE, WHEN_FULL
+from flowsim.config import EXITS, PROBABILITY_TOLERANCE, ROLES, WHEN_FULL
 
 if TYPE_CHECKING:
     from flowsim.config import System
@@ -19,16 +20,39 @@ def _close_to_one(total: float) -> bool:
     return abs(total - 1.0) <= PROBABILITY_TOLERANCE
 
 
+def assign_roles(system: System) -> None:
+    """Give each service without a ``role`` the one its name is (only a service named after a
+    role may leave it out), then check there is one acute service and at most one assessment."""
+    for name, svc in system.services.items():
+        if svc.role is None:
+            if name not in ROLES or name == "other":
+                raise ValueError(
+                    f"services.{name}.role: give the service's role (one of "
+                    f"{', '.join(ROLES)}); only a service named after a role may leave it out"
+                )
+            svc.role = name
+    acute = system.by_role("acute")
+    if not acute:
+        raise ValueError(
+            "services: an acute service is required (a service with role: acute, or named 'acute')"
+        )
+    for role, found in (("acute", acute), ("assessment", system.by_role("assessment"))):
+        if len(found) > 1:
+            raise ValueError(
+                f"services.{found[1]}.role: only one service may be {role} ({found[0]} already is)"
+            )
+
+
 def check_network(system: System) -> None:
-    """Rules that span fields: names exist, probabilities sum to 1, routing has no cycle."""
+    """Rules that span fields: roles, names exist, probabilities sum to 1, routing has no cycle."""
     groups = set(system.groups)
     if len(groups) != len(system.groups):
         raise ValueError("groups: names must be unique")
+    assign_roles(system)
     services = system.services
-    if "acute" not in services:
-        raise ValueError("services: an 'acute' service is required")
+    acute, assessment = system.acute, system.assessment
     downstream = system.downstream()
-    stay_needed = ["acute", *downstream] + (["assessment"] if "assessment" in services else [])
+    stay_needed = [acute, *downstream] + ([assessment] if assessment else [])
     for name in stay_needed:
         svc = services[name]
         unknown = set(svc.stay_by_group) - groups
@@ -67,9 +91,11 @@ def check_network(system: System) -> None:
                     f"services.{name}.{label}: probabilities must sum to 1 "
                     f"(they sum to {sum(table.values()):.6g})"
                 )
-    for name in ("acute", "assessment"):
-        if name in services and (services[name].next or services[name].next_by_group):
-            raise ValueError(f"services.{name}.next: {name} routing is set by discharge.pathways")
+    for name in (acute, assessment):
+        if name and (services[name].next or services[name].next_by_group):
+            raise ValueError(
+                f"services.{name}.next: {services[name].role} routing is set by discharge.pathways"
+            )
     _check_acyclic(system)
     _check_when_full(system)
     d = system.discharge
@@ -85,8 +111,11 @@ def check_network(system: System) -> None:
                 f"discharge.pathways.{p}.to_by_group: unknown group "
                 f"{sorted(set(pathway.to_by_group) - groups)[0]!r}"
             )
-        if (pathway.assessment or pathway.discharge_to_assess) and "assessment" not in services:
-            raise ValueError(f"discharge.pathways.{p}.assessment: needs an 'assessment' service")
+        if (pathway.assessment or pathway.discharge_to_assess) and assessment is None:
+            raise ValueError(
+                f"discharge.pathways.{p}.assessment: needs an assessment service (a service with "
+                f"role: assessment)"
+            )
         if pathway.discharge_to_assess and not pathway.assessment:
             raise ValueError(f"discharge.pathways.{p}.discharge_to_assess: needs assessment: true")
         if pathway.discharge_to_assess and pathway.to == "home":
@@ -155,7 +184,7 @@ def check_network(system: System) -> None:
                 f"(they sum to {sum(arrival.group_shares.values()):.6g})"
             )
     for name, svc in services.items():
-        if svc.start_queue and name in ("acute", "assessment"):
+        if svc.start_queue and name in (acute, assessment):
             raise ValueError(
                 f"services.{name}.start_queue: a start queue is for services patients "
                 f"wait to be discharged to"
@@ -176,14 +205,14 @@ def check_network(system: System) -> None:
                 f"no one can be waiting in hospital for it"
             )
     queued = sum(s.start_queue for s in services.values())
-    acute0 = services["acute"].capacity_steps()[0][1]
-    treated = services["acute"].start_occupancy
+    acute0 = services[acute].capacity_steps()[0][1]
+    treated = services[acute].start_occupancy
     if treated + queued > acute0:  # the people waiting in hospital at day 0 are what overflows
         longest = max(services, key=lambda name: services[name].start_queue)
         raise ValueError(
             f"services.{longest}.start_queue: {queued} people queued in acute beds for discharge "
             f"(start_queue, all services) plus {treated} in treatment "
-            f"(services.acute.start_occupancy) exceed the day-0 acute capacity {acute0}"
+            f"(services.{acute}.start_occupancy) exceed the day-0 acute capacity {acute0}"
         )
 
 

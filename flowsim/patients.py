@@ -36,16 +36,32 @@ LOST = -8
 
 @dataclass
 class Layout:
-    """Integer codes for services, groups and pathways, shared by the model and the results."""
+    """Integer codes for services, groups and pathways, shared by the model and the results.
+
+    The acute service is code 0, the assessment service (if any) code 1, then the downstream
+    services in the order the system lists them. ``roles[code]`` is each service's role
+    (``config.Service.role``): what a service does is read from its role, never its name."""
 
     services: list[str]
     groups: list[str]
     downstream: list[str]
+    roles: list[str]
 
     @classmethod
     def of(cls, system: System) -> Layout:
-        head = ["acute"] + (["assessment"] if "assessment" in system.services else [])
-        return cls(head + system.downstream(), list(system.groups), system.downstream())
+        head = [system.acute] + ([system.assessment] if system.assessment else [])
+        services = head + system.downstream()
+        roles = [system.services[s].role for s in services]
+        return cls(services, list(system.groups), system.downstream(), roles)
+
+    def codes(self, *roles: str) -> np.ndarray:
+        """The codes of the services with any of these roles."""
+        return np.array([c for c, r in enumerate(self.roles) if r in roles], dtype=np.int64)
+
+    @property
+    def assessment(self) -> int:
+        """The assessment service's code, or -1."""
+        return 1 if len(self.roles) > 1 and self.roles[1] == "assessment" else -1
 
     def code(self, place: str) -> int:
         if place == "home":
@@ -133,7 +149,7 @@ def draw(
     else:
         path = np.full(n, PATHWAYS.index(pathway), dtype=np.int64)
 
-    acute = system.services["acute"]
+    acute = system.services[system.acute]
     if arrival is not None and arrival.treatment is not None:
         treatment = distributions.ppf(arrival.treatment, u("treatment"))
     else:
@@ -150,8 +166,10 @@ def draw(
         mask = path == k
         if p in d.pathways and mask.any():
             process[mask] = distributions.ppf(d.pathways[p].process, u_process[mask])
-    if "assessment" in system.services:
-        assess = _by_group(u("assessment"), group, layout, system.services["assessment"].stay_for)
+    if system.assessment is not None:  # the stream keeps the name "assessment" (common numbers)
+        assess = _by_group(
+            u("assessment"), group, layout, system.services[system.assessment].stay_for
+        )
     else:
         assess = np.zeros(n)
     decon = system.deconditioning
@@ -179,7 +197,10 @@ def draw(
         code = layout.code(s)
         svc = system.services[s]
         cohort.stay[code] = _by_group(u(f"{s}.stay"), group, layout, svc.stay_for)
-        targets = sorted({t for g in layout.groups for t in svc.next_for(g)})
+        targets = sorted(
+            {t for g in layout.groups for t in svc.next_for(g)},
+            key=lambda t: _route_order(t, system),
+        )
         table = np.array([[svc.next_for(g).get(t, 0.0) for t in targets] for g in layout.groups])
         codes = np.array([layout.code(t) for t in targets], dtype=np.int64)
         if np.all(np.count_nonzero(table, axis=1) == 1):  # one next place per group: no draw
@@ -187,6 +208,15 @@ def draw(
         else:
             cohort.route[code] = codes[kernels.categorical(u(f"{s}.route"), group, table)]
     return cohort
+
+
+def _route_order(target: str, system: System) -> tuple[str, str]:
+    """The order of a routing table's targets for its draw: a service by its role, then its name;
+    ``home`` or ``death`` by that word. So a uniform picks the same target whatever the services
+    are called (with roles named as the services of the default system, this is the order of
+    their names)."""
+    svc = system.services.get(target)
+    return (svc.role if svc is not None else target, target)
 
 
 def _by_group(u: np.ndarray, group: np.ndarray, layout: Layout, dist_for) -> np.ndarray:

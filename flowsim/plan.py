@@ -128,7 +128,7 @@ def plan(
         layout=layout,
         capacity_steps=[steps.get(s, system.services[s].capacity_steps()) for s in layout.services],
         open_days=[list(system.services[s].open_days) for s in layout.services],
-        assessment=layout.services.index("assessment") if "assessment" in layout.services else -1,
+        assessment=layout.assessment,
         escalate=system.deconditioning.enabled and system.deconditioning.probability_per_day > 0,
         starts=[],
         arrivals=None,  # type: ignore[arg-type]

@@ -21,11 +21,13 @@ Definitions (all over the measured window ``[warmup_days, horizon_days)``):
   percentile of daily mean occupancy; ``acute_days_over_95pct``: days whose mean occupancy was
   above 95% of the beds in force.
 - ``boarding_hours``: hours spent waiting for an acute bed (the front door), all admissions.
-- ``care_home_admissions``: entries to care home services; ``readmissions``: acute admissions of
-  people already discharged (within 30 days, by pathway).
-- ``home_at_91_days_rate``: of people discharged from acute to reablement in the window (at least 91
-  days before the horizon), the share at home (not dead, not in hospital, a care home or a
-  community bed) 91 days later (ASCOF 2B(1)).
+- ``care_home_admissions``: entries to care_home-role services; ``readmissions``: acute admissions
+  of people already discharged (within 30 days, by pathway).
+- ``home_at_91_days_rate``: of people discharged from acute to a reablement-role service in the
+  window (at least 91 days before the horizon), the share at home (not dead, not in a service
+  whose role is acute, step_down, care_home or other) 91 days later (ASCOF 2B(1)).
+- "acute" in a KPI's name means the acute-role service, whatever its name
+  (``config.Service.role``); a service's name appears only in per-service columns.
 - costs: occupied days x cost per occupied day + capacity days x cost per capacity day, to the
   organisation that pays for the service, plus investments (``investment_cost_gbp``, by funder in
   ``investment_cost_<funder>_gbp``) to the organisation of their funder (iBCF and councils: social
@@ -166,7 +168,7 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     measured = t.occupancy[0][int(math.ceil(W)) : int(math.floor(H))]
     out["acute_occupancy_p95"] = float(np.percentile(measured, 95)) if measured.size else math.nan
     acute_cap = capacity_integral(ev.capacity_steps[0], W, H) / L
-    if system.services["acute"].unlimited:
+    if system.services[system.acute].unlimited:
         acute_cap = math.nan  # no beds to be a share of
     out["acute_occupancy_rate"] = out["acute_occupancy_mean"] / acute_cap
     measured_days = np.arange(int(math.ceil(W)), int(math.floor(H)), dtype=np.float64)
@@ -237,6 +239,8 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
     where the person went (and ``exits_lost``, when a service has ``when_full: lost``);
     ``waiting_mean`` counts people waiting to enter it, wherever they wait.
     ``front_door`` is the queue for an acute bed. Days in the warm-up are flagged ``warmup``.
+    ``role`` is the place's role (``config.Service.role``; ``front_door`` for the front door), so
+    code reading the table finds the acute service by its role, not its name.
     """
     t = measures(ev, config)
     n_days, S = t.n_days, t.S
@@ -255,6 +259,7 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
         frame = {
             "day": days,
             "service": s,
+            "role": lay.roles[code] if service else "front_door",
             "occupancy_mean": t.occupancy[code] if service else t.held[S],
             "capacity": (
                 capacity_integral(ev.capacity_steps[code], days, days + 1.0)
@@ -312,12 +317,12 @@ def flows(ev: Events, config: Config) -> pd.DataFrame:
     """Patients moving between places in the measured window, for the flow (Sankey) diagram.
 
     One row per (source, target): ``admitted`` / ``readmitted`` / ``community_referral`` into a
-    service; ``acute`` into the discharge pathway it ended on (``P0`` .. ``P3``) or ``death``; a
-    pathway into where its people went; each other service into its onward places (a service,
-    ``home``, ``death`` or ``readmission``, or ``lost``: turned away by a full service with
-    ``when_full: lost``). A community referral turned away at once by a full service goes to
-    where its rule sent it (``community_referral`` -> ``lost`` or ``home``, or into the other
-    service). Assessments happen in an acute bed and are not a place here. People already in
+    service; the acute service (by its name) into the discharge pathway it ended on (``P0`` ..
+    ``P3``) or ``death``; a pathway into where its people went; each other service into its onward
+    places (a service, ``home``, ``death`` or ``readmission``, or ``lost``: turned away by a full
+    service with ``when_full: lost``). A community referral turned away at once by a full service
+    goes to where its rule sent it (``community_referral`` -> ``lost`` or ``home``, or into the
+    other service). Assessments happen in an acute bed and are not a place here. People already in
     care at the start enter no flow. Entries come first; exits follow in the order they first
     occurred.
     """
@@ -332,13 +337,13 @@ def flows(ev: Events, config: Config) -> pd.DataFrame:
             counts[(source, target)] = counts.get((source, target), 0) + n
 
     for kind in ("readmitted", "admitted"):
-        add(kind, "acute", t.entries.get((kind, 0), 0))
+        add(kind, lay.services[0], t.entries.get((kind, 0), 0))
     for (kind, code), n in sorted(t.entries.items(), key=lambda item: item[0][1]):
         if kind == "community_referral":
             add(kind, names[code], n)
     for (k, x, y), (n, _) in sorted(t.flow_exits.items(), key=lambda item: item[1][1]):
         if k == 1:
-            add("acute", PATHWAYS[x], n)
+            add(lay.services[0], PATHWAYS[x], n)
         elif k == 2:
             add(PATHWAYS[x], names[y], n)
         else:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE
+from flowsim.config import AWAY_ROLES, PATHWAYS, REASONS, RESPONSIBLE
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, LOST, OPEN, PROCESS, Layout
 
 FOLD_DAYS = 30.0
@@ -106,17 +106,11 @@ class Tally:
         S, nd, R = len(layout.services), math.ceil(self.H), len(REASONS)
         P = S + 2  # places: services, then the front door and the community
         self.S, self.P, self.n_days = S, P, nd
-        self.assessment = (
-            layout.services.index("assessment") if "assessment" in layout.services else -99
-        )
-        self.reablement = (
-            layout.services.index("reablement") if "reablement" in layout.services else -99
-        )
-        away = [s == "acute" or s.startswith(("care_home", "step_down")) for s in layout.services]
-        self.away = np.flatnonzero(away)
-        self.care_homes = np.array(
-            [c for c, s in enumerate(layout.services) if s.startswith("care_home")], dtype=np.int64
-        )
+        # what each service is, by role (``config.Service.role``), as codes: built once
+        self.assessment = layout.assessment if layout.assessment >= 0 else -99
+        self.reablement = layout.codes("reablement")
+        self.away = layout.codes(*AWAY_ROLES)
+        self.care_homes = layout.codes("care_home")
         # by day: stays in each service, waits in each place
         self.occupancy = np.zeros((S, nd))
         self.admissions = np.zeros((S, nd), dtype=np.int64)
@@ -329,15 +323,16 @@ class Tally:
     # -- at home 91 days after reablement --------------------------------------------------------
 
     def _home_checks(self, v: dict, left: np.ndarray, a: float, b: float, final: bool) -> None:
-        """ASCOF 2B(1): a check is set when someone leaves acute for reablement in the window (at
-        least 91 days before the horizon); they are not at home at the check if they died by then,
-        or are in hospital, a care home or a step-down bed then. Resolved in the segment holding
-        the check's time, when every stay covering it is known."""
-        if self.reablement < 0:
+        """ASCOF 2B(1): a check is set when someone leaves acute for a reablement-role service in
+        the window (at least 91 days before the horizon); they are not at home at the check if
+        they died by then, or are then in a place whose role is not at home (``AWAY_ROLES``:
+        acute, step-down, care home, other). Resolved in the segment holding the check's time,
+        when every stay covering it is known."""
+        if self.reablement.size == 0:
             return
         W, H = self.W, self.H
         leave, person, out = v["leave"], v["person"], v["outcome"]
-        new = left & (v["service"] == 0) & (out == self.reablement) & (leave >= W)
+        new = left & (v["service"] == 0) & np.isin(out, self.reablement) & (leave >= W)
         new &= leave < H - HOME_CHECK_DAYS
         who, t, gone = self._checks
         who = np.concatenate([who, person[new]])
@@ -358,7 +353,7 @@ class Tally:
         self._checks = (who[~due], t[~due], gone[~due])
 
     def _away_at(self, v: dict, who: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """For each (person, time): in hospital, a care home or a step-down bed at that time."""
+        """For each (person, time): in a place whose role is not at home at that time."""
         leave = np.where(np.isnan(v["leave"]), np.inf, v["leave"])
         sel = np.flatnonzero(np.isin(v["service"], self.away) & np.isin(v["person"], who))
         sel = sel[np.argsort(v["person"][sel], kind="stable")]
@@ -423,7 +418,7 @@ class Tally:
     # -- reading -------------------------------------------------------------------------------
 
     def home_at_91_rate(self) -> float:
-        if self.reablement < 0 or self.counts["home_checks"] == 0:
+        if self.reablement.size == 0 or self.counts["home_checks"] == 0:
             return math.nan
         return self.counts["home_at_check"] / self.counts["home_checks"]
 

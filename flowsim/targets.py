@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from flowsim import warmup
 from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, ConfigError
 
 COUNT = "count"
@@ -203,6 +204,7 @@ def simulated(daily: pd.DataFrame, placed: pd.DataFrame) -> pd.DataFrame:
     """The targets' measures from a daily table: one row per (scenario, replication, measure,
     period_start) with ``value``."""
     out = []
+    acute = warmup.acute_service(daily)  # "acute" measures are about the acute-role service
     for measure, grp in placed.groupby("measure", sort=False):
         if "_exits_" in measure:
             service, where = measure.split("_exits_", 1)
@@ -210,7 +212,7 @@ def simulated(daily: pd.DataFrame, placed: pd.DataFrame) -> pd.DataFrame:
         elif measure.endswith("_occupancy") and measure != "acute_occupancy":
             service, column = measure.removesuffix("_occupancy"), "occupancy_mean"
         else:
-            service, column = "acute", _COLUMN.get(measure) or _delayed(measure)
+            service, column = acute, _COLUMN.get(measure) or _delayed(measure)
         d = daily[daily["service"] == service]
         if d.empty or column not in d:
             raise ConfigError(f"{measure}: the model has no {service} {column} to compare with")

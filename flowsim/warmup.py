@@ -29,7 +29,18 @@ def mser5(series: np.ndarray) -> int:
     return 5 * best_d
 
 
-WARMUP_CHECKED = (("acute", "occupancy_mean"), ("acute", "delayed_mean"))
+WARMUP_CHECKED = ("occupancy_mean", "delayed_mean")
+"""The acute service's daily columns MSER-5 checks."""
+
+
+def acute_service(daily_table: pd.DataFrame) -> str:
+    """The acute-role service's name in a daily table (its ``role`` column; a table without one,
+    written before services had roles, names it ``acute``)."""
+    if "role" in daily_table:
+        found = daily_table.loc[daily_table["role"] == "acute", "service"]
+        if len(found):
+            return str(found.iloc[0])
+    return "acute"
 
 
 def warmup_check(daily_table: pd.DataFrame, warmup_days: float) -> list[str]:
@@ -46,7 +57,8 @@ def warmup_check(daily_table: pd.DataFrame, warmup_days: float) -> list[str]:
     if warmup_days == 0:
         return warnings
     for scenario, grp in daily_table.groupby("scenario", sort=False):
-        for service, column in WARMUP_CHECKED:
+        service = acute_service(grp)
+        for column in WARMUP_CHECKED:
             rows = grp[grp["service"] == service]
             cuts = [mser5(rep[column].to_numpy()) for _, rep in rows.groupby("replication")]
             cut = float(np.median(cuts)) if cuts else 0.0
@@ -83,8 +95,9 @@ def growth_check(daily_table: pd.DataFrame, warmup_days: float) -> list[str]:
             continue
         first = measured["day"] < days[GROWTH_DAYS]
         last = measured["day"] >= days[-GROWTH_DAYS]
+        acute = acute_service(grp)
         for service in measured["service"].unique():
-            if service == "acute":  # its waiting line is the front door's
+            if service == acute:  # its waiting line is the front door's
                 continue
             column = "occupancy_mean" if service == "front_door" else "waiting_mean"
             here = measured["service"] == service

@@ -109,6 +109,7 @@ def two_queue_system(base):
 
     def service(c, mean):
         return {
+            "role": "other",
             "capacity": c,
             "stay": {"dist": "exponential", "mean": mean},
             "next": {"home": 1.0},

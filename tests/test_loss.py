@@ -48,12 +48,12 @@ def loss_system(stay: dict, places: int = PLACES, overflow: int = 0) -> config.C
     wait = {"reason": "E", "responsible": "social_care"}
     services = {
         "acute": {"capacity": 1, "stay": {"dist": "exponential", "mean": 1.0}},
-        "first": {"capacity": places, "stay": stay, "next": {"home": 1.0}, "wait": wait,
-                  "when_full": "second" if overflow else "lost"},
+        "first": {"role": "other", "capacity": places, "stay": stay, "next": {"home": 1.0},
+                  "wait": wait, "when_full": "second" if overflow else "lost"},
     }  # fmt: skip
     if overflow:
-        services["second"] = {"capacity": overflow, "stay": stay, "next": {"home": 1.0},
-                              "wait": wait, "when_full": "lost"}  # fmt: skip
+        services["second"] = {"role": "other", "capacity": overflow, "stay": stay,
+                              "next": {"home": 1.0}, "wait": wait, "when_full": "lost"}  # fmt: skip
     raw = {
         "system": {
             "name": "loss",
