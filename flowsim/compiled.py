@@ -36,9 +36,10 @@ from flowsim.eventloop import (
     P_WAIT_AS,
 )  # fmt: skip
 from flowsim.eventloop import run as _run
+from flowsim.fields import TURNED_FIELDS, VISIT_FIELDS, WAIT_FIELDS
 from flowsim.model import DRAW_DAYS
 from flowsim.plan import READMISSION_BLOCK, Plan, plan
-from flowsim.records import TURNED_FIELDS, VISIT_FIELDS, WAIT_FIELDS, Events, close, columns
+from flowsim.records import Events, close, columns
 from flowsim.streams import Streams
 from flowsim.tally import Measure, Tally, checkpoints, replay
 
@@ -124,10 +125,7 @@ class _Segments:
         self.S, self.G = len(p.layout.services), len(p.layout.groups)
         self.tables = arrays.coded_tables(p)
         self.times = p.arrivals.times
-        self.kinds = np.array(
-            [-1 if k == "front_door" else -2 if k == "ready_to_leave" else k
-             for k in p.arrivals.kinds], dtype=np.int64,
-        )  # fmt: skip
+        self.kinds = arrays.arrival_kinds(p.arrivals.kinds)
         self.next_row = np.zeros(len(p.arrivals.names), dtype=np.int64)  # per stream
         self.drawn = 0  # arrivals whose attributes have been drawn
         self.ahead = self.ahead_k0 = 0  # where the rows of arrival ahead_k0 on are

@@ -23,6 +23,36 @@ import math
 import numba
 import numpy as np
 
+from flowsim.fields import (
+    ACUTE,
+    ARRIVE_FRONT_DOOR,
+    ARRIVE_READY,
+    NO_CODE,
+    START_QUEUED,
+    T_EPISODE,
+    T_PERSON,
+    T_PLACE,
+    T_SERVICE,
+    T_TIME,
+    T_TO,
+    V_ENTER,
+    V_EPISODE,
+    V_GROUP,
+    V_LEAVE,
+    V_OUTCOME,
+    V_PATHWAY,
+    V_PERSON,
+    V_READY,
+    V_SERVICE,
+    W_END,
+    W_EPISODE,
+    W_PERSON,
+    W_PLACE,
+    W_REASON,
+    W_RESPONSIBLE,
+    W_START,
+    W_WAITS_FOR,
+)  # fmt: skip
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT
 from flowsim.plan import WAIT
 
@@ -190,8 +220,8 @@ def _place(k, pid, pools, nodes, pi, c, when_full, turned, ep, person, place, no
         j = c[C_TURNED]
         if j < turned.shape[1]:
             c[C_TURNED] += 1
-            turned[0, j], turned[1, j], turned[2, j] = ep, person, place
-            turned[3, j], turned[4, j], turned[5, j] = k, when_full[k], now
+            turned[T_EPISODE, j], turned[T_PERSON, j], turned[T_PLACE, j] = ep, person, place
+            turned[T_SERVICE, j], turned[T_TO, j], turned[T_TIME, j] = k, when_full[k], now
         else:
             c[C_STATUS] = FULL_TURNED  # the run is abandoned and repeated with more room
         k = when_full[k]
@@ -214,9 +244,9 @@ def _visit(visits, c, ep, person, service, enter, ready, leave, outcome, pathway
         c[C_STATUS] = FULL_VISITS
         return 0
     c[C_VISITS] += 1
-    visits[0, j], visits[1, j], visits[2, j] = ep, person, service
-    visits[3, j], visits[4, j], visits[5, j] = enter, ready, leave
-    visits[6, j], visits[7, j], visits[8, j] = outcome, pathway, group
+    visits[V_EPISODE, j], visits[V_PERSON, j], visits[V_SERVICE, j] = ep, person, service
+    visits[V_ENTER, j], visits[V_READY, j], visits[V_LEAVE, j] = enter, ready, leave
+    visits[V_OUTCOME, j], visits[V_PATHWAY, j], visits[V_GROUP, j] = outcome, pathway, group
     return j
 
 
@@ -227,8 +257,9 @@ def _wait(waits, c, ep, person, place, waits_for, reason, responsible, start, en
         c[C_STATUS] = FULL_WAITS
         return 0
     c[C_WAITS] += 1
-    waits[0, j], waits[1, j], waits[2, j], waits[3, j] = ep, person, place, waits_for
-    waits[4, j], waits[5, j], waits[6, j], waits[7, j] = reason, responsible, start, end
+    waits[W_EPISODE, j], waits[W_PERSON, j], waits[W_PLACE, j] = ep, person, place
+    waits[W_WAITS_FOR, j], waits[W_REASON, j] = waits_for, reason
+    waits[W_RESPONSIBLE, j], waits[W_START, j], waits[W_END, j] = responsible, start, end
     return j
 
 
@@ -324,11 +355,11 @@ def _start(c, pools, readmitted, capacity, step_count, open_days, start_row, sta
         row, kind, code = start_row[j], start_kind[j], start_code[j]
         ep = c[C_EPISODES]
         c[C_EPISODES] += 1
-        if kind == 0 or code == 0:
-            pools[0, Q_BUSY] += 1
+        if kind == START_QUEUED or code == ACUTE:
+            pools[ACUTE, Q_BUSY] += 1
             pid = _process(pi, pf, free, c, A_INIT, row, ep, ep)
-            pi[pid, P_KIND] = K_QUEUED if kind == 0 else K_IN_TREATMENT
-            if kind == 0:
+            pi[pid, P_KIND] = K_QUEUED if kind == START_QUEUED else K_IN_TREATMENT
+            if kind == START_QUEUED:
                 pi[pid, P_QUEUED_FOR] = code
             _push(ht, hk, c, 0.0, URGENT, EV_RESUME, pid, pi[pid, P_GEN])
         else:
@@ -369,9 +400,9 @@ def _loop(
             k_arrival += 1
             ep = c[C_EPISODES]
             c[C_EPISODES] += 1
-            if kind == -1:
+            if kind == ARRIVE_FRONT_DOOR:
                 admit_row, admit_ep, admit_person = row, ep, ep
-            elif kind == -2:
+            elif kind == ARRIVE_READY:
                 pid = _process(pi, pf, free, c, A_INIT, row, ep, ep)
                 pi[pid, P_KIND] = K_READY
             else:
@@ -431,9 +462,18 @@ def _loop(
                     if state == A_INIT:
                         kind = pi[pid, P_KIND]
                         if kind == K_FRONT_DOOR or kind == K_READY:
-                            if not _request(0, pid, pools, nodes, pi, c):
+                            if not _request(ACUTE, pid, pools, nodes, pi, c):
                                 pi[pid, P_WAIT] = _wait(
-                                    waits, c, ep, person, FRONT_DOOR, 0, -1, -1, now, np.nan
+                                    waits,
+                                    c,
+                                    ep,
+                                    person,
+                                    FRONT_DOOR,
+                                    ACUTE,
+                                    NO_CODE,
+                                    NO_CODE,
+                                    now,
+                                    np.nan,
                                 )
                                 pi[pid, P_COND] = 0
                                 state = A_BOARDED
@@ -443,11 +483,11 @@ def _loop(
                         continue
                     elif state == A_BOARDED:
                         if pi[pid, P_WAIT] >= 0:
-                            waits[7, pi[pid, P_WAIT]] = now
+                            waits[W_END, pi[pid, P_WAIT]] = now
                         kind = pi[pid, P_KIND]
                         p = pathway[row]
                         pi[pid, P_PATHWAY] = p
-                        vi = _visit(visits, c, ep, person, 0, now, np.nan, np.nan, OPEN, p, g)
+                        vi = _visit(visits, c, ep, person, ACUTE, now, np.nan, np.nan, OPEN, p, g)
                         pi[pid, P_VISIT] = vi
                         treat = (
                             treatment[row]
@@ -460,7 +500,7 @@ def _loop(
                             state = A_TREATED_OR_DIED
                             break
                         t_ready = now + treat
-                        visits[4, vi] = t_ready
+                        visits[V_READY, vi] = t_ready
                         pf[pid, F_T_READY] = t_ready
                         queued_for = pi[pid, P_QUEUED_FOR]
                         pi[pid, P_TARGET] = to[p, g] if queued_for < 0 else queued_for
@@ -475,7 +515,7 @@ def _loop(
                                 c,
                                 ep,
                                 person,
-                                0,
+                                ACUTE,
                                 PROCESS,
                                 proc_wait[p, 0],
                                 proc_wait[p, 1],
@@ -500,9 +540,9 @@ def _loop(
                     elif state == A_TREATED_OR_DIED:
                         if pf[pid, F_T_READY] < 0:  # died in hospital
                             vi = pi[pid, P_VISIT]
-                            visits[4, vi] = visits[5, vi] = now
-                            visits[6, vi] = DEATH
-                            _release(0, pools, nodes, pi, ht, hk, c, now)
+                            visits[V_READY, vi] = visits[V_LEAVE, vi] = now
+                            visits[V_OUTCOME, vi] = DEATH
+                            _release(ACUTE, pools, nodes, pi, ht, hk, c, now)
                             state = END
                             break
                         state = A_AFTER_TREATMENT
@@ -515,7 +555,7 @@ def _loop(
                                 pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
                             if not pi[pid, P_ASSESSED]:
                                 pi[pid, P_ASSESSED] = 1
-                                pi[pid, P_DELAYS], pi[pid, P_PLACE] = 1, 0
+                                pi[pid, P_DELAYS], pi[pid, P_PLACE] = 1, ACUTE
                                 state = AS_START
                                 continue
                         state = A_TARGET_LOOP
@@ -560,11 +600,11 @@ def _loop(
                     elif state == AS_DONE:
                         _release(assessment, pools, nodes, pi, ht, hk, c, now)
                         va = pi[pid, P_VISIT_AS]
-                        visits[4, va] = visits[5, va] = now
+                        visits[V_READY, va] = visits[V_LEAVE, va] = now
                         delays = pi[pid, P_DELAYS]
-                        visits[6, va] = pi[pid, P_PLACE] if delays else HOME
+                        visits[V_OUTCOME, va] = pi[pid, P_PLACE] if delays else HOME
                         if pi[pid, P_WAIT_AS] >= 0:
-                            waits[7, pi[pid, P_WAIT_AS]] = now
+                            waits[W_END, pi[pid, P_WAIT_AS]] = now
                         state = A_TARGET_LOOP if delays else END
                         if not delays:
                             break
@@ -575,7 +615,7 @@ def _loop(
                             state = A_LEAVE
                             continue
                         target, waiting = _place(target, pid, pools, nodes, pi, c, when_full,
-                                                 turned, ep, person, 0, now)  # fmt: skip
+                                                 turned, ep, person, ACUTE, now)  # fmt: skip
                         pi[pid, P_TARGET] = target
                         if not waiting:
                             state = A_LEAVE
@@ -585,7 +625,7 @@ def _loop(
                             c,
                             ep,
                             person,
-                            0,
+                            ACUTE,
                             target,
                             wait_code[target, 0],
                             wait_code[target, 1],
@@ -611,31 +651,31 @@ def _loop(
                         state = A_TARGET_PLAIN
                         break
                     elif state == A_TARGET_PLAIN:
-                        waits[7, pi[pid, P_WAIT]] = now
+                        waits[W_END, pi[pid, P_WAIT]] = now
                         state = A_LEAVE
                         continue
                     elif state == A_TARGET_OR_ESCALATE:
                         if pi[pid, P_GRANTED]:
-                            waits[7, pi[pid, P_WAIT]] = now
+                            waits[W_END, pi[pid, P_WAIT]] = now
                             state = A_LEAVE
                             continue
                         _cancel(pi[pid, P_TARGET], pid, pools, nodes, pi, ht, hk, c, now)
-                        waits[7, pi[pid, P_WAIT]] = now
+                        waits[W_END, pi[pid, P_WAIT]] = now
                         p = pi[pid, P_PATHWAY] + 1
                         pi[pid, P_PATHWAY] = p
                         pf[pid, F_P_SINCE] = pf[pid, F_AT]
-                        visits[7, pi[pid, P_VISIT]] = p
+                        visits[V_PATHWAY, pi[pid, P_VISIT]] = p
                         pi[pid, P_TARGET] = to[p, g]
                         if not pi[pid, P_ASSESSED]:
                             pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
                         state = A_TARGET_LOOP
                         continue
                     elif state == A_LEAVE:
-                        _release(0, pools, nodes, pi, ht, hk, c, now)
+                        _release(ACUTE, pools, nodes, pi, ht, hk, c, now)
                         vi = pi[pid, P_VISIT]
                         target = pi[pid, P_TARGET]
-                        visits[5, vi] = now
-                        visits[6, vi] = target
+                        visits[V_LEAVE, vi] = now
+                        visits[V_OUTCOME, vi] = target
                         deadline = _INF
                         if u_readmit[row] < readmit_p[pi[pid, P_PATHWAY]]:
                             deadline = now + readmit_delay[row]
@@ -677,8 +717,8 @@ def _loop(
                         if nxt < 0:  # the last stay (then home or death): known now, so no process
                             end = now + s
                             vi = pi[pid, P_VISIT]
-                            visits[4, vi] = visits[5, vi] = end
-                            visits[6, vi] = nxt
+                            visits[V_READY, vi] = visits[V_LEAVE, vi] = end
+                            visits[V_OUTCOME, vi] = nxt
                             _push(ht, hk, c, end, NORMAL, EV_RELEASE, code, 0)
                             if nxt == HOME and deadline < horizon:
                                 _readmit_at(ht, hk, c, end, deadline, person, g)
@@ -696,7 +736,7 @@ def _loop(
                         break
                     elif state == D_STAY_END:
                         code = pi[pid, P_CODE]
-                        visits[4, pi[pid, P_VISIT]] = now
+                        visits[V_READY, pi[pid, P_VISIT]] = now
                         nxt = route[row, code]
                         waiting = False
                         if nxt >= 0:
@@ -737,24 +777,24 @@ def _loop(
                         state = D_MOVE
                         continue
                     elif state == D_NEXT_PLAIN:
-                        waits[7, pi[pid, P_WAIT]] = now
+                        waits[W_END, pi[pid, P_WAIT]] = now
                         state = D_MOVE
                         continue
                     elif state == D_NEXT_OR_DEADLINE:
                         if pi[pid, P_GRANTED]:
-                            waits[7, pi[pid, P_WAIT]] = now
+                            waits[W_END, pi[pid, P_WAIT]] = now
                             state = D_MOVE
                             continue
                         _cancel(pi[pid, P_NEXT], pid, pools, nodes, pi, ht, hk, c, now)
-                        waits[7, pi[pid, P_WAIT]] = now
+                        waits[W_END, pi[pid, P_WAIT]] = now
                         state = D_READMITTED
                         continue
                     elif state == D_MOVE:
                         code, nxt = pi[pid, P_CODE], pi[pid, P_NEXT]
                         _release(code, pools, nodes, pi, ht, hk, c, now)
                         vi = pi[pid, P_VISIT]
-                        visits[5, vi] = now
-                        visits[6, vi] = nxt
+                        visits[V_LEAVE, vi] = now
+                        visits[V_OUTCOME, vi] = nxt
                         if nxt < 0:
                             deadline = pf[pid, F_DEADLINE]
                             if nxt == HOME and deadline < horizon:
@@ -767,10 +807,10 @@ def _loop(
                     elif state == D_READMITTED:
                         _release(pi[pid, P_CODE], pools, nodes, pi, ht, hk, c, now)
                         vi = pi[pid, P_VISIT]
-                        if visits[4, vi] != visits[4, vi]:
-                            visits[4, vi] = now
-                        visits[5, vi] = now
-                        visits[6, vi] = READMIT
+                        if visits[V_READY, vi] != visits[V_READY, vi]:
+                            visits[V_READY, vi] = now
+                        visits[V_LEAVE, vi] = now
+                        visits[V_OUTCOME, vi] = READMIT
                         k = readmitted[g]
                         if k >= readmit_rows[g]:
                             c[C_STATUS], c[C_STATUS_ARG] = FULL_READMISSIONS, g
@@ -809,7 +849,7 @@ def _loop(
                         state = D_ENTER
                         continue
                     elif state == R_GRANTED:
-                        waits[7, pi[pid, P_WAIT]] = now
+                        waits[W_END, pi[pid, P_WAIT]] = now
                         state = D_ENTER
                         continue
                     else:  # END
@@ -822,7 +862,7 @@ def _loop(
             if admit_row >= 0:  # model.Model._admit
                 row, ep, person = admit_row, admit_ep, admit_person
                 admit_row = -1
-                if pathway[row] != 0 or not _take(0, pools):
+                if pathway[row] != 0 or not _take(ACUTE, pools):
                     pid = _process(pi, pf, free, c, A_INIT, row, ep, person)
                     pi[pid, P_KIND] = K_FRONT_DOOR
                     again = True  # it starts now, as the admission is made
@@ -830,7 +870,7 @@ def _loop(
                     g = group[row]
                     treat = treatment[row]
                     ready = now + treat
-                    vi = _visit(visits, c, ep, person, 0, now, ready, ready, DEATH, 0, g)
+                    vi = _visit(visits, c, ep, person, ACUTE, now, ready, ready, DEATH, 0, g)
                     delay = treat
                     if not dies[row]:
                         proc = process[row]
@@ -842,18 +882,18 @@ def _loop(
                                 c,
                                 ep,
                                 person,
-                                0,
+                                ACUTE,
                                 PROCESS,
                                 proc_wait[0, 0],
                                 proc_wait[0, 1],
                                 ready,
                                 leave,
                             )
-                        visits[5, vi] = leave
-                        visits[6, vi] = HOME
+                        visits[V_LEAVE, vi] = leave
+                        visits[V_OUTCOME, vi] = HOME
                         if u_readmit[row] < readmit_p[0]:
                             t = leave + readmit_delay[row]
                             if t < horizon:
                                 _readmit_at(ht, hk, c, now, t, person, g)
-                    _push(ht, hk, c, now + delay, NORMAL, EV_RELEASE, 0, 0)
+                    _push(ht, hk, c, now + delay, NORMAL, EV_RELEASE, ACUTE, 0)
     return c[C_STATUS], c[C_STATUS_ARG], c[C_VISITS], c[C_WAITS], n_initial, c[C_TURNED]
