@@ -7,18 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowsim.fields import (
-    ACUTE,
-    ARRIVE_FRONT_DOOR,
-    ARRIVE_READY,
-    START_IN_PLACE,
-    START_IN_TREATMENT,
-    START_QUEUED,
-    TURNED_FIELDS,
-    VISIT_FIELDS,
-    WAIT_FIELDS,
-)
-from flowsim.loopstate import (
+from flowsim.eventloop import (
     C_FREE,
     C_HEAP,
     C_N,
@@ -34,11 +23,19 @@ from flowsim.loopstate import (
     P_INT,
     P_NODE,
     Q_HEAD,
-    Q_N,
     Q_TAIL,
-    Patients,
-    Tables,
 )  # fmt: skip
+from flowsim.fields import (
+    ACUTE,
+    ARRIVE_FRONT_DOOR,
+    ARRIVE_READY,
+    START_IN_PLACE,
+    START_IN_TREATMENT,
+    START_QUEUED,
+    TURNED_FIELDS,
+    VISIT_FIELDS,
+    WAIT_FIELDS,
+)
 from flowsim.patients import HOME
 from flowsim.plan import Plan
 
@@ -102,17 +99,10 @@ def start_kind(s) -> int:
     return START_IN_TREATMENT if s.code == ACUTE else START_IN_PLACE
 
 
-def patients(a: dict, stay: np.ndarray, route: np.ndarray, readmit_base: np.ndarray,
-             readmit_rows: np.ndarray) -> Patients:  # fmt: skip
-    """An attribute table (``pack``, ``onward``) and where each group's readmission rows are, as
-    the loop reads them."""
-    return Patients(*(a[name] for name in ATTRIBUTES), stay, route, readmit_base, readmit_rows)
-
-
-def coded_tables(p: Plan) -> Tables:
+def coded_tables(p: Plan) -> tuple:
     """The plan's coded tables, capacity steps (flattened) and door schedules, as arrays."""
     steps = p.capacity_steps
-    return Tables(
+    return (
         np.array(p.to, dtype=np.int64),
         np.array(p.proc_wait, dtype=np.int64),
         np.array(p.needs_assessment, dtype=np.bool_),
@@ -155,7 +145,7 @@ def state(n_services: int, n_groups: int) -> tuple[np.ndarray, ...]:
     """The loop's state between calls: counters, pools, readmissions made of each group."""
     return (
         np.zeros(C_N, dtype=np.int64),
-        np.zeros((n_services, Q_N), dtype=np.int64),
+        np.zeros((n_services, 6), dtype=np.int64),
         np.zeros(n_groups, dtype=np.int64),
     )
 

@@ -21,9 +21,7 @@ import math
 import numpy as np
 
 from flowsim import arrays
-from flowsim.eventloop import run as _run
-from flowsim.fields import TURNED_FIELDS, VISIT_FIELDS, WAIT_FIELDS
-from flowsim.loopstate import (
+from flowsim.eventloop import (
     C_FREE,
     C_PROCS,
     C_TURNED,
@@ -36,8 +34,9 @@ from flowsim.loopstate import (
     P_VISIT_AS,
     P_WAIT,
     P_WAIT_AS,
-    State,
 )  # fmt: skip
+from flowsim.eventloop import run as _run
+from flowsim.fields import TURNED_FIELDS, VISIT_FIELDS, WAIT_FIELDS
 from flowsim.model import DRAW_DAYS
 from flowsim.plan import READMISSION_BLOCK, Plan, plan
 from flowsim.records import Events, close, columns
@@ -90,8 +89,10 @@ def run(p: Plan) -> Events:
         first_readmission = (offsets[-1] + np.cumsum(sizes) - sizes).astype(np.int64)
         buffers = arrays.buffers(len(a["group"]), n_services, room)
         status, arg, n_visits, n_waits, n_initial, n_turned = _run(
-            arrays.patients(a, stay, route, first_readmission, sizes), tables,
-            State(*buffers, *arrays.state(n_services, n_groups)), *entries, True, p.horizon,
+            a["group"], a["pathway"], a["treatment"], a["dies"], a["process"], a["assess"],
+            a["decondition"], a["u_readmit"], a["readmit_delay"], stay, route,
+            *entries, first_readmission, sizes, *tables, *buffers,
+            *arrays.state(n_services, n_groups), True, p.horizon,
         )  # fmt: skip
         if status == OK:
             break
@@ -213,10 +214,12 @@ class _Segments:
             a, stay, route = table
             self._rows = a["group"]
             status, arg, _, _, n0, _ = _run(
-                arrays.patients(a, stay, route, base, np.array(self.have, dtype=np.int64)),
-                self.tables, State(*buffers, *state),
+                a["group"], a["pathway"], a["treatment"], a["dies"], a["process"], a["assess"],
+                a["decondition"], a["u_readmit"], a["readmit_delay"], stay, route,
                 self.times[k:k1], np.arange(at, at + k1 - k, dtype=np.int64),
-                self.kinds[self.p.arrivals.stream[k:k1]], s_rows, s_kind, s_code, j == 0, cut,
+                self.kinds[self.p.arrivals.stream[k:k1]], s_rows, s_kind, s_code,
+                base, np.array(self.have, dtype=np.int64), *self.tables, *buffers, *state,
+                j == 0, cut,
             )  # fmt: skip
             if status != OK:
                 raise Full(int(status), int(arg))

@@ -1,25 +1,24 @@
-"""The event loop of the compiled engine (``compiled.py``), in Numba: each patient process of
+"""The event loop of the compiled engine (``compiled.py``), in Numba: a heap of events, pools of
+places, records of stays, waits and turn-aways (``when_full``), and each patient process of
 ``model.py`` as a state machine (a state is the point in the SimPy generator where the process
-resumes), on the heap, pools and record buffers of ``loopstate.py``.
+resumes).
 
 Events are ordered as SimPy orders them: by time, then priority (a process start is urgent; a
 timeout or a place handed over is normal), then order of scheduling; a wait on "a place or a
-deadline, whichever comes first" takes the extra step of SimPy's condition events
-(``_wait_for_place``). So, fed the same plan, the loop reproduces the SimPy engine's trajectories
-event for event. Pure: every random number arrives in the attribute arrays; buffers are passed
-in, and a full one is reported in the returned status rather than grown.
+deadline, whichever comes first" takes the extra step of SimPy's condition events. So, fed the same
+plan, the loop reproduces the SimPy engine's trajectories event for event. Pure: every random
+number arrives in the attribute arrays; buffers are passed in, and a full one is reported in the
+returned status rather than grown.
 
-``_loop`` takes the next arrival or event and hands it to a step: ``_arrival``, ``_event``
-(capacity steps: ``_capacity``, door schedules: ``_opening``, readmissions: ``_readmission``),
-an admission (``_admit``: ``Model._admit``), or a process resumed (``_run_process``), which
-runs the states of one process kind at a time, each in the order of the generator it mirrors:
-``_acute`` (``A_*``: ``Model._acute``), ``_assess`` (``AS_*``: ``_assess``), ``_downstream``
-(``D_*``: ``_downstream``, ``_already_in``, ``_readmitted``) and ``_referral`` (``R_*``:
-``_referral``). A change to the model reads side by side with its twin here;
-``tests/test_compiled.py`` fails on any difference between the two.
+The module is long because it is one loop: every process of ``model.py`` lives in ``run``, state
+by state in the order of the generator it mirrors (``A_*``: ``_acute``, ``AS_*``: ``_assess``,
+``D_*``: ``_downstream``, ``R_*``: ``_referral``), so a change to the model reads side by side
+with its twin here. ``tests/test_compiled.py`` fails on any difference between the two.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -30,594 +29,871 @@ from flowsim.fields import (
     ARRIVE_READY,
     NO_CODE,
     START_QUEUED,
+    T_EPISODE,
+    T_PERSON,
+    T_PLACE,
+    T_SERVICE,
+    T_TIME,
+    T_TO,
+    V_ENTER,
+    V_EPISODE,
+    V_GROUP,
     V_LEAVE,
     V_OUTCOME,
     V_PATHWAY,
+    V_PERSON,
     V_READY,
+    V_SERVICE,
     W_END,
-)  # fmt: skip
-from flowsim.loopstate import (
-    B_MASK,
-    C_ADMIT_EP,
-    C_ADMIT_PERSON,
-    C_ADMIT_ROW,
-    C_EPISODES,
-    C_FREE,
-    C_HEAP,
-    C_STATUS,
-    C_STATUS_ARG,
-    C_TURNED,
-    C_VISITS,
-    C_WAITS,
-    EV_CAPACITY,
-    EV_HOP,
-    EV_OPENING,
-    EV_RELEASE,
-    EV_RESUME,
-    F_AT,
-    F_DEADLINE,
-    F_P_SINCE,
-    F_T_READY,
-    FULL_READMISSIONS,
-    FULL_TURNED,
-    INF,
-    NORMAL,
-    OK,
-    P_ASSESSED,
-    P_CODE,
-    P_COND,
-    P_D2A,
-    P_DELAYS,
-    P_EP,
-    P_FIRED,
-    P_GEN,
-    P_GRANTED,
-    P_KIND,
-    P_NEXT,
-    P_PATHWAY,
-    P_PERSON,
-    P_PLACE,
-    P_QUEUED_FOR,
-    P_ROW,
-    P_STATE,
-    P_TARGET,
-    P_VISIT,
-    P_VISIT_AS,
-    P_WAIT,
-    P_WAIT_AS,
-    Q_BUSY,
-    Q_CAP,
-    Q_HEAD,
-    Q_OPEN,
-    Q_TAIL,
-    URGENT,
-    ask_place,
-    cancel,
-    hand_over,
-    new_process,
-    new_visit,
-    new_wait,
-    pop,
-    push,
-    readmit_at,
-    release,
-    request,
-    take,
-    wake_at,
+    W_EPISODE,
+    W_PERSON,
+    W_PLACE,
+    W_REASON,
+    W_RESPONSIBLE,
+    W_START,
+    W_WAITS_FOR,
 )  # fmt: skip
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT
+from flowsim.plan import WAIT
 
-__all__ = ["FULL_READMISSIONS", "FULL_TURNED", "OK", "run"]
-
-# -- process states, grouped by the kind of process that runs them ---------------------------
-# an acute episode (model.Model._acute)
-A_INIT, A_BOARDED, A_TREATED_OR_DIED, A_AFTER_TREATMENT, A_TARGET_LOOP, A_TARGET_WAITED = range(6)
-A_LEAVE = 6
-# an assessment (_assess): within an acute episode (from AS_START), or a process of its own
-AS_START, AS_GRANTED, AS_DONE = 7, 8, 9
-# stays after acute care (_downstream), people there at day 0 (_already_in)
-D_ENTER, D_STAY_END, D_NEXT_WAITED, D_MOVE, D_READMITTED, ALREADY_IN = 10, 11, 12, 13, 14, 15
-# community referrals (_referral)
-R_INIT, R_GRANTED = 16, 17
-END = 18
+# -- event kinds, priorities, process states ---------------------------------------------------
+URGENT, NORMAL = 0, 1
+EV_RESUME, EV_HOP, EV_RELEASE, EV_CAPACITY, EV_OPENING, EV_READMIT = 0, 1, 2, 3, 4, 5
+# an acute episode (model.Model._acute) and its assessment (_assess)
+A_INIT, A_BOARDED, A_TREATED_OR_DIED, A_AFTER_TREATMENT, A_TARGET_LOOP = 0, 1, 2, 3, 4
+A_TARGET_PLAIN, A_TARGET_OR_ESCALATE, A_LEAVE = 5, 6, 7
+AS_START, AS_GRANTED, AS_DONE, AS_INIT = 8, 9, 10, 11
+# stays after acute care (_downstream), community referrals (_referral), people there at day 0
+D_ENTER, D_STAY_END, D_DEADLINE, D_NEXT_PLAIN, D_NEXT_OR_DEADLINE, D_MOVE = 12, 13, 14, 15, 16, 17
+D_READMITTED, R_INIT, R_GRANTED, ALREADY_IN, END = 18, 19, 20, 21, 22
 # kinds of acute episode
 K_FRONT_DOOR, K_READY, K_IN_TREATMENT, K_QUEUED = 0, 1, 2, 3
+# columns of the per-process integer state
+(
+    P_STATE, P_ROW, P_EP, P_PERSON, P_KIND, P_QUEUED_FOR, P_PATHWAY, P_TARGET, P_ASSESSED, P_D2A,
+    P_VISIT, P_WAIT, P_VISIT_AS, P_WAIT_AS, P_DELAYS, P_PLACE, P_CODE, P_NEXT, P_GEN, P_GRANTED,
+    P_COND, P_FIRED, P_NODE,
+) = range(23)  # fmt: skip
+P_INT = 23
+F_T_READY, F_P_SINCE, F_AT, F_DEADLINE = range(4)
+P_FLOAT = 4
+# columns of a pool (a service's places) and of a waiter node
+Q_CAP, Q_BUSY, Q_OPEN, Q_HEAD, Q_TAIL, Q_LIVE = range(6)
+N_PROC, N_NEXT, N_ALIVE = range(3)
+# counters
+(
+    C_SEQ, C_HEAP, C_VISITS, C_WAITS, C_PROCS, C_NODES, C_EPISODES, C_STATUS, C_STATUS_ARG, C_FREE,
+    C_TURNED,
+) = range(11)  # fmt: skip
+C_N = 11
+OK, FULL_HEAP, FULL_VISITS, FULL_WAITS, FULL_PROCS, FULL_NODES, FULL_READMISSIONS = range(7)
+FULL_TURNED = 7
+_INF = math.inf
+
+
+# -- heap of events: time, then key = priority << 52 | sequence; payload = a << 24 | b << 4 | kind
+B_MASK = (1 << 20) - 1
 
 
 @numba.njit(cache=True)
-def run(pt, t, s, arrival_time, arrival_row, arrival_kind, start_row, start_kind, start_code,
-        first_call, until):  # fmt: skip
-    """Run the loop on patients ``pt`` (``loopstate.Patients``), tables ``t`` (``Tables``) and
-    state ``s`` (``State``) up to ``until`` (events at it are left for the next call). Arrivals
-    in time order: time, row, kind (``fields.ARRIVE_*``, else a service); with ``first_call``,
-    the state is set for day 0, with the people in care then in creation order (row, kind
-    ``fields.START_*``, service). Returns the status (``OK`` or what ran out) and its argument,
-    the numbers of stays and waits recorded, the episodes made at day 0 (-1 if not the first
-    call) and the number of turn-aways."""
+def _push(ht, hk, c, t, pri, kind, a, b):
+    n = c[C_HEAP]
+    if n >= ht.shape[0]:
+        c[C_STATUS] = FULL_HEAP
+        return
+    key = (pri << 52) | c[C_SEQ]
+    payload = (a << 24) | ((b & B_MASK) << 4) | kind
+    c[C_SEQ] += 1
+    i = n
+    while i > 0:
+        parent = (i - 1) >> 1
+        if ht[parent] < t or (ht[parent] == t and hk[parent, 0] < key):
+            break
+        ht[i] = ht[parent]
+        hk[i, 0], hk[i, 1] = hk[parent, 0], hk[parent, 1]
+        i = parent
+    ht[i] = t
+    hk[i, 0], hk[i, 1] = key, payload
+    c[C_HEAP] = n + 1
+
+
+@numba.njit(cache=True)
+def _pop(ht, hk, c):
+    """Remove the root (read it first)."""
+    n = c[C_HEAP] - 1
+    c[C_HEAP] = n
+    t, key, payload = ht[n], hk[n, 0], hk[n, 1]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        r = child + 1
+        if r < n and (ht[r] < ht[child] or (ht[r] == ht[child] and hk[r, 0] < hk[child, 0])):
+            child = r
+        if t < ht[child] or (t == ht[child] and key < hk[child, 0]):
+            break
+        ht[i] = ht[child]
+        hk[i, 0], hk[i, 1] = hk[child, 0], hk[child, 1]
+        i = child
+    ht[i] = t
+    hk[i, 0], hk[i, 1] = key, payload
+
+
+# -- pools: first come, first served places (engine.Pool) --------------------------------------
+@numba.njit(cache=True)
+def _grant(pi, ht, hk, c, now, pid):
+    """Hand a place to a waiting process: it resumes, one step later if it waits in a condition
+    (``succeed()`` schedules at normal priority, as a timeout does)."""
+    pi[pid, P_GRANTED] = 1
+    kind = EV_HOP if pi[pid, P_COND] else EV_RESUME
+    _push(ht, hk, c, now, NORMAL, kind, pid, pi[pid, P_GEN])
+
+
+@numba.njit(cache=True)
+def _hand_over(k, pools, nodes, pi, ht, hk, c, now):
+    if not pools[k, Q_OPEN]:
+        return
+    while pools[k, Q_LIVE] > 0 and pools[k, Q_BUSY] < pools[k, Q_CAP]:
+        node = pools[k, Q_HEAD]
+        pools[k, Q_HEAD] = nodes[node, N_NEXT]
+        if nodes[node, N_ALIVE]:
+            pools[k, Q_LIVE] -= 1
+            pools[k, Q_BUSY] += 1
+            _grant(pi, ht, hk, c, now, nodes[node, N_PROC])
+
+
+@numba.njit(cache=True)
+def _release(k, pools, nodes, pi, ht, hk, c, now):
+    pools[k, Q_BUSY] -= 1
+    _hand_over(k, pools, nodes, pi, ht, hk, c, now)
+
+
+@numba.njit(cache=True)
+def _take(k, pools):
+    """A place now if one is free, the door is open and no one is waiting."""
+    if pools[k, Q_BUSY] < pools[k, Q_CAP] and pools[k, Q_LIVE] == 0 and pools[k, Q_OPEN]:
+        pools[k, Q_BUSY] += 1
+        return True
+    return False
+
+
+@numba.njit(cache=True)
+def _request(k, pid, pools, nodes, pi, c):
+    """A place at once (True), or join the line (False); the process must then wait."""
+    if _take(k, pools):
+        return True
+    node = c[C_NODES]
+    if node >= nodes.shape[0]:
+        c[C_STATUS] = FULL_NODES
+        return True  # the run is abandoned and repeated with more room
+    c[C_NODES] += 1
+    nodes[node, N_PROC], nodes[node, N_NEXT], nodes[node, N_ALIVE] = pid, -1, 1
+    if pools[k, Q_HEAD] < 0:
+        pools[k, Q_HEAD] = node
+    else:
+        nodes[pools[k, Q_TAIL], N_NEXT] = node
+    pools[k, Q_TAIL] = node
+    pools[k, Q_LIVE] += 1
+    pi[pid, P_GRANTED], pi[pid, P_NODE] = 0, node
+    return False
+
+
+@numba.njit(cache=True)
+def _cancel(k, pid, pools, nodes, pi, ht, hk, c, now):
+    """Withdraw a request; a place already handed over is given back."""
+    if pi[pid, P_GRANTED]:
+        _release(k, pools, nodes, pi, ht, hk, c, now)
+    else:
+        nodes[pi[pid, P_NODE], N_ALIVE] = 0
+        pools[k, Q_LIVE] -= 1
+
+
+@numba.njit(cache=True)
+def _place(k, pid, pools, nodes, pi, c, when_full, turned, ep, person, place, now):
+    """model.Model._place: ask for a place in ``k`` following the services' ``when_full`` rules.
+    Returns the service (or ``HOME``, ``LOST``) the person goes to, and True if they joined its
+    line (the process must then wait). Each turn-away is recorded (``records.TURNED_FIELDS``)."""
+    while when_full[k] != WAIT:
+        if _take(k, pools):
+            return k, False
+        j = c[C_TURNED]
+        if j < turned.shape[1]:
+            c[C_TURNED] += 1
+            turned[T_EPISODE, j], turned[T_PERSON, j], turned[T_PLACE, j] = ep, person, place
+            turned[T_SERVICE, j], turned[T_TO, j], turned[T_TIME, j] = k, when_full[k], now
+        else:
+            c[C_STATUS] = FULL_TURNED  # the run is abandoned and repeated with more room
+        k = when_full[k]
+        if k < 0:
+            return k, False
+    return k, not _request(k, pid, pools, nodes, pi, c)
+
+
+@numba.njit(cache=True)
+def _readmit_at(ht, hk, c, since, t, person, group):
+    """A readmission at ``t``, timed as a timeout set at ``since`` is: ``since + (t - since)``."""
+    _push(ht, hk, c, since + (t - since), NORMAL, EV_READMIT, person, group)
+
+
+# -- records ----------------------------------------------------------------------------------
+@numba.njit(cache=True)
+def _visit(visits, c, ep, person, service, enter, ready, leave, outcome, pathway, group):
+    j = c[C_VISITS]
+    if j >= visits.shape[1]:
+        c[C_STATUS] = FULL_VISITS
+        return 0
+    c[C_VISITS] += 1
+    visits[V_EPISODE, j], visits[V_PERSON, j], visits[V_SERVICE, j] = ep, person, service
+    visits[V_ENTER, j], visits[V_READY, j], visits[V_LEAVE, j] = enter, ready, leave
+    visits[V_OUTCOME, j], visits[V_PATHWAY, j], visits[V_GROUP, j] = outcome, pathway, group
+    return j
+
+
+@numba.njit(cache=True)
+def _wait(waits, c, ep, person, place, waits_for, reason, responsible, start, end):
+    j = c[C_WAITS]
+    if j >= waits.shape[1]:
+        c[C_STATUS] = FULL_WAITS
+        return 0
+    c[C_WAITS] += 1
+    waits[W_EPISODE, j], waits[W_PERSON, j], waits[W_PLACE, j] = ep, person, place
+    waits[W_WAITS_FOR, j], waits[W_REASON, j] = waits_for, reason
+    waits[W_RESPONSIBLE, j], waits[W_START, j], waits[W_END, j] = responsible, start, end
+    return j
+
+
+@numba.njit(cache=True)
+def _process(pi, pf, free, c, state, row, ep, person):
+    """A new process (a patient's flow, or a discharge-to-assess assessment)."""
+    if c[C_FREE] > 0:  # the slot of a process that ended; its generation goes on counting, so
+        c[C_FREE] -= 1  # events left over from the old process never match the new one
+        pid = free[c[C_FREE]]
+        gen = pi[pid, P_GEN] + 1
+    else:
+        pid = c[C_PROCS]
+        if pid >= pi.shape[0]:
+            c[C_STATUS] = FULL_PROCS
+            return 0
+        c[C_PROCS] += 1
+        gen = 0
+    pi[pid, :] = 0
+    pi[pid, P_GEN] = gen
+    pf[pid, :] = 0.0
+    pi[pid, P_STATE], pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON] = state, row, ep, person
+    pi[pid, P_QUEUED_FOR] = -1
+    pi[pid, P_VISIT] = pi[pid, P_WAIT] = pi[pid, P_VISIT_AS] = pi[pid, P_WAIT_AS] = -1
+    pf[pid, F_DEADLINE] = _INF
+    return pid
+
+
+# -- the event loop ---------------------------------------------------------------------------
+@numba.njit(cache=True)
+def run(
+    # patients' attributes, one row per patient (arrivals, people there at day 0, readmissions)
+    group, pathway, treatment, dies, process, assess, decondition, u_readmit, readmit_delay,
+    stay, route,
+    # arrivals in time order: time, row, kind (-1 front door, -2 ready to leave, else a service)
+    arrival_time, arrival_row, arrival_kind,
+    # people in care at day 0 in creation order: row, kind (0 queued, 1 in treatment, 2 in a
+    # downstream place), service
+    start_row, start_kind, start_code,
+    # readmission rows: first row and number of rows of each group
+    readmit_base, readmit_rows,
+    # coded tables (plan.Plan)
+    to, proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, escalate,
+    # capacity: initial, steps (flattened: day, capacity; first index of each pool's steps)
+    capacity, step_day, step_capacity, step_first, step_count, open_days, first_weekday,
+    horizon, when_full,
+    # buffers
+    visits, waits, pi, pf, free, nodes, ht, hk, turned,
+    # the run's state between calls: counters, pools, readmissions made of each group; whether
+    # this call starts the run; the time to stop at (events at it are left for the next call)
+    c, pools, readmitted, first_call, until,
+):  # fmt: skip
     n_initial = -1
     if first_call:
-        _start(pt, t, s, start_row, start_kind, start_code)
-        n_initial = s.c[C_EPISODES]
-    _loop(pt, t, s, arrival_time, arrival_row, arrival_kind, until)
-    c = s.c
-    return c[C_STATUS], c[C_STATUS_ARG], c[C_VISITS], c[C_WAITS], n_initial, c[C_TURNED]
+        _start(c, pools, readmitted, capacity, step_count, open_days, start_row, start_kind,
+               start_code, stay, pathway, group, horizon, visits, pi, pf, free, ht, hk)  # fmt: skip
+        n_initial = c[C_EPISODES]
+    return _loop(
+        group, pathway, treatment, dies, process, assess, decondition, u_readmit, readmit_delay,
+        stay, route, arrival_time, arrival_row, arrival_kind, readmit_base, readmit_rows, to,
+        proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, escalate,
+        step_day, step_capacity, step_first, step_count, open_days, first_weekday, horizon,
+        when_full, visits, waits, pi, pf, free, nodes, ht, hk, turned, c, pools, readmitted,
+        until, n_initial,
+    )  # fmt: skip
 
 
 @numba.njit(cache=True)
-def _start(pt, t, s, start_row, start_kind, start_code):
+def _start(c, pools, readmitted, capacity, step_count, open_days, start_row, start_kind,
+           start_code, stay, pathway, group, horizon, visits, pi, pf, free, ht, hk):  # fmt: skip
     """The state at day 0: pools, and the processes made in Model.__init__."""
-    c, pools, pi = s.c, s.pools, s.pi
-    n_services = t.capacity.shape[0]
+    n_services = capacity.shape[0]
     c[:] = 0
-    s.readmitted[:] = 0
+    readmitted[:] = 0
     for k in range(n_services):
         pools[k, :] = 0
         pools[k, Q_CAP], pools[k, Q_OPEN], pools[k, Q_HEAD], pools[k, Q_TAIL] = (
-            t.capacity[k], 1, -1, -1,
-        )  # fmt: skip
+            capacity[k],
+            1,
+            -1,
+            -1,
+        )
     # processes made in Model.__init__: capacity schedules and door schedules, then day 0
     for k in range(n_services):
-        if t.step_count[k] > 1:
-            push(s.ht, s.hk, c, 0.0, URGENT, EV_CAPACITY, k, 0)
+        if step_count[k] > 1:
+            _push(ht, hk, c, 0.0, URGENT, EV_CAPACITY, k, 0)
         has_closed_day = False
         for d in range(7):
-            if not t.open_days[k, d]:
+            if not open_days[k, d]:
                 has_closed_day = True
         if has_closed_day:
-            push(s.ht, s.hk, c, 0.0, URGENT, EV_OPENING, k, 0)
+            _push(ht, hk, c, 0.0, URGENT, EV_OPENING, k, 0)
     for j in range(start_row.shape[0]):
         row, kind, code = start_row[j], start_kind[j], start_code[j]
         ep = c[C_EPISODES]
         c[C_EPISODES] += 1
         if kind == START_QUEUED or code == ACUTE:
             pools[ACUTE, Q_BUSY] += 1
-            pid = new_process(s, A_INIT, row, ep, ep)
+            pid = _process(pi, pf, free, c, A_INIT, row, ep, ep)
             pi[pid, P_KIND] = K_QUEUED if kind == START_QUEUED else K_IN_TREATMENT
             if kind == START_QUEUED:
                 pi[pid, P_QUEUED_FOR] = code
-            push(s.ht, s.hk, c, 0.0, URGENT, EV_RESUME, pid, pi[pid, P_GEN])
-        else:  # Model._already_in
+            _push(ht, hk, c, 0.0, URGENT, EV_RESUME, pid, pi[pid, P_GEN])
+        else:
             pools[code, Q_BUSY] += 1
-            pid = new_process(s, ALREADY_IN, row, ep, ep)
+            pid = _process(pi, pf, free, c, ALREADY_IN, row, ep, ep)
             pi[pid, P_CODE] = code
-            pi[pid, P_VISIT] = new_visit(
-                s, ep, ep, code, 0.0, np.nan, np.nan, OPEN, pt.pathway[row], pt.group[row]
+            pi[pid, P_VISIT] = _visit(
+                visits, c, ep, ep, code, 0.0, np.nan, np.nan, OPEN, pathway[row], group[row]
             )
-            if pt.stay[row, code] < t.horizon:
-                wake_at(s, pt.stay[row, code], pid)
+            if stay[row, code] < horizon:
+                _push(ht, hk, c, stay[row, code], NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
 
 
-# -- the loop: the next arrival or event, then the process it resumes ----------------------------
 @numba.njit(cache=True)
-def _loop(pt, t, s, arrival_time, arrival_row, arrival_kind, until):
+def _loop(
+    group, pathway, treatment, dies, process, assess, decondition, u_readmit, readmit_delay,
+    stay, route, arrival_time, arrival_row, arrival_kind, readmit_base, readmit_rows, to,
+    proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, escalate,
+    step_day, step_capacity, step_first, step_count, open_days, first_weekday, horizon,
+    when_full, visits, waits, pi, pf, free, nodes, ht, hk, turned, c, pools, readmitted, until,
+    n_initial,
+):  # fmt: skip
     """Events and arrivals before ``until``, in SimPy's order."""
-    c, ht, hk = s.c, s.ht, s.hk
     n_arrivals = arrival_time.shape[0]
     k_arrival = 0
-    c[C_ADMIT_ROW] = -1
+    admit_row = -1  # a front-door admission to make once the current step is done
+    admit_ep = admit_person = 0
+    now = 0.0
     while c[C_STATUS] == OK:
-        next_arrival = arrival_time[k_arrival] if k_arrival < n_arrivals else INF
-        next_event = ht[0] if c[C_HEAP] > 0 else INF
+        next_arrival = arrival_time[k_arrival] if k_arrival < n_arrivals else _INF
+        next_event = ht[0] if c[C_HEAP] > 0 else _INF
+        pid = -1
         if next_arrival <= next_event:
             if next_arrival >= until:
                 break
             now = next_arrival
-            pid = _arrival(s, arrival_row[k_arrival], arrival_kind[k_arrival])
+            row, kind = arrival_row[k_arrival], arrival_kind[k_arrival]
             k_arrival += 1
+            ep = c[C_EPISODES]
+            c[C_EPISODES] += 1
+            if kind == ARRIVE_FRONT_DOOR:
+                admit_row, admit_ep, admit_person = row, ep, ep
+            elif kind == ARRIVE_READY:
+                pid = _process(pi, pf, free, c, A_INIT, row, ep, ep)
+                pi[pid, P_KIND] = K_READY
+            else:
+                pid = _process(pi, pf, free, c, R_INIT, row, ep, ep)
+                pi[pid, P_CODE] = kind
         else:
             if next_event >= until:
                 break
-            now = next_event
+            now = ht[0]
             payload = hk[0, 1]
-            pop(ht, hk, c)
-            pid = _event(pt, t, s, now, payload & 15, payload >> 24, (payload >> 4) & B_MASK)
-        while True:  # run the process until it waits or ends; then an admission, which may
-            if pid >= 0:  # start a process at once
-                _run_process(pt, t, s, pid, now)
-            if c[C_ADMIT_ROW] < 0:
-                break
-            pid = _admit(pt, t, s, now)
+            ev_kind, a, b = payload & 15, payload >> 24, (payload >> 4) & B_MASK
+            _pop(ht, hk, c)
+            if ev_kind == EV_RESUME:
+                if (pi[a, P_GEN] & B_MASK) == b:
+                    pid = a
+            elif ev_kind == EV_HOP:  # a condition fires once, then resumes its process
+                if (pi[a, P_GEN] & B_MASK) == b and not pi[a, P_FIRED]:
+                    pi[a, P_FIRED] = 1
+                    _push(ht, hk, c, now, NORMAL, EV_RESUME, a, b)
+            elif ev_kind == EV_RELEASE:  # a place whose release was known when it was taken
+                _release(a, pools, nodes, pi, ht, hk, c, now)
+            elif ev_kind == EV_CAPACITY:
+                first, count = step_first[a], step_count[a]
+                if b > 0:
+                    pools[a, Q_CAP] = step_capacity[first + b]
+                    _hand_over(a, pools, nodes, pi, ht, hk, c, now)
+                if b + 1 < count:
+                    day = step_day[first + b + 1]
+                    _push(ht, hk, c, now + (day - now), NORMAL, EV_CAPACITY, a, b + 1)
+            elif ev_kind == EV_OPENING:
+                if b < horizon:
+                    is_open = 1 if open_days[a, (first_weekday + b) % 7] else 0
+                    if is_open != pools[a, Q_OPEN]:
+                        pools[a, Q_OPEN] = is_open
+                        if is_open:
+                            _hand_over(a, pools, nodes, pi, ht, hk, c, now)
+                    _push(ht, hk, c, now + ((b + 1) - now), NORMAL, EV_OPENING, a, b + 1)
+            else:  # EV_READMIT: a new acute episode for person a of group b
+                k = readmitted[b]
+                if k >= readmit_rows[b]:
+                    c[C_STATUS], c[C_STATUS_ARG] = FULL_READMISSIONS, b
+                    break
+                readmitted[b] += 1
+                admit_row, admit_person = readmit_base[b] + k, a
+                admit_ep = c[C_EPISODES]
+                c[C_EPISODES] += 1
 
+        again = True
+        while again:  # run a process until it waits or ends; then an admission
+            again = False
+            if pid >= 0:  # run the process until it waits or ends
+                pi[pid, P_GEN] += 1
+                state = pi[pid, P_STATE]
+                row, ep, person = pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON]
+                g = group[row]
+                while True:
+                    if state == A_INIT:
+                        kind = pi[pid, P_KIND]
+                        if kind == K_FRONT_DOOR or kind == K_READY:
+                            if not _request(ACUTE, pid, pools, nodes, pi, c):
+                                pi[pid, P_WAIT] = _wait(
+                                    waits,
+                                    c,
+                                    ep,
+                                    person,
+                                    FRONT_DOOR,
+                                    ACUTE,
+                                    NO_CODE,
+                                    NO_CODE,
+                                    now,
+                                    np.nan,
+                                )
+                                pi[pid, P_COND] = 0
+                                state = A_BOARDED
+                                break
+                        state = A_BOARDED
+                        pi[pid, P_WAIT] = -1
+                        continue
+                    elif state == A_BOARDED:
+                        if pi[pid, P_WAIT] >= 0:
+                            waits[W_END, pi[pid, P_WAIT]] = now
+                        kind = pi[pid, P_KIND]
+                        p = pathway[row]
+                        pi[pid, P_PATHWAY] = p
+                        vi = _visit(visits, c, ep, person, ACUTE, now, np.nan, np.nan, OPEN, p, g)
+                        pi[pid, P_VISIT] = vi
+                        treat = (
+                            treatment[row]
+                            if kind == K_FRONT_DOOR or kind == K_IN_TREATMENT
+                            else 0.0
+                        )
+                        if treat > 0 and dies[row]:
+                            _push(ht, hk, c, now + treat, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
+                            pf[pid, F_T_READY] = -1.0  # marks death
+                            state = A_TREATED_OR_DIED
+                            break
+                        t_ready = now + treat
+                        visits[V_READY, vi] = t_ready
+                        pf[pid, F_T_READY] = t_ready
+                        queued_for = pi[pid, P_QUEUED_FOR]
+                        pi[pid, P_TARGET] = to[p, g] if queued_for < 0 else queued_for
+                        pi[pid, P_ASSESSED] = (
+                            1 if (not needs_assessment[p] or queued_for >= 0) else 0
+                        )
+                        pi[pid, P_D2A] = 0
+                        proc = process[row] if queued_for < 0 else 0.0
+                        if proc > 0:
+                            _wait(
+                                waits,
+                                c,
+                                ep,
+                                person,
+                                ACUTE,
+                                PROCESS,
+                                proc_wait[p, 0],
+                                proc_wait[p, 1],
+                                t_ready,
+                                now + (treat + proc),
+                            )
+                        if treat + proc > 0:
+                            _push(
+                                ht,
+                                hk,
+                                c,
+                                now + (treat + proc),
+                                NORMAL,
+                                EV_RESUME,
+                                pid,
+                                pi[pid, P_GEN],
+                            )
+                            state = A_TREATED_OR_DIED
+                            break
+                        state = A_AFTER_TREATMENT
+                        continue
+                    elif state == A_TREATED_OR_DIED:
+                        if pf[pid, F_T_READY] < 0:  # died in hospital
+                            vi = pi[pid, P_VISIT]
+                            visits[V_READY, vi] = visits[V_LEAVE, vi] = now
+                            visits[V_OUTCOME, vi] = DEATH
+                            _release(ACUTE, pools, nodes, pi, ht, hk, c, now)
+                            state = END
+                            break
+                        state = A_AFTER_TREATMENT
+                        continue
+                    elif state == A_AFTER_TREATMENT:
+                        p = pi[pid, P_PATHWAY]
+                        pf[pid, F_P_SINCE] = pf[pid, F_T_READY]
+                        if pi[pid, P_QUEUED_FOR] < 0:
+                            if not pi[pid, P_ASSESSED] and d2a_pathway[p]:
+                                pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
+                            if not pi[pid, P_ASSESSED]:
+                                pi[pid, P_ASSESSED] = 1
+                                pi[pid, P_DELAYS], pi[pid, P_PLACE] = 1, ACUTE
+                                state = AS_START
+                                continue
+                        state = A_TARGET_LOOP
+                        continue
+                    elif state == AS_START or state == AS_INIT:
+                        if pi[pid, P_DELAYS]:
+                            pi[pid, P_WAIT_AS] = _wait(
+                                waits,
+                                c,
+                                ep,
+                                person,
+                                pi[pid, P_PLACE],
+                                assessment,
+                                wait_code[assessment, 0],
+                                wait_code[assessment, 1],
+                                now,
+                                np.nan,
+                            )
+                        if not _request(assessment, pid, pools, nodes, pi, c):
+                            pi[pid, P_COND] = 0
+                            state = AS_GRANTED
+                            break
+                        state = AS_GRANTED
+                        continue
+                    elif state == AS_GRANTED:
+                        pi[pid, P_VISIT_AS] = _visit(
+                            visits,
+                            c,
+                            ep,
+                            person,
+                            assessment,
+                            now,
+                            np.nan,
+                            np.nan,
+                            OPEN,
+                            pathway[row],
+                            g,
+                        )
+                        _push(ht, hk, c, now + assess[row], NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
+                        state = AS_DONE
+                        break
+                    elif state == AS_DONE:
+                        _release(assessment, pools, nodes, pi, ht, hk, c, now)
+                        va = pi[pid, P_VISIT_AS]
+                        visits[V_READY, va] = visits[V_LEAVE, va] = now
+                        delays = pi[pid, P_DELAYS]
+                        visits[V_OUTCOME, va] = pi[pid, P_PLACE] if delays else HOME
+                        if pi[pid, P_WAIT_AS] >= 0:
+                            waits[W_END, pi[pid, P_WAIT_AS]] = now
+                        state = A_TARGET_LOOP if delays else END
+                        if not delays:
+                            break
+                        continue
+                    elif state == A_TARGET_LOOP:
+                        target = pi[pid, P_TARGET]
+                        if target < 0:
+                            state = A_LEAVE
+                            continue
+                        target, waiting = _place(target, pid, pools, nodes, pi, c, when_full,
+                                                 turned, ep, person, ACUTE, now)  # fmt: skip
+                        pi[pid, P_TARGET] = target
+                        if not waiting:
+                            state = A_LEAVE
+                            continue
+                        pi[pid, P_WAIT] = _wait(
+                            waits,
+                            c,
+                            ep,
+                            person,
+                            ACUTE,
+                            target,
+                            wait_code[target, 0],
+                            wait_code[target, 1],
+                            now,
+                            np.nan,
+                        )
+                        p = pi[pid, P_PATHWAY]
+                        at = _INF
+                        if escalate and 1 <= p <= 2:
+                            at = pf[pid, F_P_SINCE] + decondition[row, p - 1]
+                        if at < _INF:
+                            pf[pid, F_AT] = at
+                            if at > now:
+                                pi[pid, P_COND], pi[pid, P_FIRED] = 1, 0
+                                _push(
+                                    ht, hk, c, now + (at - now), NORMAL, EV_HOP, pid, pi[pid, P_GEN]
+                                )
+                                state = A_TARGET_OR_ESCALATE
+                                break
+                            state = A_TARGET_OR_ESCALATE
+                            continue
+                        pi[pid, P_COND] = 0
+                        state = A_TARGET_PLAIN
+                        break
+                    elif state == A_TARGET_PLAIN:
+                        waits[W_END, pi[pid, P_WAIT]] = now
+                        state = A_LEAVE
+                        continue
+                    elif state == A_TARGET_OR_ESCALATE:
+                        if pi[pid, P_GRANTED]:
+                            waits[W_END, pi[pid, P_WAIT]] = now
+                            state = A_LEAVE
+                            continue
+                        _cancel(pi[pid, P_TARGET], pid, pools, nodes, pi, ht, hk, c, now)
+                        waits[W_END, pi[pid, P_WAIT]] = now
+                        p = pi[pid, P_PATHWAY] + 1
+                        pi[pid, P_PATHWAY] = p
+                        pf[pid, F_P_SINCE] = pf[pid, F_AT]
+                        visits[V_PATHWAY, pi[pid, P_VISIT]] = p
+                        pi[pid, P_TARGET] = to[p, g]
+                        if not pi[pid, P_ASSESSED]:
+                            pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
+                        state = A_TARGET_LOOP
+                        continue
+                    elif state == A_LEAVE:
+                        _release(ACUTE, pools, nodes, pi, ht, hk, c, now)
+                        vi = pi[pid, P_VISIT]
+                        target = pi[pid, P_TARGET]
+                        visits[V_LEAVE, vi] = now
+                        visits[V_OUTCOME, vi] = target
+                        deadline = _INF
+                        if u_readmit[row] < readmit_p[pi[pid, P_PATHWAY]]:
+                            deadline = now + readmit_delay[row]
+                        pf[pid, F_DEADLINE] = deadline
+                        if target < 0:  # home, or lost (out of the model: no readmission)
+                            if target == HOME and deadline < horizon:
+                                _readmit_at(ht, hk, c, now, deadline, person, g)
+                            state = END
+                            break
+                        pi[pid, P_CODE] = target
+                        state = D_ENTER
+                        continue
+                    elif state == D_ENTER:
+                        code = pi[pid, P_CODE]
+                        pi[pid, P_VISIT] = _visit(
+                            visits, c, ep, person, code, now, np.nan, np.nan, OPEN, pathway[row], g
+                        )
+                        if pi[pid, P_D2A]:  # assessed here, during the stay, by its own process
+                            pi[pid, P_D2A] = 0
+                            q = _process(pi, pf, free, c, AS_INIT, row, ep, person)
+                            pi[q, P_DELAYS], pi[q, P_PLACE] = 0, code
+                            _push(ht, hk, c, now, URGENT, EV_RESUME, q, pi[q, P_GEN])
+                        s = stay[row, code]
+                        deadline = pf[pid, F_DEADLINE]
+                        if now + s >= deadline:
+                            _push(
+                                ht,
+                                hk,
+                                c,
+                                now + max(deadline - now, 0.0),
+                                NORMAL,
+                                EV_RESUME,
+                                pid,
+                                pi[pid, P_GEN],
+                            )
+                            state = D_DEADLINE
+                            break
+                        nxt = route[row, code]
+                        if nxt < 0:  # the last stay (then home or death): known now, so no process
+                            end = now + s
+                            vi = pi[pid, P_VISIT]
+                            visits[V_READY, vi] = visits[V_LEAVE, vi] = end
+                            visits[V_OUTCOME, vi] = nxt
+                            _push(ht, hk, c, end, NORMAL, EV_RELEASE, code, 0)
+                            if nxt == HOME and deadline < horizon:
+                                _readmit_at(ht, hk, c, end, deadline, person, g)
+                            state = END
+                            break
+                        _push(ht, hk, c, now + s, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
+                        state = D_STAY_END
+                        break
+                    elif state == D_DEADLINE:
+                        state = D_READMITTED
+                        continue
+                    elif state == ALREADY_IN:  # the residual stay is over; the process starts now
+                        _push(ht, hk, c, now, URGENT, EV_RESUME, pid, pi[pid, P_GEN])
+                        state = D_STAY_END
+                        break
+                    elif state == D_STAY_END:
+                        code = pi[pid, P_CODE]
+                        visits[V_READY, pi[pid, P_VISIT]] = now
+                        nxt = route[row, code]
+                        waiting = False
+                        if nxt >= 0:
+                            nxt, waiting = _place(nxt, pid, pools, nodes, pi, c, when_full,
+                                                  turned, ep, person, code, now)  # fmt: skip
+                        pi[pid, P_NEXT] = nxt
+                        if waiting:
+                            pi[pid, P_WAIT] = _wait(
+                                waits,
+                                c,
+                                ep,
+                                person,
+                                code,
+                                nxt,
+                                wait_code[nxt, 0],
+                                wait_code[nxt, 1],
+                                now,
+                                np.nan,
+                            )
+                            deadline = pf[pid, F_DEADLINE]
+                            if deadline < _INF:
+                                pi[pid, P_COND], pi[pid, P_FIRED] = 1, 0
+                                _push(
+                                    ht,
+                                    hk,
+                                    c,
+                                    now + (deadline - now),
+                                    NORMAL,
+                                    EV_HOP,
+                                    pid,
+                                    pi[pid, P_GEN],
+                                )
+                                state = D_NEXT_OR_DEADLINE
+                                break
+                            pi[pid, P_COND] = 0
+                            state = D_NEXT_PLAIN
+                            break
+                        state = D_MOVE
+                        continue
+                    elif state == D_NEXT_PLAIN:
+                        waits[W_END, pi[pid, P_WAIT]] = now
+                        state = D_MOVE
+                        continue
+                    elif state == D_NEXT_OR_DEADLINE:
+                        if pi[pid, P_GRANTED]:
+                            waits[W_END, pi[pid, P_WAIT]] = now
+                            state = D_MOVE
+                            continue
+                        _cancel(pi[pid, P_NEXT], pid, pools, nodes, pi, ht, hk, c, now)
+                        waits[W_END, pi[pid, P_WAIT]] = now
+                        state = D_READMITTED
+                        continue
+                    elif state == D_MOVE:
+                        code, nxt = pi[pid, P_CODE], pi[pid, P_NEXT]
+                        _release(code, pools, nodes, pi, ht, hk, c, now)
+                        vi = pi[pid, P_VISIT]
+                        visits[V_LEAVE, vi] = now
+                        visits[V_OUTCOME, vi] = nxt
+                        if nxt < 0:
+                            deadline = pf[pid, F_DEADLINE]
+                            if nxt == HOME and deadline < horizon:
+                                _readmit_at(ht, hk, c, now, deadline, person, g)
+                            state = END
+                            break
+                        pi[pid, P_CODE] = nxt
+                        state = D_ENTER
+                        continue
+                    elif state == D_READMITTED:
+                        _release(pi[pid, P_CODE], pools, nodes, pi, ht, hk, c, now)
+                        vi = pi[pid, P_VISIT]
+                        if visits[V_READY, vi] != visits[V_READY, vi]:
+                            visits[V_READY, vi] = now
+                        visits[V_LEAVE, vi] = now
+                        visits[V_OUTCOME, vi] = READMIT
+                        k = readmitted[g]
+                        if k >= readmit_rows[g]:
+                            c[C_STATUS], c[C_STATUS_ARG] = FULL_READMISSIONS, g
+                            state = END
+                            break
+                        readmitted[g] += 1
+                        admit_row, admit_person = readmit_base[g] + k, person
+                        admit_ep = c[C_EPISODES]
+                        c[C_EPISODES] += 1
+                        state = END
+                        break
+                    elif state == R_INIT:
+                        code = pi[pid, P_CODE]
+                        code, waiting = _place(code, pid, pools, nodes, pi, c, when_full,
+                                               turned, ep, ep, COMMUNITY, now)  # fmt: skip
+                        if code < 0:  # turned away: lost, or home
+                            state = END
+                            break
+                        pi[pid, P_CODE] = code
+                        if waiting:
+                            pi[pid, P_WAIT] = _wait(
+                                waits,
+                                c,
+                                ep,
+                                ep,
+                                COMMUNITY,
+                                code,
+                                wait_code[code, 0],
+                                wait_code[code, 1],
+                                now,
+                                np.nan,
+                            )
+                            pi[pid, P_COND] = 0
+                            state = R_GRANTED
+                            break
+                        state = D_ENTER
+                        continue
+                    elif state == R_GRANTED:
+                        waits[W_END, pi[pid, P_WAIT]] = now
+                        state = D_ENTER
+                        continue
+                    else:  # END
+                        break
+                pi[pid, P_STATE] = state
+                if state == END:
+                    free[c[C_FREE]] = pid
+                    c[C_FREE] += 1
 
-@numba.njit(cache=True)
-def _arrival(s, row, kind):
-    """Model.arrive: a front-door admission to make, or the process to start now (-1: none)."""
-    c = s.c
-    ep = c[C_EPISODES]
-    c[C_EPISODES] += 1
-    if kind == ARRIVE_FRONT_DOOR:
-        c[C_ADMIT_ROW], c[C_ADMIT_EP], c[C_ADMIT_PERSON] = row, ep, ep
-        return -1
-    if kind == ARRIVE_READY:
-        pid = new_process(s, A_INIT, row, ep, ep)
-        s.pi[pid, P_KIND] = K_READY
-        return pid
-    pid = new_process(s, R_INIT, row, ep, ep)
-    s.pi[pid, P_CODE] = kind
-    return pid
-
-
-@numba.njit(cache=True)
-def _event(pt, t, s, now, kind, a, b):
-    """An event; returns the process it resumes (-1: none)."""
-    pi = s.pi
-    if kind == EV_RESUME:  # process a, if still at generation b
-        if (pi[a, P_GEN] & B_MASK) == b:
-            return a
-    elif kind == EV_HOP:  # a condition fires once, then resumes its process
-        if (pi[a, P_GEN] & B_MASK) == b and not pi[a, P_FIRED]:
-            pi[a, P_FIRED] = 1
-            push(s.ht, s.hk, s.c, now, NORMAL, EV_RESUME, a, b)
-    elif kind == EV_RELEASE:  # a place whose release was known when it was taken
-        release(s, a, now)
-    elif kind == EV_CAPACITY:
-        _capacity(t, s, now, a, b)
-    elif kind == EV_OPENING:
-        _opening(t, s, now, a, b)
-    else:  # EV_READMIT: a new acute episode for person a of group b
-        _readmission(pt, s, a, b)
-    return -1
-
-
-@numba.njit(cache=True)
-def _capacity(t, s, now, k, step):
-    """Model._capacity: pool ``k`` takes its capacity step ``step``; the next is scheduled."""
-    first = t.step_first[k]
-    if step > 0:
-        s.pools[k, Q_CAP] = t.step_capacity[first + step]
-        hand_over(s, k, now)
-    if step + 1 < t.step_count[k]:
-        day = t.step_day[first + step + 1]
-        push(s.ht, s.hk, s.c, now + (day - now), NORMAL, EV_CAPACITY, k, step + 1)
-
-
-@numba.njit(cache=True)
-def _opening(t, s, now, k, day):
-    """Model._opening: the door of pool ``k`` on ``day``, opened or closed; the next day's is
-    scheduled."""
-    if day < t.horizon:
-        is_open = 1 if t.open_days[k, (t.first_weekday + day) % 7] else 0
-        if is_open != s.pools[k, Q_OPEN]:
-            s.pools[k, Q_OPEN] = is_open
-            if is_open:
-                hand_over(s, k, now)
-        push(s.ht, s.hk, s.c, now + ((day + 1) - now), NORMAL, EV_OPENING, k, day + 1)
-
-
-@numba.njit(cache=True)
-def _readmission(pt, s, person, g):
-    """Model._readmit: an admission to make for ``person`` with the next readmission row of group
-    ``g`` (none left: the run stops, to be repeated with more)."""
-    c = s.c
-    k = s.readmitted[g]
-    if k >= pt.readmit_rows[g]:
-        c[C_STATUS], c[C_STATUS_ARG] = FULL_READMISSIONS, g
-        return
-    s.readmitted[g] += 1
-    c[C_ADMIT_ROW], c[C_ADMIT_PERSON] = pt.readmit_base[g] + k, person
-    c[C_ADMIT_EP] = c[C_EPISODES]
-    c[C_EPISODES] += 1
-
-
-@numba.njit(cache=True)
-def _admit(pt, t, s, now):
-    """Model._admit: the admission waiting in the counters; returns the acute process to start
-    now, or -1 when a free bed and pathway 0 make the whole stay known now (no process)."""
-    c = s.c
-    row, ep, person = c[C_ADMIT_ROW], c[C_ADMIT_EP], c[C_ADMIT_PERSON]
-    c[C_ADMIT_ROW] = -1
-    if pt.pathway[row] != 0 or not take(s.pools, ACUTE):
-        pid = new_process(s, A_INIT, row, ep, person)
-        s.pi[pid, P_KIND] = K_FRONT_DOOR
-        return pid
-    g = pt.group[row]
-    treat = pt.treatment[row]
-    ready = now + treat
-    vi = new_visit(s, ep, person, ACUTE, now, ready, ready, DEATH, 0, g)
-    delay = treat
-    if not pt.dies[row]:
-        proc = pt.process[row]
-        delay = treat + proc
-        leave = now + delay
-        if proc > 0:
-            new_wait(s, ep, person, ACUTE, PROCESS, t.proc_wait[0, 0], t.proc_wait[0, 1], ready,
-                     leave)  # fmt: skip
-        s.visits[V_LEAVE, vi] = leave
-        s.visits[V_OUTCOME, vi] = HOME
-        if pt.u_readmit[row] < t.readmit_p[0]:
-            at = leave + pt.readmit_delay[row]
-            if at < t.horizon:
-                readmit_at(s, now, at, person, g)
-    push(s.ht, s.hk, c, now + delay, NORMAL, EV_RELEASE, ACUTE, 0)
-    return -1
-
-
-# -- processes: each runs its states until it waits, ends, or goes on as another kind ------------
-@numba.njit(cache=True)
-def _run_process(pt, t, s, pid, now):
-    """Resume process ``pid``: run it until it waits or ends."""
-    pi = s.pi
-    pi[pid, P_GEN] += 1
-    state = pi[pid, P_STATE]
-    waits = False
-    while not waits and state != END:
-        if state <= A_LEAVE:
-            state, waits = _acute(pt, t, s, pid, now, state)
-        elif state <= AS_DONE:
-            state, waits = _assess(pt, t, s, pid, now, state)
-        elif state <= ALREADY_IN:
-            state, waits = _downstream(pt, t, s, pid, now, state)
-        else:
-            state, waits = _referral(t, s, pid, now, state)
-    pi[pid, P_STATE] = state
-    if state == END:
-        s.free[s.c[C_FREE]] = pid
-        s.c[C_FREE] += 1
-
-
-@numba.njit(cache=True)
-def _wait_for_place(t, s, pid, ep, person, place, code, deadline, now):
-    """Someone in ``place``, in the line for ``code``, waits for a place there (model.py: ``yield
-    ev``) or, with a ``deadline`` (not ``INF``), for whichever comes first (``yield ev |
-    env.timeout(deadline - now)``: the condition fires once, ``EV_HOP``). The wait is recorded.
-    Returns True if the process must now wait; False if the deadline has already come (SimPy
-    does not yield), so the caller goes on at once. Then ``_waited``."""
-    pi = s.pi
-    pi[pid, P_WAIT] = new_wait(s, ep, person, place, code, t.wait_code[code, 0],
-                               t.wait_code[code, 1], now, np.nan)  # fmt: skip
-    if deadline == INF:
-        pi[pid, P_COND] = 0
-        return True
-    if deadline <= now:
-        return False
-    pi[pid, P_COND], pi[pid, P_FIRED] = 1, 0
-    push(s.ht, s.hk, s.c, now + (deadline - now), NORMAL, EV_HOP, pid, pi[pid, P_GEN])
-    return True
-
-
-@numba.njit(cache=True)
-def _waited(s, pid, code, now):
-    """After ``_wait_for_place``: True if the place in ``code`` came first; if the deadline did,
-    the request is withdrawn (``Pool.cancel``). The wait ends now either way."""
-    granted = s.pi[pid, P_GRANTED] != 0
-    if not granted:
-        cancel(s, code, pid, now)
-    s.waits[W_END, s.pi[pid, P_WAIT]] = now
-    return granted
-
-
-@numba.njit(cache=True)
-def _acute(pt, t, s, pid, now, state):
-    """Model._acute, from ``state``: returns the next state and whether the process waits."""
-    pi, pf, visits = s.pi, s.pf, s.visits
-    row, ep, person = pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON]
-    g = pt.group[row]
-    while True:
-        if state == A_INIT:
-            kind = pi[pid, P_KIND]
-            pi[pid, P_WAIT] = -1
-            if kind == K_FRONT_DOOR or kind == K_READY:
-                if not request(s, ACUTE, pid):
-                    pi[pid, P_WAIT] = new_wait(s, ep, person, FRONT_DOOR, ACUTE, NO_CODE,
-                                               NO_CODE, now, np.nan)  # fmt: skip
-                    pi[pid, P_COND] = 0
-                    return A_BOARDED, True
-            state = A_BOARDED
-        elif state == A_BOARDED:
-            if pi[pid, P_WAIT] >= 0:
-                s.waits[W_END, pi[pid, P_WAIT]] = now
-            kind = pi[pid, P_KIND]
-            p = pt.pathway[row]
-            pi[pid, P_PATHWAY] = p
-            vi = new_visit(s, ep, person, ACUTE, now, np.nan, np.nan, OPEN, p, g)
-            pi[pid, P_VISIT] = vi
-            treat = pt.treatment[row] if kind == K_FRONT_DOOR or kind == K_IN_TREATMENT else 0.0
-            if treat > 0 and pt.dies[row]:
-                wake_at(s, now + treat, pid)
-                pf[pid, F_T_READY] = -1.0  # marks death
-                return A_TREATED_OR_DIED, True
-            t_ready = now + treat
-            visits[V_READY, vi] = t_ready
-            pf[pid, F_T_READY] = t_ready
-            queued_for = pi[pid, P_QUEUED_FOR]
-            pi[pid, P_TARGET] = t.to[p, g] if queued_for < 0 else queued_for
-            pi[pid, P_ASSESSED] = 1 if (not t.needs_assessment[p] or queued_for >= 0) else 0
-            pi[pid, P_D2A] = 0
-            proc = pt.process[row] if queued_for < 0 else 0.0
-            if proc > 0:
-                new_wait(s, ep, person, ACUTE, PROCESS, t.proc_wait[p, 0], t.proc_wait[p, 1],
-                         t_ready, now + (treat + proc))  # fmt: skip
-            if treat + proc > 0:
-                wake_at(s, now + (treat + proc), pid)
-                return A_TREATED_OR_DIED, True
-            state = A_AFTER_TREATMENT
-        elif state == A_TREATED_OR_DIED:
-            if pf[pid, F_T_READY] < 0:  # died in hospital
-                vi = pi[pid, P_VISIT]
-                visits[V_READY, vi] = visits[V_LEAVE, vi] = now
-                visits[V_OUTCOME, vi] = DEATH
-                release(s, ACUTE, now)
-                return END, False
-            state = A_AFTER_TREATMENT
-        elif state == A_AFTER_TREATMENT:
-            p = pi[pid, P_PATHWAY]
-            pf[pid, F_P_SINCE] = pf[pid, F_T_READY]
-            if pi[pid, P_QUEUED_FOR] < 0:
-                if not pi[pid, P_ASSESSED] and t.d2a[p]:
-                    pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
-                if not pi[pid, P_ASSESSED]:
-                    pi[pid, P_ASSESSED] = 1
-                    pi[pid, P_DELAYS], pi[pid, P_PLACE] = 1, ACUTE
-                    return AS_START, False
-            state = A_TARGET_LOOP
-        elif state == A_TARGET_LOOP:  # wait for the next setting, holding the bed
-            target = pi[pid, P_TARGET]
-            if target < 0:
-                state = A_LEAVE
-                continue
-            target, waiting = ask_place(s, t.when_full, target, pid, ep, person, ACUTE, now)
-            pi[pid, P_TARGET] = target
-            if not waiting:
-                state = A_LEAVE
-                continue
-            p = pi[pid, P_PATHWAY]
-            at = INF  # need may escalate while delayed
-            if t.escalate and 1 <= p <= 2:
-                at = pf[pid, F_P_SINCE] + pt.decondition[row, p - 1]
-            pf[pid, F_AT] = at
-            state = A_TARGET_WAITED
-            if _wait_for_place(t, s, pid, ep, person, ACUTE, target, at, now):
-                return state, True
-        elif state == A_TARGET_WAITED:
-            if _waited(s, pid, pi[pid, P_TARGET], now):
-                state = A_LEAVE
-                continue
-            p = pi[pid, P_PATHWAY] + 1  # escalated: the next pathway's setting instead
-            pi[pid, P_PATHWAY] = p
-            pf[pid, F_P_SINCE] = pf[pid, F_AT]
-            visits[V_PATHWAY, pi[pid, P_VISIT]] = p
-            pi[pid, P_TARGET] = t.to[p, g]
-            if not pi[pid, P_ASSESSED]:  # assessed at the destination instead
-                pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
-            state = A_TARGET_LOOP
-        else:  # A_LEAVE
-            release(s, ACUTE, now)
-            vi = pi[pid, P_VISIT]
-            target = pi[pid, P_TARGET]
-            visits[V_LEAVE, vi] = now
-            visits[V_OUTCOME, vi] = target
-            deadline = INF
-            if pt.u_readmit[row] < t.readmit_p[pi[pid, P_PATHWAY]]:
-                deadline = now + pt.readmit_delay[row]
-            pf[pid, F_DEADLINE] = deadline
-            if target < 0:  # home, or lost (out of the model: no readmission)
-                if target == HOME and deadline < t.horizon:
-                    readmit_at(s, now, deadline, person, g)
-                return END, False
-            pi[pid, P_CODE] = target
-            return D_ENTER, False
-
-
-@numba.njit(cache=True)
-def _assess(pt, t, s, pid, now, state):
-    """Model._assess, from ``state``: within an acute episode (``P_DELAYS``: the patient waits
-    in ``P_PLACE``), or a process of its own (discharge to assess)."""
-    pi = s.pi
-    row, ep, person = pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON]
-    k = t.assessment
-    if state == AS_START:
-        if pi[pid, P_DELAYS]:
-            pi[pid, P_WAIT_AS] = new_wait(s, ep, person, pi[pid, P_PLACE], k, t.wait_code[k, 0],
-                                          t.wait_code[k, 1], now, np.nan)  # fmt: skip
-        if not request(s, k, pid):
-            pi[pid, P_COND] = 0
-            return AS_GRANTED, True
-        state = AS_GRANTED
-    if state == AS_GRANTED:
-        pi[pid, P_VISIT_AS] = new_visit(s, ep, person, k, now, np.nan, np.nan, OPEN,
-                                        pt.pathway[row], pt.group[row])  # fmt: skip
-        wake_at(s, now + pt.assess[row], pid)
-        return AS_DONE, True
-    # AS_DONE
-    release(s, k, now)
-    va = pi[pid, P_VISIT_AS]
-    s.visits[V_READY, va] = s.visits[V_LEAVE, va] = now
-    delays = pi[pid, P_DELAYS]
-    s.visits[V_OUTCOME, va] = pi[pid, P_PLACE] if delays else HOME
-    if pi[pid, P_WAIT_AS] >= 0:
-        s.waits[W_END, pi[pid, P_WAIT_AS]] = now
-    return (A_TARGET_LOOP if delays else END), False
-
-
-@numba.njit(cache=True)
-def _downstream(pt, t, s, pid, now, state):
-    """Model._downstream (and ``_already_in``, ``_readmitted``), from ``state``: stays after
-    acute care (the place in ``P_CODE`` held), moving on by the routing until home, death, or
-    readmission at the deadline ``F_DEADLINE``."""
-    pi, pf, visits = s.pi, s.pf, s.visits
-    row, ep, person = pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON]
-    g = pt.group[row]
-    while True:
-        if state == D_ENTER:
-            code = pi[pid, P_CODE]
-            pi[pid, P_VISIT] = new_visit(s, ep, person, code, now, np.nan, np.nan, OPEN,
-                                         pt.pathway[row], g)  # fmt: skip
-            if pi[pid, P_D2A]:  # assessed here, during the stay, by its own process
-                pi[pid, P_D2A] = 0
-                q = new_process(s, AS_START, row, ep, person)
-                pi[q, P_DELAYS], pi[q, P_PLACE] = 0, code
-                push(s.ht, s.hk, s.c, now, URGENT, EV_RESUME, q, pi[q, P_GEN])
-            stay = pt.stay[row, code]
-            deadline = pf[pid, F_DEADLINE]
-            if now + stay >= deadline:
-                wake_at(s, now + max(deadline - now, 0.0), pid)
-                return D_READMITTED, True
-            nxt = pt.route[row, code]
-            if nxt < 0:  # the last stay (then home or death): known now, so no process
-                end = now + stay
-                vi = pi[pid, P_VISIT]
-                visits[V_READY, vi] = visits[V_LEAVE, vi] = end
-                visits[V_OUTCOME, vi] = nxt
-                push(s.ht, s.hk, s.c, end, NORMAL, EV_RELEASE, code, 0)
-                if nxt == HOME and deadline < t.horizon:
-                    readmit_at(s, end, deadline, person, g)
-                return END, False
-            wake_at(s, now + stay, pid)
-            return D_STAY_END, True
-        elif state == ALREADY_IN:  # the residual stay is over; the process starts now
-            push(s.ht, s.hk, s.c, now, URGENT, EV_RESUME, pid, pi[pid, P_GEN])
-            return D_STAY_END, True
-        elif state == D_STAY_END:
-            code = pi[pid, P_CODE]
-            visits[V_READY, pi[pid, P_VISIT]] = now
-            nxt = pt.route[row, code]
-            waiting = False
-            if nxt >= 0:
-                nxt, waiting = ask_place(s, t.when_full, nxt, pid, ep, person, code, now)
-            pi[pid, P_NEXT] = nxt
-            state = D_MOVE
-            if waiting:  # the deadline is after now (the stay ended before it)
-                state = D_NEXT_WAITED
-                if _wait_for_place(t, s, pid, ep, person, code, nxt, pf[pid, F_DEADLINE], now):
-                    return state, True
-        elif state == D_NEXT_WAITED:
-            state = D_MOVE if _waited(s, pid, pi[pid, P_NEXT], now) else D_READMITTED
-        elif state == D_MOVE:
-            code, nxt = pi[pid, P_CODE], pi[pid, P_NEXT]
-            release(s, code, now)
-            vi = pi[pid, P_VISIT]
-            visits[V_LEAVE, vi] = now
-            visits[V_OUTCOME, vi] = nxt
-            if nxt < 0:
-                deadline = pf[pid, F_DEADLINE]
-                if nxt == HOME and deadline < t.horizon:
-                    readmit_at(s, now, deadline, person, g)
-                return END, False
-            pi[pid, P_CODE] = nxt
-            state = D_ENTER
-        else:  # D_READMITTED: Model._readmitted
-            release(s, pi[pid, P_CODE], now)
-            vi = pi[pid, P_VISIT]
-            if visits[V_READY, vi] != visits[V_READY, vi]:
-                visits[V_READY, vi] = now
-            visits[V_LEAVE, vi] = now
-            visits[V_OUTCOME, vi] = READMIT
-            _readmission(pt, s, person, g)
-            return END, False
-
-
-@numba.njit(cache=True)
-def _referral(t, s, pid, now, state):
-    """Model._referral, from ``state``: waits at home for a place, then the stays."""
-    pi = s.pi
-    ep, code = pi[pid, P_EP], pi[pid, P_CODE]
-    if state == R_INIT:
-        code, waiting = ask_place(s, t.when_full, code, pid, ep, ep, COMMUNITY, now)
-        if code < 0:  # turned away: lost, or home
-            return END, False
-        pi[pid, P_CODE] = code
-        if waiting and _wait_for_place(t, s, pid, ep, ep, COMMUNITY, code, INF, now):
-            return R_GRANTED, True
-        return D_ENTER, False
-    _waited(s, pid, code, now)  # R_GRANTED
-    return D_ENTER, False
+            if admit_row >= 0:  # model.Model._admit
+                row, ep, person = admit_row, admit_ep, admit_person
+                admit_row = -1
+                if pathway[row] != 0 or not _take(ACUTE, pools):
+                    pid = _process(pi, pf, free, c, A_INIT, row, ep, person)
+                    pi[pid, P_KIND] = K_FRONT_DOOR
+                    again = True  # it starts now, as the admission is made
+                else:  # a free bed and pathway 0: the whole stay is known now, no process
+                    g = group[row]
+                    treat = treatment[row]
+                    ready = now + treat
+                    vi = _visit(visits, c, ep, person, ACUTE, now, ready, ready, DEATH, 0, g)
+                    delay = treat
+                    if not dies[row]:
+                        proc = process[row]
+                        delay = treat + proc
+                        leave = now + delay
+                        if proc > 0:
+                            _wait(
+                                waits,
+                                c,
+                                ep,
+                                person,
+                                ACUTE,
+                                PROCESS,
+                                proc_wait[0, 0],
+                                proc_wait[0, 1],
+                                ready,
+                                leave,
+                            )
+                        visits[V_LEAVE, vi] = leave
+                        visits[V_OUTCOME, vi] = HOME
+                        if u_readmit[row] < readmit_p[0]:
+                            t = leave + readmit_delay[row]
+                            if t < horizon:
+                                _readmit_at(ht, hk, c, now, t, person, g)
+                    _push(ht, hk, c, now + delay, NORMAL, EV_RELEASE, ACUTE, 0)
+    return c[C_STATUS], c[C_STATUS_ARG], c[C_VISITS], c[C_WAITS], n_initial, c[C_TURNED]
