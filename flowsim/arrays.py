@@ -7,7 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowsim.eventloop import (
+from flowsim.fields import (
+    ACUTE,
+    ARRIVE_FRONT_DOOR,
+    ARRIVE_READY,
+    START_IN_PLACE,
+    START_IN_TREATMENT,
+    START_QUEUED,
+    TURNED_FIELDS,
+    VISIT_FIELDS,
+    WAIT_FIELDS,
+)
+from flowsim.loopstate import (
     C_FREE,
     C_HEAP,
     C_N,
@@ -25,17 +36,6 @@ from flowsim.eventloop import (
     Q_HEAD,
     Q_TAIL,
 )  # fmt: skip
-from flowsim.fields import (
-    ACUTE,
-    ARRIVE_FRONT_DOOR,
-    ARRIVE_READY,
-    START_IN_PLACE,
-    START_IN_TREATMENT,
-    START_QUEUED,
-    TURNED_FIELDS,
-    VISIT_FIELDS,
-    WAIT_FIELDS,
-)
 from flowsim.patients import HOME
 from flowsim.plan import Plan
 

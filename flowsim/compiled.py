@@ -21,7 +21,9 @@ import math
 import numpy as np
 
 from flowsim import arrays
-from flowsim.eventloop import (
+from flowsim.eventloop import run as _run
+from flowsim.fields import TURNED_FIELDS, VISIT_FIELDS, WAIT_FIELDS
+from flowsim.loopstate import (
     C_FREE,
     C_PROCS,
     C_TURNED,
@@ -35,8 +37,6 @@ from flowsim.eventloop import (
     P_WAIT,
     P_WAIT_AS,
 )  # fmt: skip
-from flowsim.eventloop import run as _run
-from flowsim.fields import TURNED_FIELDS, VISIT_FIELDS, WAIT_FIELDS
 from flowsim.model import DRAW_DAYS
 from flowsim.plan import READMISSION_BLOCK, Plan, plan
 from flowsim.records import Events, close, columns
