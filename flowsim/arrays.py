@@ -7,7 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowsim.eventloop import (
+from flowsim.fields import (
+    ACUTE,
+    ARRIVE_FRONT_DOOR,
+    ARRIVE_READY,
+    START_IN_PLACE,
+    START_IN_TREATMENT,
+    START_QUEUED,
+    TURNED_FIELDS,
+    VISIT_FIELDS,
+    WAIT_FIELDS,
+)
+from flowsim.loopstate import (
     C_FREE,
     C_HEAP,
     C_N,
@@ -27,7 +38,6 @@ from flowsim.eventloop import (
 )  # fmt: skip
 from flowsim.patients import HOME
 from flowsim.plan import Plan
-from flowsim.records import TURNED_FIELDS, VISIT_FIELDS, WAIT_FIELDS
 
 ATTRIBUTES = ("group", "pathway", "treatment", "dies", "process", "assess", "decondition",
                "u_readmit", "readmit_delay")  # fmt: skip
@@ -60,10 +70,7 @@ def entries(p: Plan, offsets: np.ndarray) -> tuple[np.ndarray, ...]:
     order the SimPy model creates them), as the loop takes them."""
     arrivals = p.arrivals
     none = np.empty(0, dtype=np.int64)
-    kinds = np.array(
-        [-1 if k == "front_door" else -2 if k == "ready_to_leave" else k for k in arrivals.kinds],
-        dtype=np.int64,
-    )
+    kinds = arrival_kinds(arrivals.kinds)
     if len(arrivals.times):
         arrival_row = offsets[: len(arrivals.cohorts)][arrivals.stream] + arrivals.index
         arrival_kind = kinds[arrivals.stream]
@@ -73,10 +80,23 @@ def entries(p: Plan, offsets: np.ndarray) -> tuple[np.ndarray, ...]:
     for j, s in enumerate(p.starts):
         first = offsets[len(arrivals.cohorts) + j]
         rows.append(np.arange(first, first + len(s.cohort), dtype=np.int64))
-        kind.append(np.full(len(s.cohort), 0 if s.what == "queue" else 1 if s.code == 0 else 2))
+        kind.append(np.full(len(s.cohort), start_kind(s)))
         code.append(np.full(len(s.cohort), s.code))
     starts = [np.concatenate(x).astype(np.int64) for x in (rows, kind, code)]
     return (arrivals.times, arrival_row, arrival_kind, *starts)
+
+
+def arrival_kinds(kinds: list) -> np.ndarray:
+    """Each arrival stream's kind, coded for the loop (``fields.ARRIVE_*``, or a service)."""
+    codes = {"front_door": ARRIVE_FRONT_DOOR, "ready_to_leave": ARRIVE_READY}
+    return np.array([codes.get(k, k) for k in kinds], dtype=np.int64)
+
+
+def start_kind(s) -> int:
+    """How a ``plan.Start`` is there at day 0, coded for the loop (``fields.START_*``)."""
+    if s.what == "queue":
+        return START_QUEUED
+    return START_IN_TREATMENT if s.code == ACUTE else START_IN_PLACE
 
 
 def coded_tables(p: Plan) -> tuple:
@@ -156,7 +176,7 @@ def start_entries(p: Plan, first_row: int) -> tuple[np.ndarray, ...]:
     for s in p.starts:
         n = len(s.cohort)
         rows.append(np.arange(at, at + n, dtype=np.int64))
-        kind.append(np.full(n, 0 if s.what == "queue" else 1 if s.code == 0 else 2))
+        kind.append(np.full(n, start_kind(s)))
         code.append(np.full(n, s.code))
         at += n
     return tuple(np.concatenate(x).astype(np.int64) for x in (rows, kind, code))

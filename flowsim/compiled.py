@@ -21,7 +21,9 @@ import math
 import numpy as np
 
 from flowsim import arrays
-from flowsim.eventloop import (
+from flowsim.eventloop import run as _run
+from flowsim.fields import TURNED_FIELDS, VISIT_FIELDS, WAIT_FIELDS
+from flowsim.loopstate import (
     C_FREE,
     C_PROCS,
     C_TURNED,
@@ -35,9 +37,8 @@ from flowsim.eventloop import (
     P_WAIT,
     P_WAIT_AS,
 )  # fmt: skip
-from flowsim.eventloop import run as _run
 from flowsim.plan import READMISSION_BLOCK, Plan, plan
-from flowsim.records import TURNED_FIELDS, VISIT_FIELDS, WAIT_FIELDS, Events, close, columns
+from flowsim.records import Events, close, columns
 from flowsim.streams import Streams
 from flowsim.tally import DRAW_DAYS, Measure, Tally, checkpoints, replay
 
@@ -123,10 +124,7 @@ class _Segments:
         self.S, self.G = len(p.layout.services), len(p.layout.groups)
         self.tables = arrays.coded_tables(p)
         self.times = p.arrivals.times
-        self.kinds = np.array(
-            [-1 if k == "front_door" else -2 if k == "ready_to_leave" else k
-             for k in p.arrivals.kinds], dtype=np.int64,
-        )  # fmt: skip
+        self.kinds = arrays.arrival_kinds(p.arrivals.kinds)
         self.next_row = np.zeros(len(p.arrivals.names), dtype=np.int64)  # per stream
         self.drawn = 0  # arrivals whose attributes have been drawn
         self.ahead = self.ahead_k0 = 0  # where the rows of arrival ahead_k0 on are

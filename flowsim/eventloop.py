@@ -1,259 +1,149 @@
-"""The event loop of the compiled engine (``compiled.py``), in Numba: a heap of events, pools of
-places, records of stays, waits and turn-aways (``when_full``), and each patient process of
+"""The event loop of the compiled engine (``compiled.py``), in Numba: each patient process of
 ``model.py`` as a state machine (a state is the point in the SimPy generator where the process
-resumes).
+resumes), on the heap of events, pools of places and record buffers of ``loopstate.py``.
 
 Events are ordered as SimPy orders them: by time, then priority (a process start is urgent; a
 timeout or a place handed over is normal), then order of scheduling; a wait on "a place or a
-deadline, whichever comes first" takes the extra step of SimPy's condition events. So, fed the same
-plan, the loop reproduces the SimPy engine's trajectories event for event. Pure: every random
-number arrives in the attribute arrays; buffers are passed in, and a full one is reported in the
-returned status rather than grown.
+deadline, whichever comes first" takes the extra step of SimPy's condition events
+(``_wait_for_place``, ``_waited``). So, fed the same plan, the loop reproduces the SimPy engine's
+trajectories event for event. Pure: every random number arrives in the attribute arrays; buffers
+are passed in, and a full one is reported in the returned status rather than grown.
 
-The module is long because it is one loop: every process of ``model.py`` lives in ``run``, state
-by state in the order of the generator it mirrors (``A_*``: ``_acute``, ``AS_*``: ``_assess``,
-``D_*``: ``_downstream``, ``R_*``: ``_referral``), so a change to the model reads side by side
-with its twin here. ``tests/test_compiled.py`` fails on any difference between the two.
+The module is long because it is one loop: every process of ``model.py`` lives in ``_loop``,
+state by state in the order of the generator it mirrors (``A_*``: ``_acute``, ``AS_*``:
+``_assess``, ``D_*``: ``_downstream``, ``R_*``: ``_referral``), so a change to the model reads
+side by side with its twin here. ``tests/test_compiled.py`` fails on any difference between the
+two. (Split into a function per process kind taking its arrays in named tuples, the loop ran
+twice as slow: Numba counts a reference at every read of an array out of a tuple.)
 """
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
+from flowsim.fields import (
+    ACUTE,
+    ARRIVE_FRONT_DOOR,
+    ARRIVE_READY,
+    NO_CODE,
+    START_QUEUED,
+    V_LEAVE,
+    V_OUTCOME,
+    V_PATHWAY,
+    V_READY,
+    W_END,
+)  # fmt: skip
+from flowsim.loopstate import (
+    B_MASK,
+    C_EPISODES,
+    C_FREE,
+    C_HEAP,
+    C_STATUS,
+    C_STATUS_ARG,
+    C_TURNED,
+    C_VISITS,
+    C_WAITS,
+    EV_CAPACITY,
+    EV_HOP,
+    EV_OPENING,
+    EV_RELEASE,
+    EV_RESUME,
+    F_AT,
+    F_DEADLINE,
+    F_P_SINCE,
+    F_T_READY,
+    FULL_READMISSIONS,
+    FULL_TURNED,
+    INF,
+    NORMAL,
+    OK,
+    P_ASSESSED,
+    P_CODE,
+    P_COND,
+    P_D2A,
+    P_DELAYS,
+    P_EP,
+    P_FIRED,
+    P_GEN,
+    P_GRANTED,
+    P_KIND,
+    P_NEXT,
+    P_PATHWAY,
+    P_PERSON,
+    P_PLACE,
+    P_QUEUED_FOR,
+    P_ROW,
+    P_STATE,
+    P_TARGET,
+    P_VISIT,
+    P_VISIT_AS,
+    P_WAIT,
+    P_WAIT_AS,
+    Q_BUSY,
+    Q_CAP,
+    Q_HEAD,
+    Q_OPEN,
+    Q_TAIL,
+    URGENT,
+    ask_place,
+    cancel,
+    hand_over,
+    new_process,
+    new_visit,
+    new_wait,
+    pop,
+    push,
+    readmit_at,
+    release,
+    request,
+    take,
+)
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT
-from flowsim.plan import WAIT
 
-# -- event kinds, priorities, process states ---------------------------------------------------
-URGENT, NORMAL = 0, 1
-EV_RESUME, EV_HOP, EV_RELEASE, EV_CAPACITY, EV_OPENING, EV_READMIT = 0, 1, 2, 3, 4, 5
+__all__ = ["FULL_READMISSIONS", "FULL_TURNED", "OK", "run"]
+
+# -- process states ---------------------------------------------------------------------------
 # an acute episode (model.Model._acute) and its assessment (_assess)
 A_INIT, A_BOARDED, A_TREATED_OR_DIED, A_AFTER_TREATMENT, A_TARGET_LOOP = 0, 1, 2, 3, 4
-A_TARGET_PLAIN, A_TARGET_OR_ESCALATE, A_LEAVE = 5, 6, 7
-AS_START, AS_GRANTED, AS_DONE, AS_INIT = 8, 9, 10, 11
+A_TARGET_WAITED, A_LEAVE = 5, 6
+AS_START, AS_GRANTED, AS_DONE, AS_INIT = 7, 8, 9, 10
 # stays after acute care (_downstream), community referrals (_referral), people there at day 0
-D_ENTER, D_STAY_END, D_DEADLINE, D_NEXT_PLAIN, D_NEXT_OR_DEADLINE, D_MOVE = 12, 13, 14, 15, 16, 17
-D_READMITTED, R_INIT, R_GRANTED, ALREADY_IN, END = 18, 19, 20, 21, 22
+D_ENTER, D_STAY_END, D_DEADLINE, D_NEXT_WAITED, D_MOVE = 11, 12, 13, 14, 15
+D_READMITTED, R_INIT, R_GRANTED, ALREADY_IN, END = 16, 17, 18, 19, 20
 # kinds of acute episode
 K_FRONT_DOOR, K_READY, K_IN_TREATMENT, K_QUEUED = 0, 1, 2, 3
-# columns of the per-process integer state
-(
-    P_STATE, P_ROW, P_EP, P_PERSON, P_KIND, P_QUEUED_FOR, P_PATHWAY, P_TARGET, P_ASSESSED, P_D2A,
-    P_VISIT, P_WAIT, P_VISIT_AS, P_WAIT_AS, P_DELAYS, P_PLACE, P_CODE, P_NEXT, P_GEN, P_GRANTED,
-    P_COND, P_FIRED, P_NODE,
-) = range(23)  # fmt: skip
-P_INT = 23
-F_T_READY, F_P_SINCE, F_AT, F_DEADLINE = range(4)
-P_FLOAT = 4
-# columns of a pool (a service's places) and of a waiter node
-Q_CAP, Q_BUSY, Q_OPEN, Q_HEAD, Q_TAIL, Q_LIVE = range(6)
-N_PROC, N_NEXT, N_ALIVE = range(3)
-# counters
-(
-    C_SEQ, C_HEAP, C_VISITS, C_WAITS, C_PROCS, C_NODES, C_EPISODES, C_STATUS, C_STATUS_ARG, C_FREE,
-    C_TURNED,
-) = range(11)  # fmt: skip
-C_N = 11
-OK, FULL_HEAP, FULL_VISITS, FULL_WAITS, FULL_PROCS, FULL_NODES, FULL_READMISSIONS = range(7)
-FULL_TURNED = 7
-_INF = math.inf
 
 
-# -- heap of events: time, then key = priority << 52 | sequence; payload = a << 24 | b << 4 | kind
-B_MASK = (1 << 20) - 1
-
-
+# -- waits for a place ------------------------------------------------------------------------
 @numba.njit(cache=True)
-def _push(ht, hk, c, t, pri, kind, a, b):
-    n = c[C_HEAP]
-    if n >= ht.shape[0]:
-        c[C_STATUS] = FULL_HEAP
-        return
-    key = (pri << 52) | c[C_SEQ]
-    payload = (a << 24) | ((b & B_MASK) << 4) | kind
-    c[C_SEQ] += 1
-    i = n
-    while i > 0:
-        parent = (i - 1) >> 1
-        if ht[parent] < t or (ht[parent] == t and hk[parent, 0] < key):
-            break
-        ht[i] = ht[parent]
-        hk[i, 0], hk[i, 1] = hk[parent, 0], hk[parent, 1]
-        i = parent
-    ht[i] = t
-    hk[i, 0], hk[i, 1] = key, payload
-    c[C_HEAP] = n + 1
-
-
-@numba.njit(cache=True)
-def _pop(ht, hk, c):
-    """Remove the root (read it first)."""
-    n = c[C_HEAP] - 1
-    c[C_HEAP] = n
-    t, key, payload = ht[n], hk[n, 0], hk[n, 1]
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= n:
-            break
-        r = child + 1
-        if r < n and (ht[r] < ht[child] or (ht[r] == ht[child] and hk[r, 0] < hk[child, 0])):
-            child = r
-        if t < ht[child] or (t == ht[child] and key < hk[child, 0]):
-            break
-        ht[i] = ht[child]
-        hk[i, 0], hk[i, 1] = hk[child, 0], hk[child, 1]
-        i = child
-    ht[i] = t
-    hk[i, 0], hk[i, 1] = key, payload
-
-
-# -- pools: first come, first served places (engine.Pool) --------------------------------------
-@numba.njit(cache=True)
-def _grant(pi, ht, hk, c, now, pid):
-    """Hand a place to a waiting process: it resumes, one step later if it waits in a condition
-    (``succeed()`` schedules at normal priority, as a timeout does)."""
-    pi[pid, P_GRANTED] = 1
-    kind = EV_HOP if pi[pid, P_COND] else EV_RESUME
-    _push(ht, hk, c, now, NORMAL, kind, pid, pi[pid, P_GEN])
-
-
-@numba.njit(cache=True)
-def _hand_over(k, pools, nodes, pi, ht, hk, c, now):
-    if not pools[k, Q_OPEN]:
-        return
-    while pools[k, Q_LIVE] > 0 and pools[k, Q_BUSY] < pools[k, Q_CAP]:
-        node = pools[k, Q_HEAD]
-        pools[k, Q_HEAD] = nodes[node, N_NEXT]
-        if nodes[node, N_ALIVE]:
-            pools[k, Q_LIVE] -= 1
-            pools[k, Q_BUSY] += 1
-            _grant(pi, ht, hk, c, now, nodes[node, N_PROC])
-
-
-@numba.njit(cache=True)
-def _release(k, pools, nodes, pi, ht, hk, c, now):
-    pools[k, Q_BUSY] -= 1
-    _hand_over(k, pools, nodes, pi, ht, hk, c, now)
-
-
-@numba.njit(cache=True)
-def _take(k, pools):
-    """A place now if one is free, the door is open and no one is waiting."""
-    if pools[k, Q_BUSY] < pools[k, Q_CAP] and pools[k, Q_LIVE] == 0 and pools[k, Q_OPEN]:
-        pools[k, Q_BUSY] += 1
+def _wait_for_place(pi, waits, ht, hk, c, wait_code, pid, ep, person, place, code, deadline, now):
+    """Someone in ``place``, in the line for ``code``, waits for a place there (model.py: ``yield
+    ev``) or, with a ``deadline`` (not ``INF``), for whichever comes first (``yield ev |
+    env.timeout(deadline - now)``; the condition fires once: ``EV_HOP``). The wait is recorded.
+    Returns True if the process must now wait, False if the deadline has already come (SimPy
+    does not yield then) and the process goes on at once. Then ``_waited``."""
+    pi[pid, P_WAIT] = new_wait(waits, c, ep, person, place, code, wait_code[code, 0],
+                               wait_code[code, 1], now, np.nan)  # fmt: skip
+    if deadline == INF:
+        pi[pid, P_COND] = 0
         return True
-    return False
+    if deadline <= now:
+        return False
+    pi[pid, P_COND], pi[pid, P_FIRED] = 1, 0
+    push(ht, hk, c, now + (deadline - now), NORMAL, EV_HOP, pid, pi[pid, P_GEN])
+    return True
 
 
 @numba.njit(cache=True)
-def _request(k, pid, pools, nodes, pi, c):
-    """A place at once (True), or join the line (False); the process must then wait."""
-    if _take(k, pools):
-        return True
-    node = c[C_NODES]
-    if node >= nodes.shape[0]:
-        c[C_STATUS] = FULL_NODES
-        return True  # the run is abandoned and repeated with more room
-    c[C_NODES] += 1
-    nodes[node, N_PROC], nodes[node, N_NEXT], nodes[node, N_ALIVE] = pid, -1, 1
-    if pools[k, Q_HEAD] < 0:
-        pools[k, Q_HEAD] = node
-    else:
-        nodes[pools[k, Q_TAIL], N_NEXT] = node
-    pools[k, Q_TAIL] = node
-    pools[k, Q_LIVE] += 1
-    pi[pid, P_GRANTED], pi[pid, P_NODE] = 0, node
-    return False
-
-
-@numba.njit(cache=True)
-def _cancel(k, pid, pools, nodes, pi, ht, hk, c, now):
-    """Withdraw a request; a place already handed over is given back."""
-    if pi[pid, P_GRANTED]:
-        _release(k, pools, nodes, pi, ht, hk, c, now)
-    else:
-        nodes[pi[pid, P_NODE], N_ALIVE] = 0
-        pools[k, Q_LIVE] -= 1
-
-
-@numba.njit(cache=True)
-def _place(k, pid, pools, nodes, pi, c, when_full, turned, ep, person, place, now):
-    """model.Model._place: ask for a place in ``k`` following the services' ``when_full`` rules.
-    Returns the service (or ``HOME``, ``LOST``) the person goes to, and True if they joined its
-    line (the process must then wait). Each turn-away is recorded (``records.TURNED_FIELDS``)."""
-    while when_full[k] != WAIT:
-        if _take(k, pools):
-            return k, False
-        j = c[C_TURNED]
-        if j < turned.shape[1]:
-            c[C_TURNED] += 1
-            turned[0, j], turned[1, j], turned[2, j] = ep, person, place
-            turned[3, j], turned[4, j], turned[5, j] = k, when_full[k], now
-        else:
-            c[C_STATUS] = FULL_TURNED  # the run is abandoned and repeated with more room
-        k = when_full[k]
-        if k < 0:
-            return k, False
-    return k, not _request(k, pid, pools, nodes, pi, c)
-
-
-@numba.njit(cache=True)
-def _readmit_at(ht, hk, c, since, t, person, group):
-    """A readmission at ``t``, timed as a timeout set at ``since`` is: ``since + (t - since)``."""
-    _push(ht, hk, c, since + (t - since), NORMAL, EV_READMIT, person, group)
-
-
-# -- records ----------------------------------------------------------------------------------
-@numba.njit(cache=True)
-def _visit(visits, c, ep, person, service, enter, ready, leave, outcome, pathway, group):
-    j = c[C_VISITS]
-    if j >= visits.shape[1]:
-        c[C_STATUS] = FULL_VISITS
-        return 0
-    c[C_VISITS] += 1
-    visits[0, j], visits[1, j], visits[2, j] = ep, person, service
-    visits[3, j], visits[4, j], visits[5, j] = enter, ready, leave
-    visits[6, j], visits[7, j], visits[8, j] = outcome, pathway, group
-    return j
-
-
-@numba.njit(cache=True)
-def _wait(waits, c, ep, person, place, waits_for, reason, responsible, start, end):
-    j = c[C_WAITS]
-    if j >= waits.shape[1]:
-        c[C_STATUS] = FULL_WAITS
-        return 0
-    c[C_WAITS] += 1
-    waits[0, j], waits[1, j], waits[2, j], waits[3, j] = ep, person, place, waits_for
-    waits[4, j], waits[5, j], waits[6, j], waits[7, j] = reason, responsible, start, end
-    return j
-
-
-@numba.njit(cache=True)
-def _process(pi, pf, free, c, state, row, ep, person):
-    """A new process (a patient's flow, or a discharge-to-assess assessment)."""
-    if c[C_FREE] > 0:  # the slot of a process that ended; its generation goes on counting, so
-        c[C_FREE] -= 1  # events left over from the old process never match the new one
-        pid = free[c[C_FREE]]
-        gen = pi[pid, P_GEN] + 1
-    else:
-        pid = c[C_PROCS]
-        if pid >= pi.shape[0]:
-            c[C_STATUS] = FULL_PROCS
-            return 0
-        c[C_PROCS] += 1
-        gen = 0
-    pi[pid, :] = 0
-    pi[pid, P_GEN] = gen
-    pf[pid, :] = 0.0
-    pi[pid, P_STATE], pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON] = state, row, ep, person
-    pi[pid, P_QUEUED_FOR] = -1
-    pi[pid, P_VISIT] = pi[pid, P_WAIT] = pi[pid, P_VISIT_AS] = pi[pid, P_WAIT_AS] = -1
-    pf[pid, F_DEADLINE] = _INF
-    return pid
+def _waited(pid, code, pools, nodes, pi, waits, ht, hk, c, now):
+    """After ``_wait_for_place``: True if the place in ``code`` came first; if the deadline did,
+    the request is withdrawn (``Pool.cancel``). The wait ends now either way."""
+    granted = pi[pid, P_GRANTED] != 0
+    if not granted:
+        cancel(code, pid, pools, nodes, pi, ht, hk, c, now)
+    waits[W_END, pi[pid, P_WAIT]] = now
+    return granted
 
 
 # -- the event loop ---------------------------------------------------------------------------
@@ -313,33 +203,33 @@ def _start(c, pools, readmitted, capacity, step_count, open_days, start_row, sta
     # processes made in Model.__init__: capacity schedules and door schedules, then day 0
     for k in range(n_services):
         if step_count[k] > 1:
-            _push(ht, hk, c, 0.0, URGENT, EV_CAPACITY, k, 0)
+            push(ht, hk, c, 0.0, URGENT, EV_CAPACITY, k, 0)
         has_closed_day = False
         for d in range(7):
             if not open_days[k, d]:
                 has_closed_day = True
         if has_closed_day:
-            _push(ht, hk, c, 0.0, URGENT, EV_OPENING, k, 0)
+            push(ht, hk, c, 0.0, URGENT, EV_OPENING, k, 0)
     for j in range(start_row.shape[0]):
         row, kind, code = start_row[j], start_kind[j], start_code[j]
         ep = c[C_EPISODES]
         c[C_EPISODES] += 1
-        if kind == 0 or code == 0:
-            pools[0, Q_BUSY] += 1
-            pid = _process(pi, pf, free, c, A_INIT, row, ep, ep)
-            pi[pid, P_KIND] = K_QUEUED if kind == 0 else K_IN_TREATMENT
-            if kind == 0:
+        if kind == START_QUEUED or code == ACUTE:
+            pools[ACUTE, Q_BUSY] += 1
+            pid = new_process(pi, pf, free, c, A_INIT, row, ep, ep)
+            pi[pid, P_KIND] = K_QUEUED if kind == START_QUEUED else K_IN_TREATMENT
+            if kind == START_QUEUED:
                 pi[pid, P_QUEUED_FOR] = code
-            _push(ht, hk, c, 0.0, URGENT, EV_RESUME, pid, pi[pid, P_GEN])
+            push(ht, hk, c, 0.0, URGENT, EV_RESUME, pid, pi[pid, P_GEN])
         else:
             pools[code, Q_BUSY] += 1
-            pid = _process(pi, pf, free, c, ALREADY_IN, row, ep, ep)
+            pid = new_process(pi, pf, free, c, ALREADY_IN, row, ep, ep)
             pi[pid, P_CODE] = code
-            pi[pid, P_VISIT] = _visit(
+            pi[pid, P_VISIT] = new_visit(
                 visits, c, ep, ep, code, 0.0, np.nan, np.nan, OPEN, pathway[row], group[row]
             )
             if stay[row, code] < horizon:
-                _push(ht, hk, c, stay[row, code], NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
+                push(ht, hk, c, stay[row, code], NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
 
 
 @numba.njit(cache=True)
@@ -358,8 +248,8 @@ def _loop(
     admit_ep = admit_person = 0
     now = 0.0
     while c[C_STATUS] == OK:
-        next_arrival = arrival_time[k_arrival] if k_arrival < n_arrivals else _INF
-        next_event = ht[0] if c[C_HEAP] > 0 else _INF
+        next_arrival = arrival_time[k_arrival] if k_arrival < n_arrivals else INF
+        next_event = ht[0] if c[C_HEAP] > 0 else INF
         pid = -1
         if next_arrival <= next_event:
             if next_arrival >= until:
@@ -369,13 +259,13 @@ def _loop(
             k_arrival += 1
             ep = c[C_EPISODES]
             c[C_EPISODES] += 1
-            if kind == -1:
+            if kind == ARRIVE_FRONT_DOOR:
                 admit_row, admit_ep, admit_person = row, ep, ep
-            elif kind == -2:
-                pid = _process(pi, pf, free, c, A_INIT, row, ep, ep)
+            elif kind == ARRIVE_READY:
+                pid = new_process(pi, pf, free, c, A_INIT, row, ep, ep)
                 pi[pid, P_KIND] = K_READY
             else:
-                pid = _process(pi, pf, free, c, R_INIT, row, ep, ep)
+                pid = new_process(pi, pf, free, c, R_INIT, row, ep, ep)
                 pi[pid, P_CODE] = kind
         else:
             if next_event >= until:
@@ -383,32 +273,32 @@ def _loop(
             now = ht[0]
             payload = hk[0, 1]
             ev_kind, a, b = payload & 15, payload >> 24, (payload >> 4) & B_MASK
-            _pop(ht, hk, c)
+            pop(ht, hk, c)
             if ev_kind == EV_RESUME:
                 if (pi[a, P_GEN] & B_MASK) == b:
                     pid = a
             elif ev_kind == EV_HOP:  # a condition fires once, then resumes its process
                 if (pi[a, P_GEN] & B_MASK) == b and not pi[a, P_FIRED]:
                     pi[a, P_FIRED] = 1
-                    _push(ht, hk, c, now, NORMAL, EV_RESUME, a, b)
+                    push(ht, hk, c, now, NORMAL, EV_RESUME, a, b)
             elif ev_kind == EV_RELEASE:  # a place whose release was known when it was taken
-                _release(a, pools, nodes, pi, ht, hk, c, now)
+                release(a, pools, nodes, pi, ht, hk, c, now)
             elif ev_kind == EV_CAPACITY:
                 first, count = step_first[a], step_count[a]
                 if b > 0:
                     pools[a, Q_CAP] = step_capacity[first + b]
-                    _hand_over(a, pools, nodes, pi, ht, hk, c, now)
+                    hand_over(a, pools, nodes, pi, ht, hk, c, now)
                 if b + 1 < count:
                     day = step_day[first + b + 1]
-                    _push(ht, hk, c, now + (day - now), NORMAL, EV_CAPACITY, a, b + 1)
+                    push(ht, hk, c, now + (day - now), NORMAL, EV_CAPACITY, a, b + 1)
             elif ev_kind == EV_OPENING:
                 if b < horizon:
                     is_open = 1 if open_days[a, (first_weekday + b) % 7] else 0
                     if is_open != pools[a, Q_OPEN]:
                         pools[a, Q_OPEN] = is_open
                         if is_open:
-                            _hand_over(a, pools, nodes, pi, ht, hk, c, now)
-                    _push(ht, hk, c, now + ((b + 1) - now), NORMAL, EV_OPENING, a, b + 1)
+                            hand_over(a, pools, nodes, pi, ht, hk, c, now)
+                    push(ht, hk, c, now + ((b + 1) - now), NORMAL, EV_OPENING, a, b + 1)
             else:  # EV_READMIT: a new acute episode for person a of group b
                 k = readmitted[b]
                 if k >= readmit_rows[b]:
@@ -431,9 +321,18 @@ def _loop(
                     if state == A_INIT:
                         kind = pi[pid, P_KIND]
                         if kind == K_FRONT_DOOR or kind == K_READY:
-                            if not _request(0, pid, pools, nodes, pi, c):
-                                pi[pid, P_WAIT] = _wait(
-                                    waits, c, ep, person, FRONT_DOOR, 0, -1, -1, now, np.nan
+                            if not request(ACUTE, pid, pools, nodes, pi, c):
+                                pi[pid, P_WAIT] = new_wait(
+                                    waits,
+                                    c,
+                                    ep,
+                                    person,
+                                    FRONT_DOOR,
+                                    ACUTE,
+                                    NO_CODE,
+                                    NO_CODE,
+                                    now,
+                                    np.nan,
                                 )
                                 pi[pid, P_COND] = 0
                                 state = A_BOARDED
@@ -443,11 +342,13 @@ def _loop(
                         continue
                     elif state == A_BOARDED:
                         if pi[pid, P_WAIT] >= 0:
-                            waits[7, pi[pid, P_WAIT]] = now
+                            waits[W_END, pi[pid, P_WAIT]] = now
                         kind = pi[pid, P_KIND]
                         p = pathway[row]
                         pi[pid, P_PATHWAY] = p
-                        vi = _visit(visits, c, ep, person, 0, now, np.nan, np.nan, OPEN, p, g)
+                        vi = new_visit(
+                            visits, c, ep, person, ACUTE, now, np.nan, np.nan, OPEN, p, g
+                        )
                         pi[pid, P_VISIT] = vi
                         treat = (
                             treatment[row]
@@ -455,12 +356,12 @@ def _loop(
                             else 0.0
                         )
                         if treat > 0 and dies[row]:
-                            _push(ht, hk, c, now + treat, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
+                            push(ht, hk, c, now + treat, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
                             pf[pid, F_T_READY] = -1.0  # marks death
                             state = A_TREATED_OR_DIED
                             break
                         t_ready = now + treat
-                        visits[4, vi] = t_ready
+                        visits[V_READY, vi] = t_ready
                         pf[pid, F_T_READY] = t_ready
                         queued_for = pi[pid, P_QUEUED_FOR]
                         pi[pid, P_TARGET] = to[p, g] if queued_for < 0 else queued_for
@@ -470,12 +371,12 @@ def _loop(
                         pi[pid, P_D2A] = 0
                         proc = process[row] if queued_for < 0 else 0.0
                         if proc > 0:
-                            _wait(
+                            new_wait(
                                 waits,
                                 c,
                                 ep,
                                 person,
-                                0,
+                                ACUTE,
                                 PROCESS,
                                 proc_wait[p, 0],
                                 proc_wait[p, 1],
@@ -483,7 +384,7 @@ def _loop(
                                 now + (treat + proc),
                             )
                         if treat + proc > 0:
-                            _push(
+                            push(
                                 ht,
                                 hk,
                                 c,
@@ -500,9 +401,9 @@ def _loop(
                     elif state == A_TREATED_OR_DIED:
                         if pf[pid, F_T_READY] < 0:  # died in hospital
                             vi = pi[pid, P_VISIT]
-                            visits[4, vi] = visits[5, vi] = now
-                            visits[6, vi] = DEATH
-                            _release(0, pools, nodes, pi, ht, hk, c, now)
+                            visits[V_READY, vi] = visits[V_LEAVE, vi] = now
+                            visits[V_OUTCOME, vi] = DEATH
+                            release(ACUTE, pools, nodes, pi, ht, hk, c, now)
                             state = END
                             break
                         state = A_AFTER_TREATMENT
@@ -515,14 +416,14 @@ def _loop(
                                 pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
                             if not pi[pid, P_ASSESSED]:
                                 pi[pid, P_ASSESSED] = 1
-                                pi[pid, P_DELAYS], pi[pid, P_PLACE] = 1, 0
+                                pi[pid, P_DELAYS], pi[pid, P_PLACE] = 1, ACUTE
                                 state = AS_START
                                 continue
                         state = A_TARGET_LOOP
                         continue
                     elif state == AS_START or state == AS_INIT:
                         if pi[pid, P_DELAYS]:
-                            pi[pid, P_WAIT_AS] = _wait(
+                            pi[pid, P_WAIT_AS] = new_wait(
                                 waits,
                                 c,
                                 ep,
@@ -534,14 +435,14 @@ def _loop(
                                 now,
                                 np.nan,
                             )
-                        if not _request(assessment, pid, pools, nodes, pi, c):
+                        if not request(assessment, pid, pools, nodes, pi, c):
                             pi[pid, P_COND] = 0
                             state = AS_GRANTED
                             break
                         state = AS_GRANTED
                         continue
                     elif state == AS_GRANTED:
-                        pi[pid, P_VISIT_AS] = _visit(
+                        pi[pid, P_VISIT_AS] = new_visit(
                             visits,
                             c,
                             ep,
@@ -554,95 +455,68 @@ def _loop(
                             pathway[row],
                             g,
                         )
-                        _push(ht, hk, c, now + assess[row], NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
+                        push(ht, hk, c, now + assess[row], NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
                         state = AS_DONE
                         break
                     elif state == AS_DONE:
-                        _release(assessment, pools, nodes, pi, ht, hk, c, now)
+                        release(assessment, pools, nodes, pi, ht, hk, c, now)
                         va = pi[pid, P_VISIT_AS]
-                        visits[4, va] = visits[5, va] = now
+                        visits[V_READY, va] = visits[V_LEAVE, va] = now
                         delays = pi[pid, P_DELAYS]
-                        visits[6, va] = pi[pid, P_PLACE] if delays else HOME
+                        visits[V_OUTCOME, va] = pi[pid, P_PLACE] if delays else HOME
                         if pi[pid, P_WAIT_AS] >= 0:
-                            waits[7, pi[pid, P_WAIT_AS]] = now
+                            waits[W_END, pi[pid, P_WAIT_AS]] = now
                         state = A_TARGET_LOOP if delays else END
                         if not delays:
                             break
                         continue
-                    elif state == A_TARGET_LOOP:
+                    elif state == A_TARGET_LOOP:  # wait for the next setting, holding the bed
                         target = pi[pid, P_TARGET]
                         if target < 0:
                             state = A_LEAVE
                             continue
-                        target, waiting = _place(target, pid, pools, nodes, pi, c, when_full,
-                                                 turned, ep, person, 0, now)  # fmt: skip
+                        target, waiting = ask_place(target, pid, pools, nodes, pi, c, when_full,
+                                                    turned, ep, person, ACUTE, now)  # fmt: skip
                         pi[pid, P_TARGET] = target
                         if not waiting:
                             state = A_LEAVE
                             continue
-                        pi[pid, P_WAIT] = _wait(
-                            waits,
-                            c,
-                            ep,
-                            person,
-                            0,
-                            target,
-                            wait_code[target, 0],
-                            wait_code[target, 1],
-                            now,
-                            np.nan,
-                        )
                         p = pi[pid, P_PATHWAY]
-                        at = _INF
+                        at = INF  # need may escalate while delayed
                         if escalate and 1 <= p <= 2:
                             at = pf[pid, F_P_SINCE] + decondition[row, p - 1]
-                        if at < _INF:
-                            pf[pid, F_AT] = at
-                            if at > now:
-                                pi[pid, P_COND], pi[pid, P_FIRED] = 1, 0
-                                _push(
-                                    ht, hk, c, now + (at - now), NORMAL, EV_HOP, pid, pi[pid, P_GEN]
-                                )
-                                state = A_TARGET_OR_ESCALATE
-                                break
-                            state = A_TARGET_OR_ESCALATE
-                            continue
-                        pi[pid, P_COND] = 0
-                        state = A_TARGET_PLAIN
-                        break
-                    elif state == A_TARGET_PLAIN:
-                        waits[7, pi[pid, P_WAIT]] = now
-                        state = A_LEAVE
+                        pf[pid, F_AT] = at
+                        state = A_TARGET_WAITED
+                        if _wait_for_place(pi, waits, ht, hk, c, wait_code, pid, ep, person, ACUTE,
+                                           target, at, now):  # fmt: skip
+                            break
                         continue
-                    elif state == A_TARGET_OR_ESCALATE:
-                        if pi[pid, P_GRANTED]:
-                            waits[7, pi[pid, P_WAIT]] = now
+                    elif state == A_TARGET_WAITED:
+                        if _waited(pid, pi[pid, P_TARGET], pools, nodes, pi, waits, ht, hk, c, now):
                             state = A_LEAVE
                             continue
-                        _cancel(pi[pid, P_TARGET], pid, pools, nodes, pi, ht, hk, c, now)
-                        waits[7, pi[pid, P_WAIT]] = now
-                        p = pi[pid, P_PATHWAY] + 1
+                        p = pi[pid, P_PATHWAY] + 1  # escalated: the next pathway's setting
                         pi[pid, P_PATHWAY] = p
                         pf[pid, F_P_SINCE] = pf[pid, F_AT]
-                        visits[7, pi[pid, P_VISIT]] = p
+                        visits[V_PATHWAY, pi[pid, P_VISIT]] = p
                         pi[pid, P_TARGET] = to[p, g]
                         if not pi[pid, P_ASSESSED]:
                             pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
                         state = A_TARGET_LOOP
                         continue
                     elif state == A_LEAVE:
-                        _release(0, pools, nodes, pi, ht, hk, c, now)
+                        release(ACUTE, pools, nodes, pi, ht, hk, c, now)
                         vi = pi[pid, P_VISIT]
                         target = pi[pid, P_TARGET]
-                        visits[5, vi] = now
-                        visits[6, vi] = target
-                        deadline = _INF
+                        visits[V_LEAVE, vi] = now
+                        visits[V_OUTCOME, vi] = target
+                        deadline = INF
                         if u_readmit[row] < readmit_p[pi[pid, P_PATHWAY]]:
                             deadline = now + readmit_delay[row]
                         pf[pid, F_DEADLINE] = deadline
                         if target < 0:  # home, or lost (out of the model: no readmission)
                             if target == HOME and deadline < horizon:
-                                _readmit_at(ht, hk, c, now, deadline, person, g)
+                                readmit_at(ht, hk, c, now, deadline, person, g)
                             state = END
                             break
                         pi[pid, P_CODE] = target
@@ -650,18 +524,18 @@ def _loop(
                         continue
                     elif state == D_ENTER:
                         code = pi[pid, P_CODE]
-                        pi[pid, P_VISIT] = _visit(
+                        pi[pid, P_VISIT] = new_visit(
                             visits, c, ep, person, code, now, np.nan, np.nan, OPEN, pathway[row], g
                         )
                         if pi[pid, P_D2A]:  # assessed here, during the stay, by its own process
                             pi[pid, P_D2A] = 0
-                            q = _process(pi, pf, free, c, AS_INIT, row, ep, person)
+                            q = new_process(pi, pf, free, c, AS_INIT, row, ep, person)
                             pi[q, P_DELAYS], pi[q, P_PLACE] = 0, code
-                            _push(ht, hk, c, now, URGENT, EV_RESUME, q, pi[q, P_GEN])
+                            push(ht, hk, c, now, URGENT, EV_RESUME, q, pi[q, P_GEN])
                         s = stay[row, code]
                         deadline = pf[pid, F_DEADLINE]
                         if now + s >= deadline:
-                            _push(
+                            push(
                                 ht,
                                 hk,
                                 c,
@@ -677,100 +551,67 @@ def _loop(
                         if nxt < 0:  # the last stay (then home or death): known now, so no process
                             end = now + s
                             vi = pi[pid, P_VISIT]
-                            visits[4, vi] = visits[5, vi] = end
-                            visits[6, vi] = nxt
-                            _push(ht, hk, c, end, NORMAL, EV_RELEASE, code, 0)
+                            visits[V_READY, vi] = visits[V_LEAVE, vi] = end
+                            visits[V_OUTCOME, vi] = nxt
+                            push(ht, hk, c, end, NORMAL, EV_RELEASE, code, 0)
                             if nxt == HOME and deadline < horizon:
-                                _readmit_at(ht, hk, c, end, deadline, person, g)
+                                readmit_at(ht, hk, c, end, deadline, person, g)
                             state = END
                             break
-                        _push(ht, hk, c, now + s, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
+                        push(ht, hk, c, now + s, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
                         state = D_STAY_END
                         break
                     elif state == D_DEADLINE:
                         state = D_READMITTED
                         continue
                     elif state == ALREADY_IN:  # the residual stay is over; the process starts now
-                        _push(ht, hk, c, now, URGENT, EV_RESUME, pid, pi[pid, P_GEN])
+                        push(ht, hk, c, now, URGENT, EV_RESUME, pid, pi[pid, P_GEN])
                         state = D_STAY_END
                         break
                     elif state == D_STAY_END:
                         code = pi[pid, P_CODE]
-                        visits[4, pi[pid, P_VISIT]] = now
+                        visits[V_READY, pi[pid, P_VISIT]] = now
                         nxt = route[row, code]
                         waiting = False
                         if nxt >= 0:
-                            nxt, waiting = _place(nxt, pid, pools, nodes, pi, c, when_full,
-                                                  turned, ep, person, code, now)  # fmt: skip
+                            nxt, waiting = ask_place(nxt, pid, pools, nodes, pi, c, when_full,
+                                                     turned, ep, person, code, now)  # fmt: skip
                         pi[pid, P_NEXT] = nxt
-                        if waiting:
-                            pi[pid, P_WAIT] = _wait(
-                                waits,
-                                c,
-                                ep,
-                                person,
-                                code,
-                                nxt,
-                                wait_code[nxt, 0],
-                                wait_code[nxt, 1],
-                                now,
-                                np.nan,
-                            )
-                            deadline = pf[pid, F_DEADLINE]
-                            if deadline < _INF:
-                                pi[pid, P_COND], pi[pid, P_FIRED] = 1, 0
-                                _push(
-                                    ht,
-                                    hk,
-                                    c,
-                                    now + (deadline - now),
-                                    NORMAL,
-                                    EV_HOP,
-                                    pid,
-                                    pi[pid, P_GEN],
-                                )
-                                state = D_NEXT_OR_DEADLINE
+                        state = D_MOVE
+                        if waiting:  # the deadline, if any, is after now (the stay ended first)
+                            state = D_NEXT_WAITED
+                            if _wait_for_place(pi, waits, ht, hk, c, wait_code, pid, ep, person,
+                                               code, nxt, pf[pid, F_DEADLINE], now):  # fmt: skip
                                 break
-                            pi[pid, P_COND] = 0
-                            state = D_NEXT_PLAIN
-                            break
-                        state = D_MOVE
                         continue
-                    elif state == D_NEXT_PLAIN:
-                        waits[7, pi[pid, P_WAIT]] = now
-                        state = D_MOVE
-                        continue
-                    elif state == D_NEXT_OR_DEADLINE:
-                        if pi[pid, P_GRANTED]:
-                            waits[7, pi[pid, P_WAIT]] = now
+                    elif state == D_NEXT_WAITED:
+                        if _waited(pid, pi[pid, P_NEXT], pools, nodes, pi, waits, ht, hk, c, now):
                             state = D_MOVE
-                            continue
-                        _cancel(pi[pid, P_NEXT], pid, pools, nodes, pi, ht, hk, c, now)
-                        waits[7, pi[pid, P_WAIT]] = now
-                        state = D_READMITTED
+                        else:
+                            state = D_READMITTED
                         continue
                     elif state == D_MOVE:
                         code, nxt = pi[pid, P_CODE], pi[pid, P_NEXT]
-                        _release(code, pools, nodes, pi, ht, hk, c, now)
+                        release(code, pools, nodes, pi, ht, hk, c, now)
                         vi = pi[pid, P_VISIT]
-                        visits[5, vi] = now
-                        visits[6, vi] = nxt
+                        visits[V_LEAVE, vi] = now
+                        visits[V_OUTCOME, vi] = nxt
                         if nxt < 0:
                             deadline = pf[pid, F_DEADLINE]
                             if nxt == HOME and deadline < horizon:
-                                _readmit_at(ht, hk, c, now, deadline, person, g)
+                                readmit_at(ht, hk, c, now, deadline, person, g)
                             state = END
                             break
                         pi[pid, P_CODE] = nxt
                         state = D_ENTER
                         continue
                     elif state == D_READMITTED:
-                        _release(pi[pid, P_CODE], pools, nodes, pi, ht, hk, c, now)
+                        release(pi[pid, P_CODE], pools, nodes, pi, ht, hk, c, now)
                         vi = pi[pid, P_VISIT]
-                        if visits[4, vi] != visits[4, vi]:
-                            visits[4, vi] = now
-                        visits[5, vi] = now
-                        visits[6, vi] = READMIT
+                        if visits[V_READY, vi] != visits[V_READY, vi]:
+                            visits[V_READY, vi] = now
+                        visits[V_LEAVE, vi] = now
+                        visits[V_OUTCOME, vi] = READMIT
                         k = readmitted[g]
                         if k >= readmit_rows[g]:
                             c[C_STATUS], c[C_STATUS_ARG] = FULL_READMISSIONS, g
@@ -784,32 +625,21 @@ def _loop(
                         break
                     elif state == R_INIT:
                         code = pi[pid, P_CODE]
-                        code, waiting = _place(code, pid, pools, nodes, pi, c, when_full,
-                                               turned, ep, ep, COMMUNITY, now)  # fmt: skip
+                        code, waiting = ask_place(code, pid, pools, nodes, pi, c, when_full,
+                                                  turned, ep, ep, COMMUNITY, now)  # fmt: skip
                         if code < 0:  # turned away: lost, or home
                             state = END
                             break
                         pi[pid, P_CODE] = code
-                        if waiting:
-                            pi[pid, P_WAIT] = _wait(
-                                waits,
-                                c,
-                                ep,
-                                ep,
-                                COMMUNITY,
-                                code,
-                                wait_code[code, 0],
-                                wait_code[code, 1],
-                                now,
-                                np.nan,
-                            )
-                            pi[pid, P_COND] = 0
-                            state = R_GRANTED
-                            break
                         state = D_ENTER
+                        if waiting:
+                            state = R_GRANTED
+                            _wait_for_place(pi, waits, ht, hk, c, wait_code, pid, ep, ep,
+                                            COMMUNITY, code, INF, now)  # fmt: skip
+                            break
                         continue
                     elif state == R_GRANTED:
-                        waits[7, pi[pid, P_WAIT]] = now
+                        _waited(pid, pi[pid, P_CODE], pools, nodes, pi, waits, ht, hk, c, now)
                         state = D_ENTER
                         continue
                     else:  # END
@@ -822,38 +652,38 @@ def _loop(
             if admit_row >= 0:  # model.Model._admit
                 row, ep, person = admit_row, admit_ep, admit_person
                 admit_row = -1
-                if pathway[row] != 0 or not _take(0, pools):
-                    pid = _process(pi, pf, free, c, A_INIT, row, ep, person)
+                if pathway[row] != 0 or not take(ACUTE, pools):
+                    pid = new_process(pi, pf, free, c, A_INIT, row, ep, person)
                     pi[pid, P_KIND] = K_FRONT_DOOR
                     again = True  # it starts now, as the admission is made
                 else:  # a free bed and pathway 0: the whole stay is known now, no process
                     g = group[row]
                     treat = treatment[row]
                     ready = now + treat
-                    vi = _visit(visits, c, ep, person, 0, now, ready, ready, DEATH, 0, g)
+                    vi = new_visit(visits, c, ep, person, ACUTE, now, ready, ready, DEATH, 0, g)
                     delay = treat
                     if not dies[row]:
                         proc = process[row]
                         delay = treat + proc
                         leave = now + delay
                         if proc > 0:
-                            _wait(
+                            new_wait(
                                 waits,
                                 c,
                                 ep,
                                 person,
-                                0,
+                                ACUTE,
                                 PROCESS,
                                 proc_wait[0, 0],
                                 proc_wait[0, 1],
                                 ready,
                                 leave,
                             )
-                        visits[5, vi] = leave
-                        visits[6, vi] = HOME
+                        visits[V_LEAVE, vi] = leave
+                        visits[V_OUTCOME, vi] = HOME
                         if u_readmit[row] < readmit_p[0]:
                             t = leave + readmit_delay[row]
                             if t < horizon:
-                                _readmit_at(ht, hk, c, now, t, person, g)
-                    _push(ht, hk, c, now + delay, NORMAL, EV_RELEASE, 0, 0)
+                                readmit_at(ht, hk, c, now, t, person, g)
+                    push(ht, hk, c, now + delay, NORMAL, EV_RELEASE, ACUTE, 0)
     return c[C_STATUS], c[C_STATUS_ARG], c[C_VISITS], c[C_WAITS], n_initial, c[C_TURNED]

@@ -18,17 +18,21 @@ import simpy
 from flowsim import patients
 from flowsim.config import System
 from flowsim.engine import Pool, Process, at, run_until
+from flowsim.fields import (
+    ACUTE,
+    NO_CODE,
+    TURNED_FIELDS,
+    V_LEAVE,
+    V_OUTCOME,
+    V_PATHWAY,
+    V_READY,
+    VISIT_FIELDS,
+    W_END,
+    WAIT_FIELDS,
+)
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT
 from flowsim.plan import READMISSION_BLOCK, WAIT, Arrivals, Plan, plan
-from flowsim.records import (
-    TURNED_FIELDS,
-    VISIT_FIELDS,
-    WAIT_FIELDS,
-    Events,
-    Held,
-    close,
-    rows_to_columns,
-)
+from flowsim.records import Events, Held, close, rows_to_columns
 from flowsim.streams import Streams
 from flowsim.tally import DRAW_DAYS, FOLD_DAYS, Measure, Tally, checkpoints
 
@@ -119,11 +123,11 @@ class Model:
             code, what = start.code, start.what
             rows = _Rows(start.cohort)
             for i in range(len(start.cohort)):
-                self.pools[0 if what == "queue" else code].busy += 1
+                self.pools[ACUTE if what == "queue" else code].busy += 1
                 ep = self._new_episode()
                 if what == "queue":
                     Process(self.env, self._acute(rows, i, ep, ep, "queued", code))
-                elif code == 0:
+                elif code == ACUTE:
                     Process(self.env, self._acute(rows, i, ep, ep, "in_treatment"))
                 else:
                     self._already_in(rows, i, ep, code)
@@ -209,7 +213,7 @@ class Model:
         with no new support) needs no process and no event: its whole stay is known on arrival, so
         the bed's release is booked in the pool (``hold_until``). Everyone else gets an ``_acute``
         process."""
-        acute = self.pools[0]
+        acute = self.pools[ACUTE]
         if rows.pathway[i] != 0 or not acute.take():
             Process(self.env, self._acute(rows, i, ep, person, "front_door"), now=True)
             return
@@ -219,7 +223,7 @@ class Model:
         # exact instant the bed is released
         treat = rows.treatment[i]
         ready = now + treat
-        visit = [ep, person, 0, now, ready, ready, DEATH, 0, g]
+        visit = [ep, person, ACUTE, now, ready, ready, DEATH, 0, g]
         delay = treat
         if not rows.dies[i]:
             proc = rows.process[i]
@@ -227,9 +231,9 @@ class Model:
             leave = now + delay
             if proc > 0:
                 reason, resp = self.proc_wait[0]
-                self.waits.append([ep, person, 0, PROCESS, reason, resp, ready, leave])
-            visit[5] = leave
-            visit[6] = HOME
+                self.waits.append([ep, person, ACUTE, PROCESS, reason, resp, ready, leave])
+            visit[V_LEAVE] = leave
+            visit[V_OUTCOME] = HOME
             if rows.u_readmit[i] < self.readmit_p[0]:
                 self._readmit_at(leave + rows.readmit_delay[i], person, g)
         self.visits.append(visit)
@@ -260,7 +264,7 @@ class Model:
             w = [ep, ep, COMMUNITY, code, reason, resp, self.env.now, _NAN]
             self.waits.append(w)
             yield ev
-            w[7] = self.env.now
+            w[W_END] = self.env.now
         onward = self._downstream(rows, i, ep, ep, code, _INF, False)
         rows = None
         yield from onward
@@ -269,29 +273,29 @@ class Model:
         """An acute episode: boarding, treatment, the discharge process, assessment and the wait for
         the next setting (holding the bed), with deconditioning while delayed."""
         env = self.env
-        acute = self.pools[0]
+        acute = self.pools[ACUTE]
         waits = self.waits
         g = rows.group[i]
         p = rows.pathway[i]
         if kind in ("front_door", "ready_to_leave"):
             ev = acute.request()
             if ev is not None:
-                w = [ep, person, FRONT_DOOR, 0, -1, -1, env.now, _NAN]
+                w = [ep, person, FRONT_DOOR, ACUTE, NO_CODE, NO_CODE, env.now, _NAN]
                 waits.append(w)
                 yield ev
-                w[7] = env.now
-        visit = [ep, person, 0, env.now, _NAN, _NAN, OPEN, p, g]
+                w[W_END] = env.now
+        visit = [ep, person, ACUTE, env.now, _NAN, _NAN, OPEN, p, g]
         self.visits.append(visit)
         treat = rows.treatment[i] if kind in ("front_door", "in_treatment") else 0.0
         if treat > 0 and rows.dies[i]:
             yield env.timeout(treat)
-            visit[4] = visit[5] = env.now
-            visit[6] = DEATH
+            visit[V_READY] = visit[V_LEAVE] = env.now
+            visit[V_OUTCOME] = DEATH
             acute.release()
             return
         # treatment and the discharge process in one timeout; times past the horizon are
         # cleared when the events are collected
-        t_ready = visit[4] = env.now + treat
+        t_ready = visit[V_READY] = env.now + treat
         to = self.to
         target = to[p][g] if queued_for < 0 else queued_for
         assessed = not self.needs_assessment[p] or queued_for >= 0
@@ -299,47 +303,49 @@ class Model:
         proc = rows.process[i] if queued_for < 0 else 0.0
         if proc > 0:
             reason, resp = self.proc_wait[p]
-            waits.append([ep, person, 0, PROCESS, reason, resp, t_ready, env.now + (treat + proc)])
+            waits.append(
+                [ep, person, ACUTE, PROCESS, reason, resp, t_ready, env.now + (treat + proc)]
+            )
         if treat + proc > 0:
             yield env.timeout(treat + proc)
         if queued_for < 0:
             if not assessed and self.d2a[p]:
                 d2a, assessed = True, True
             if not assessed:
-                yield from self._assess(rows, i, ep, person, 0)
+                yield from self._assess(rows, i, ep, person, ACUTE)
                 assessed = True
         # wait for the next setting, holding the bed; need may escalate while delayed
         p_since = t_ready
         decondition = rows.decondition[i]
         while target >= 0:
-            target, ev = self._place(target, ep, person, 0)
+            target, ev = self._place(target, ep, person, ACUTE)
             if ev is None:
                 break
             pool = self.pools[target]
             reason, resp = self.wait_code[target]
-            w = [ep, person, 0, target, reason, resp, env.now, _NAN]
+            w = [ep, person, ACUTE, target, reason, resp, env.now, _NAN]
             waits.append(w)
             at = p_since + decondition[p - 1] if self.escalate and 1 <= p <= 2 else _INF
             if at < _INF:
                 if at > env.now:
                     yield ev | env.timeout(at - env.now)
                 if ev.triggered:
-                    w[7] = env.now
+                    w[W_END] = env.now
                     break
                 pool.cancel(ev)
-                w[7] = env.now
+                w[W_END] = env.now
                 p, p_since = p + 1, at
-                visit[7] = p
+                visit[V_PATHWAY] = p
                 target = to[p][g]
                 if not assessed:  # assessed at the destination instead
                     d2a = assessed = True
                 continue
             yield ev
-            w[7] = env.now
+            w[W_END] = env.now
             break
         acute.release()
-        visit[5] = env.now
-        visit[6] = target
+        visit[V_LEAVE] = env.now
+        visit[V_OUTCOME] = target
         deadline = _INF
         if rows.u_readmit[i] < self.readmit_p[p]:
             deadline = env.now + rows.readmit_delay[i]
@@ -370,10 +376,10 @@ class Model:
         self.visits.append(visit)
         yield env.timeout(rows.assess[i])
         pool.release()
-        visit[4] = visit[5] = env.now
-        visit[6] = place if delays else HOME
+        visit[V_READY] = visit[V_LEAVE] = env.now
+        visit[V_OUTCOME] = place if delays else HOME
         if w is not None:
-            w[7] = env.now
+            w[W_END] = env.now
 
     def _downstream(
         self,
@@ -406,8 +412,8 @@ class Model:
                     return self._readmitted(visit, pools[code], person, g)
                 nxt = rows.route[code][i]
                 if nxt < 0:  # the last stay (then home or death): known now, so no event
-                    end = visit[4] = visit[5] = env.now + stay
-                    visit[6] = nxt
+                    end = visit[V_READY] = visit[V_LEAVE] = env.now + stay
+                    visit[V_OUTCOME] = nxt
                     pools[code].hold_until(end)
                     if nxt == HOME and deadline < _INF:
                         self._readmit_at(deadline, person, g, since=end)
@@ -415,7 +421,7 @@ class Model:
                 if stay > FOLD_DAYS:
                     rows, i = rows.one(i), 0
                 yield env.timeout(stay)
-            visit[4] = env.now
+            visit[V_READY] = env.now
             nxt = rows.route[code][i]
             if nxt >= 0:
                 nxt, ev = self._place(nxt, ep, person, code)
@@ -427,14 +433,14 @@ class Model:
                         yield ev | env.timeout(deadline - env.now)
                         if not ev.triggered:
                             pools[nxt].cancel(ev)
-                            w[7] = env.now
+                            w[W_END] = env.now
                             return self._readmitted(visit, pools[code], person, g)
                     else:
                         yield ev
-                    w[7] = env.now
+                    w[W_END] = env.now
             pools[code].release()
-            visit[5] = env.now
-            visit[6] = nxt
+            visit[V_LEAVE] = env.now
+            visit[V_OUTCOME] = nxt
             if nxt < 0:
                 if nxt == HOME and deadline < _INF:
                     self._readmit_at(deadline, person, g)
@@ -446,9 +452,9 @@ class Model:
 
     def _readmitted(self, visit: list, pool: Pool, person: int, g: int) -> None:
         pool.release()
-        visit[4] = visit[4] if visit[4] == visit[4] else self.env.now
-        visit[5] = self.env.now
-        visit[6] = READMIT
+        visit[V_READY] = visit[V_READY] if visit[V_READY] == visit[V_READY] else self.env.now
+        visit[V_LEAVE] = self.env.now
+        visit[V_OUTCOME] = READMIT
         self._readmit(person, g)
 
     def _readmit_at(self, t: float, person: int, g: int, since: float | None = None) -> None:

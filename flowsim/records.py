@@ -19,27 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from flowsim.fields import TIMES, TURNED_FIELDS, VISIT_FIELDS, WAIT_FIELDS  # noqa: F401 (records.X)
 from flowsim.patients import OPEN, Layout
 from flowsim.plan import Plan
 from flowsim.tally import Tally
-
-VISIT_FIELDS = (
-    "episode",
-    "person",
-    "service",
-    "enter",
-    "ready",
-    "leave",
-    "outcome",
-    "pathway",
-    "group",
-)
-WAIT_FIELDS = ("episode", "person", "place", "waits_for", "reason", "responsible", "start", "end")
-TURNED_FIELDS = ("episode", "person", "place", "service", "to", "time")
-"""A person turned away by a full service (``config.Service.when_full``): where they were (a
-service, or ``COMMUNITY``), the service that was full, where its rule sent them (another
-service, ``HOME`` or ``LOST``) and when. Finished as soon as it is made."""
-_TIMES = ("enter", "ready", "leave", "start", "end", "time")
 
 
 @dataclass
@@ -93,7 +76,7 @@ def close(
 def columns(arr: np.ndarray, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
     """A float64 table (one column per field) as named columns; codes as int64."""
     return {
-        f: arr[:, j] if f in _TIMES else arr[:, j].astype(np.int64) for j, f in enumerate(fields)
+        f: arr[:, j] if f in TIMES else arr[:, j].astype(np.int64) for j, f in enumerate(fields)
     }
 
 

@@ -18,7 +18,7 @@ MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 
 CORE = {
     "config", "network", "streams", "distributions", "kernels", "patients", "plan", "engine",
-    "model", "records", "tally", "compiled", "arrays", "eventloop",
+    "model", "records", "tally", "compiled", "arrays", "eventloop", "fields", "loopstate",
 }  # fmt: skip
 """The simulation core: a replication from a validated config to its tally."""
 REPORT = {"report", "figures", "deck", "workbook", "provenance", "outputs", "wording"}
