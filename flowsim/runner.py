@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from flowsim import model, results
-from flowsim.config import Config, ConfigError, read_rates_csv
+from flowsim import model, patients, results
+from flowsim.config import Config, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,8 @@ def expected_arrivals(config: Config) -> float:
         if arrival.rate_per_day is not None:
             mean_factor = (sum(arrival.day_of_week) / 7) * (sum(arrival.month) / 12)
             total += arrival.rate_per_day * mean_factor * H
-        else:
-            rates = read_rates_csv(arrival.rates_csv)
-            first = min(rates)
-            total += sum(r for d, r in rates.items() if (d - first).days < H)
+        else:  # the dated rates from start_date, as the run reads them (they cover H)
+            total += float(patients.rates_by_day(arrival, system.start_date, math.ceil(H)).sum())
     total += sum(s.start_occupancy + s.start_queue for s in system.services.values())
     return total
 
