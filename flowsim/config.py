@@ -12,7 +12,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -23,6 +23,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from flowsim.network import ROLES, check_network
 
 REASONS = ("A", "B", "C", "Di", "Dii", "E", "F", "G", "H", "I")
 """DTOC reason codes (NHS England monthly statistics); see DOMAIN.md section 2."""
@@ -40,16 +42,10 @@ REASON_NAMES = {
 }
 RESPONSIBLE = ("nhs", "social_care", "both")
 PATHWAYS = ("P0", "P1", "P2", "P3")
-EXITS = ("home", "death")
-"""Places a patient can leave the modelled system to."""
-WHEN_FULL = ("wait", "lost", "home")
-"""``Service.when_full`` rules other than naming a service to overflow to."""
-Role = Literal["acute", "assessment", "reablement", "step_down", "home_care", "care_home", "other"]
+Role = Literal[ROLES]
 """What a service is to the model and its KPIs (``Service.role``)."""
-ROLES: tuple[str, ...] = get_args(Role)
 AWAY_ROLES = ("acute", "step_down", "care_home", "other")
 """Roles of places where someone is not at home (``home_at_91_days_rate``)."""
-PROBABILITY_TOLERANCE = 1e-6
 MAX_CAPACITY = 1_000_000
 """The most places a service may have (no real service has a million). Both engines count places
 in 64-bit integers; a larger number is a typing slip. A service with no limit says ``unlimited``."""
@@ -376,8 +372,6 @@ class System(Strict):
 
     @model_validator(mode="after")
     def _network(self) -> System:
-        from flowsim.network import check_network  # the rules that span fields: network.py
-
         check_network(self)
         return self
 
@@ -406,8 +400,8 @@ class Investment(Strict):
     Exactly one of ``add`` (units, e.g. places), ``budget_gbp`` (turned into whole units through
     ``cost_gbp_per_unit_year`` over the funded days) or ``multiply``. Days count from the end of
     the warm-up. Cost: units x days x ``cost_gbp_per_unit_year`` / 365, plus ``cost_gbp_per_year``
-    x days / 365, charged to ``funder``. ``units``, ``start_time`` and ``end_time`` are filled in
-    when the scenario is applied (absolute simulation days).
+    x days / 365, charged to ``funder``. What it buys over which simulation days is resolved by
+    ``investments.resolve``.
     """
 
     lever: str
@@ -421,9 +415,6 @@ class Investment(Strict):
     cost_gbp_per_year: NonNegativeFloat = 0.0
     price_year: str = ""
     source: str = ""
-    units: float | None = None
-    start_time: float | None = None
-    end_time: float | None = None
 
     @model_validator(mode="after")
     def _one_change(self) -> Investment:

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flowsim.config import EXITS, PROBABILITY_TOLERANCE, ROLES, WHEN_FULL
-
 if TYPE_CHECKING:
     from flowsim.config import System
+
+
+ROLES = ("acute", "assessment", "reablement", "step_down", "home_care", "care_home", "other")
+"""What a service can be to the model and its KPIs (``config.Service.role``)."""
+EXITS = ("home", "death")
+"""Places a patient can leave the modelled system to."""
+WHEN_FULL = ("wait", "lost", "home")
+"""``Service.when_full`` rules other than naming a service to overflow to."""
+PROBABILITY_TOLERANCE = 1e-6
 
 
 def _close_to_one(total: float) -> bool:

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from flowsim import investments
 from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, Config
 from flowsim.patients import DEATH, HOME, LOST, OPEN, READMIT
 from flowsim.tally import OUTCOME_SHIFT, Measure, Tally, replay
@@ -110,17 +111,14 @@ def capacity_integral(steps: list[tuple[float, int]], a, b):
 
 
 def measure(config: Config) -> Measure:
-    """What the tables of ``config`` need tallied: the warm-up, and the investments that buy
-    capacity in each service (their places are costed once, by the investment)."""
-    from flowsim.scenarios import capacity_service
-
-    bought: dict[str, list] = {}
-    for inv in config.scenario.investments:
-        service = capacity_service(inv.lever)
-        if service is not None:
-            bought.setdefault(service, []).append(inv)
-    return Measure(warmup=float(config.run.warmup_days), bought=bought,
-                   keep=bool(config.run.patient_log))  # fmt: skip
+    """What the tables of ``config`` (scenario applied) need tallied: the warm-up, and the own
+    places of each service where an investment bought more (``investments.own_places``: the
+    bought places are costed once, by the investment)."""
+    own = {
+        s: investments.own_places(config.system.services[s].capacity_steps(), bought)
+        for s, bought in investments.by_service(investments.of(config)).items()
+    }
+    return Measure(warmup=float(config.run.warmup_days), own=own, keep=bool(config.run.patient_log))
 
 
 def measures(ev: Events, config: Config) -> Tally:
@@ -129,7 +127,7 @@ def measures(ev: Events, config: Config) -> Tally:
     want = measure(config)
     if ev.tally is not None:
         got = ev.tally.measure
-        if got.warmup != want.warmup or got.bought != want.bought:
+        if got.warmup != want.warmup or got.own != want.own:
             raise ValueError(
                 "these events were tallied for another warm-up or another scenario's investments"
             )
@@ -190,27 +188,22 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
         elif rule != "wait":
             out[f"overflow_{s}"] = int(t.window_overflow[code])
 
-    # capacity bought by an investment is costed by the investment, not again by the service
-    from flowsim.scenarios import investment_costs, organisation
-
-    invest = investment_costs(config, W, H)
+    # a service is costed for its own places; the places an investment bought, by the investment
+    own = t.measure.own
     org = {"nhs": 0.0, "social_care": 0.0, "other": 0.0}
     for code, s in enumerate(lay.services):
         svc = system.services[s]
-        place_days = capacity_integral(ev.capacity_steps[code], W, H) - invest.get(
-            f"_place_days_{s}", 0.0
-        )
-        occupied = t.window_base[code] if code in t.bought else t.window_occupied[code]
+        place_days = capacity_integral(own.get(s, ev.capacity_steps[code]), W, H)
+        occupied = t.window_own[code] if s in own else t.window_occupied[code]
         cost = svc.cost_per_occupied_day_gbp * float(occupied)
         cost += svc.cost_per_capacity_day_gbp * place_days
         out[f"cost_{s}_gbp"] = cost
         org[svc.paid_by] += cost
     out["investment_cost_gbp"] = 0.0
-    for funder, cost in invest.items():
-        if not funder.startswith("_"):
-            out[f"investment_cost_{funder}_gbp"] = cost
-            out["investment_cost_gbp"] += cost
-            org[organisation(funder)] += cost
+    for funder, cost in investments.costs(investments.of(config), W, H).items():
+        out[f"investment_cost_{funder}_gbp"] = cost
+        out["investment_cost_gbp"] += cost
+        org[investments.organisation(funder)] += cost
     out["acute_bed_days"] = out["acute_occupancy_mean"] * L
     out["cost_nhs_gbp"] = org["nhs"]
     out["cost_social_care_gbp"] = org["social_care"]

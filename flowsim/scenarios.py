@@ -1,12 +1,8 @@
 """What-if scenarios: apply a scenario's changes and investments to a system, and compare
 scenarios with the baseline using common random numbers (paired differences).
 
-Investment days count from the end of the warm-up: ``start_day: 0`` is the first measured day.
-An investment with ``start_day: 0`` and no ``end_day`` is permanent: it is in place from the start
-of the run, warm-up included (costs are still counted over the measured window only).
-A capacity lever (``services.<name>.capacity``) with ``start_day``/``end_day`` adds places for that
-window only: when the money stops the places go, and people already in them finish their stay.
-Any other numeric lever changes for the whole run.
+What an investment buys, over which days and at what cost, is resolved in ``investments.py``;
+``apply`` moves the levers accordingly.
 """
 
 from __future__ import annotations
@@ -18,20 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flowsim.config import Config, ConfigError, Investment, Scenario, read_yaml, validate
+from flowsim import investments
+from flowsim.config import Config, ConfigError, Scenario, read_yaml, validate
 from flowsim.uncertainty import POOLED, interval, pooled, t_quantile
-
-FUNDER_ORGANISATION = {
-    "ibcf": "social_care",
-    "council": "social_care",
-    "social_care": "social_care",
-    "bcf": "social_care",
-    "nhs": "nhs",
-    "icb": "nhs",
-    "trust": "nhs",
-}
-"""Which organisation's costs an investment is counted in (iBCF is a grant to councils)."""
-
 
 COMPARED = (
     ("delayed_bed_days", "Delayed bed days"),
@@ -45,10 +30,6 @@ COMPARED = (
     ("cost_per_delayed_bed_day_avoided_gbp", "Net cost per delayed bed day avoided"),
 )
 """The KPIs of a comparison that the CLI prints and the summit pack shows, with labels."""
-
-
-def organisation(funder: str) -> str:
-    return FUNDER_ORGANISATION.get(funder, "other")
 
 
 def _get(tree: dict, path: list[str], where: str) -> Any:
@@ -67,52 +48,23 @@ def _set(tree: dict, path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def capacity_service(lever: str) -> str | None:
-    """The service whose capacity a lever moves (``services.<name>.capacity``), else None."""
-    parts = lever.split(".")
-    if len(parts) == 3 and parts[0] == "services" and parts[2] == "capacity":
-        return parts[1]
-    return None
-
-
-def _units(inv: Investment, where: str, window_days: float) -> float:
-    """Units bought: the fixed ``add`` or what ``budget_gbp`` buys over the funded days."""
-    if inv.add is not None:
-        return float(inv.add)
-    if inv.multiply is not None:
-        return 0.0  # a multiplied parameter buys no units; its cost is cost_gbp_per_year
-    if inv.cost_gbp_per_unit_year <= 0:
-        raise ConfigError(f"{where}.cost_gbp_per_unit_year: a budget needs a unit cost > 0")
-    days = (inv.end_day if inv.end_day is not None else window_days) - inv.start_day
-    return float(math.floor(inv.budget_gbp / (inv.cost_gbp_per_unit_year * days / 365.0)))
-
-
 def apply(config: Config) -> Config:
-    """The config with its scenario applied to the system (validated again).
-
-    Sets each investment's resolved ``units`` and absolute simulation days (``start_time``,
-    ``end_time``), used by the model (capacity schedules) and by the cost accounting.
-    """
+    """The config with its scenario applied to the system (validated again): its ``changes``
+    set, and its investments' levers moved as ``investments.resolve`` resolves them (a capacity
+    investment adds places to the service's capacity schedule over its funded days)."""
     scenario = config.scenario
     raw = config.model_dump(mode="json")
     system = raw["system"]
-    W, H = config.run.warmup_days, config.run.horizon_days
     for path, value in scenario.changes.items():
         where = f"scenario.changes.{path}"
         _get(system, path.split("."), where)
         _set(system, path.split("."), value)
-    resolved = []
-    for k, inv in enumerate(scenario.investments):
+    bought = investments.of(config)
+    for k, (inv, got) in enumerate(zip(scenario.investments, bought)):
         where = f"scenario.investments.{k}"
         path = inv.lever.split(".")
         current = _get(system, path, f"{where}.lever")
-        units = _units(inv, where, H - W)
-        permanent = inv.start_day == 0 and inv.end_day is None
-        start = 0.0 if permanent else W + inv.start_day
-        end = min(H, W + inv.end_day) if inv.end_day is not None else H
-        if start >= H:
-            raise ConfigError(f"{where}.start_day: starts after the horizon")
-        service = capacity_service(inv.lever)
+        service = got.service
         if service is not None:
             current_cap = system["services"][service]["capacity"]  # earlier changes included
             if current_cap == "unlimited":
@@ -125,7 +77,8 @@ def apply(config: Config) -> Config:
                 else [(0.0, int(current_cap))]
             )
             system["services"][service]["capacity"] = [
-                {"from_day": d, "capacity": c} for d, c in add_window(steps, units, start, end)
+                {"from_day": d, "capacity": c}
+                for d, c in investments.add_window(steps, got.units, got.start, got.end)
             ]
         else:
             if not isinstance(current, int | float) or isinstance(current, bool):
@@ -136,50 +89,12 @@ def apply(config: Config) -> Config:
                     f"{where}.{field}: only capacity levers can be time-limited; "
                     f"system.{inv.lever} changes for the whole run"
                 )
-            value = current * inv.multiply if inv.multiply is not None else current + units
+            value = current * inv.multiply if inv.multiply is not None else current + got.units
             _set(system, path, type(current)(value) if isinstance(current, int) else value)
-        resolved.append(
-            inv.model_copy(update={"units": units, "start_time": start, "end_time": end})
-        )
-    raw["scenario"]["investments"] = [r.model_dump(mode="json") for r in resolved]
     try:
         return validate(raw)
     except ConfigError as err:
         raise ConfigError(f"scenario {scenario.name!r} makes the system invalid:\n{err}") from None
-
-
-def add_window(
-    steps: list[tuple[float, int]], units: float, start: float, end: float
-) -> list[tuple[float, int]]:
-    """A capacity schedule with ``units`` more places on ``[start, end)``."""
-    add = int(round(units))
-    points = sorted({d for d, _ in steps} | {start, end})
-    out: list[tuple[float, int]] = []
-    for d in points:
-        base = [c for day, c in steps if day <= d][-1]
-        cap = max(0, base + add) if start <= d < end else base
-        if not out or out[-1][1] != cap:
-            out.append((float(d), int(cap)))
-    return out
-
-
-def investment_costs(config: Config, a: float, b: float) -> dict[str, float]:
-    """Cost of each funder's investments over ``[a, b)``: units x days x unit cost / 365 plus any
-    flat yearly cost, and the place-days of capacity they bought per service."""
-    out: dict[str, float] = {}
-    for inv in config.scenario.investments:
-        if inv.start_time is None:
-            continue
-        days = max(0.0, min(b, inv.end_time) - max(a, inv.start_time))
-        cost = (abs(inv.units or 0.0) * inv.cost_gbp_per_unit_year + inv.cost_gbp_per_year) * (
-            days / 365.0
-        )
-        out[inv.funder] = out.get(inv.funder, 0.0) + cost
-        service = capacity_service(inv.lever)
-        if service is not None:
-            key = f"_place_days_{service}"
-            out[key] = out.get(key, 0.0) + (inv.units or 0.0) * days
-    return out
 
 
 # -- comparison -------------------------------------------------------------------------------

@@ -43,12 +43,13 @@ HOME_CHECK_DAYS = 91.0
 
 @dataclass(frozen=True)
 class Measure:
-    """What a run is tallied for: the warm-up (the window is [warmup, horizon)), the investments
-    that buy capacity in each service (by service name), and whether to keep every record too
-    (for the patient log)."""
+    """What a run is tallied for: the warm-up (the window is [warmup, horizon)), the capacity
+    schedule of each service's own places where an investment bought more
+    (``investments.own_places``; by service name: occupancy within them is what the service is
+    costed for), and whether to keep every record too (for the patient log)."""
 
     warmup: float = 0.0
-    bought: dict = field(default_factory=dict)
+    own: dict = field(default_factory=dict)
     keep: bool = False
 
 
@@ -58,13 +59,11 @@ def checkpoints(horizon: float) -> list[float]:
     return [FOLD_DAYS * (k + 1) for k in range(n)] + [float(horizon)]
 
 
-def occupied_within_base(
-    enter: np.ndarray, leave: np.ndarray, steps: list[tuple[float, int]], bought, a: float, b: float
+def occupied_within(
+    enter: np.ndarray, leave: np.ndarray, steps: list[tuple[float, int]], a: float, b: float
 ) -> float:
-    """Integral over [a, b) of min(occupancy, capacity not bought by an investment).
-
-    The base capacity at t is the capacity in force minus the units of investments active at t.
-    """
+    """Integral over [a, b) of min(occupancy, capacity of the schedule ``steps``): the place-days
+    of stays [enter, leave) that fall within those places."""
     times = np.concatenate([enter, leave, [a, b]])
     delta = np.concatenate([np.ones(enter.size), -np.ones(leave.size), [0.0, 0.0]])
     order = np.argsort(times, kind="stable")
@@ -75,18 +74,16 @@ def occupied_within_base(
     mid = (lo + hi) / 2
     step_days = np.array([d for d, _ in steps])
     caps = np.array([c for _, c in steps], dtype=float)
-    base = caps[np.searchsorted(step_days, mid, side="right") - 1]
-    for inv in bought:
-        base -= np.where((mid >= inv.start_time) & (mid < inv.end_time), inv.units, 0.0)
-    return float(np.sum(np.minimum(occ[:-1], np.maximum(base, 0.0)) * days))
+    places = caps[np.searchsorted(step_days, mid, side="right") - 1]
+    return float(np.sum(np.minimum(occ[:-1], np.maximum(places, 0.0)) * days))
 
 
 class Tally:
     """The sums of one replication (see the module docstring). ``fold`` at each checkpoint in
     turn, the last one being the horizon; then read the arrays and counts.
 
-    The places bought by an investment (``measure.bought``) are costed by the investment, so
-    only occupancy within the rest of a service's capacity is costed to the service.
+    The places bought by an investment are costed by the investment, so only occupancy within a
+    service's own places (``measure.own``) is costed to the service.
     """
 
     def __init__(
@@ -100,7 +97,7 @@ class Tally:
         self.measure = measure
         self.layout, self.H, self.W = layout, float(horizon), float(measure.warmup)
         self.n_initial, self.capacity_steps = n_initial, capacity_steps
-        self.bought = {layout.services.index(s): list(v) for s, v in measure.bought.items() if v}
+        self.own = {layout.services.index(s): list(v) for s, v in measure.own.items()}
         self.since = 0.0
         self.done = False
         S, nd, R = len(layout.services), math.ceil(self.H), len(REASONS)
@@ -125,7 +122,7 @@ class Tally:
         self.front_door_ends = np.zeros(nd, dtype=np.int64)
         # over the measured window [W, H)
         self.window_occupied = np.zeros(S)
-        self.window_base = np.zeros(S)  # occupied within capacity not bought (services in bought)
+        self.window_own = np.zeros(S)  # occupied within the own places (services in ``own``)
         self.window_held = np.zeros(P)
         self.window_acute_reason = np.zeros(R)
         self.window_acute_org = np.zeros(len(RESPONSIBLE))
@@ -193,12 +190,10 @@ class Tally:
         self._integrate(self.occupancy, svc[live], start[live], end[live], a, b)
         self._window(self.window_occupied, svc[live], start[live], end[live], a, b)
         lo, hi = max(a, W), min(b, H)
-        for code, bought in self.bought.items():
+        for code, own in self.own.items():
             m = live & (svc == code)
             if m.any() and lo < hi:
-                self.window_base[code] += occupied_within_base(
-                    start[m], end[m], self.capacity_steps[code], bought, lo, hi
-                )
+                self.window_own[code] += occupied_within(start[m], end[m], own, lo, hi)
         entered = self._in(enter, a, b, final)
         left = self._in(leave, a, b, final) & (out != OPEN)
         self._count(self.admissions, svc[entered], enter[entered])

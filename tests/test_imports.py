@@ -1,11 +1,13 @@
 """The architecture's boundaries (DESIGN.md section 5), for every module of the package: the
 simulation core never imports Hydra, pandas or plotly; the report never imports SimPy; only the
-command (cli.py) knows Hydra; no module reaches into another's private names. A new module must be
+command (cli.py) knows Hydra; no module reaches into another's private names; no import
+circles. A new module must be
 placed in one of the groups below, so the checks cover it."""
 
 from __future__ import annotations
 
 import ast
+import graphlib
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +26,8 @@ CORE = {
 REPORT = {"report", "figures", "deck", "workbook", "provenance", "outputs", "wording"}
 """The summit pack, made from an output folder's tables alone."""
 REST = {
-    "cli", "printout", "runner", "results", "uncertainty", "files", "scenarios", "appraisal",
+    "cli", "printout", "runner", "results", "uncertainty", "files", "scenarios", "investments",
+    "appraisal",
     "warmup", "targets", "calibrate", "sweep",
 }  # fmt: skip
 """Between them: running replications, tables and files, what-ifs, calibration, the command."""
@@ -106,3 +109,44 @@ def test_no_module_takes_a_private_name_of_another(module):
         and not node.attr.endswith("__")  # __version__ and the like are public
     ]
     assert not private, private
+
+
+def _run_time_imports(module: str) -> set[str]:
+    """The package's modules a module imports when it runs (inside functions too; not those
+    under ``if TYPE_CHECKING:``, which are for type annotations only)."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    typing_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+        for n in ast.walk(node)
+    }
+    out = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("flowsim.")}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith("flowsim."):
+                out.add(node.module.split(".")[1])
+            elif node.module == "flowsim":
+                out |= {a.name for a in node.names if a.name in MODULES}
+    return out - {module}
+
+
+def test_no_import_circles():
+    """The modules' imports (inside functions too) form no circle: each module can be read
+    knowing only the ones below it."""
+    graph = {module: _run_time_imports(module) for module in MODULES}
+    try:
+        list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as err:
+        pytest.fail(f"import circle: {' -> '.join(err.args[1])}")
+
+
+def test_results_consume_resolved_investments_not_scenarios():
+    """Investments are resolved below the tables (investments.py), so results never reaches up
+    to scenarios (it once did, inside a function, to cost investments)."""
+    assert "scenarios" not in _run_time_imports("results")
+    assert "investments" in _run_time_imports("results")

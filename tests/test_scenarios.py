@@ -21,7 +21,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from flowsim import runner, scenarios, uncertainty
+from flowsim import investments, runner, scenarios, uncertainty
 from flowsim.config import Config, ConfigError, Investment, Scenario, validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,21 +167,22 @@ def test_ibcf_reablement_cuts_delays_waiting_for_reablement(ibcf):
     assert row.diff_ci_high < 0, row
     # and the money bought whole places, spent within the budget
     inv = arms[1][1].scenario.investments[0]
-    assert inv.units == math.floor(inv.budget_gbp / inv.cost_gbp_per_unit_year) > 0
+    (got,) = investments.of(arms[1][1])
+    assert got.units == math.floor(inv.budget_gbp / inv.cost_gbp_per_unit_year) > 0
     cost = comparison.set_index(["scenario", "kpi"]).loc[("ibcf_reablement",
                                                           "investment_cost_gbp")]
-    assert cost.scenario_mean == pytest.approx(inv.units * inv.cost_gbp_per_unit_year, rel=1e-9)
+    assert cost.scenario_mean == pytest.approx(got.units * inv.cost_gbp_per_unit_year, rel=1e-9)
     assert cost.scenario_mean <= inv.budget_gbp
 
 
 def test_comparison_gives_investment_cost_by_funder(ibcf):
     _, arms, out = ibcf
-    inv = arms[1][1].scenario.investments[0]
+    (got,) = investments.of(arms[1][1])
     row = scenarios.compare(out.runs).set_index(["scenario", "kpi"]).loc[
-        ("ibcf_reablement", f"investment_cost_{inv.funder}_gbp")]
+        ("ibcf_reablement", f"investment_cost_{got.funder}_gbp")]
     assert row.n == IBCF_REPLICATIONS
     assert row.baseline_mean == 0
-    assert row.diff_mean == pytest.approx(inv.units * inv.cost_gbp_per_unit_year, rel=1e-9)
+    assert row.diff_mean == pytest.approx(got.units * got.cost_gbp_per_unit_year, rel=1e-9)
 
 
 # -- 3: the funding cliff -----------------------------------------------------------------------
@@ -358,15 +359,15 @@ def test_budget_buys_whole_units_over_the_funded_days():
         days = (end if end is not None else L) - start
         applied = scenarios.with_scenario(
             config, Scenario(name="budget", investments=[Investment(**inv)]))
-        got = applied.scenario.investments[0]
+        (got,) = investments.of(applied)
         assert got.units == math.floor(budget / (U * days / 365))
         assert got.units * U * days / 365 <= budget < (got.units + 1) * U * days / 365
         base = config.system.services["reablement"].capacity_steps()
         steps = applied.system.services["reablement"].capacity_steps()
         mid = config.run.warmup_days + start + days / 2
         assert capacity_at(steps, mid) == capacity_at(base, mid) + got.units
-        costs = scenarios.investment_costs(applied, config.run.warmup_days,
-                                           config.run.horizon_days)
+        costs = investments.costs(investments.of(applied), config.run.warmup_days,
+                                  config.run.horizon_days)
         assert costs["ibcf"] == pytest.approx(got.units * U * days / 365, rel=1e-12)
 
 
@@ -393,6 +394,40 @@ def test_changed_capacity_keeps_the_change_under_an_investment():
     steps = scenarios.with_scenario(config, scen).system.services["reablement"].capacity_steps()
     assert capacity_at(steps, 0) == 400
     assert capacity_at(steps, W + 50) == 410
+
+
+def test_a_service_is_costed_for_its_own_places_whatever_investments_bought():
+    """``investments.own_places`` takes back exactly the places that investments added to a
+    schedule (overlapping windows, a window over a step of the schedule, one to the horizon), so
+    the service's own capacity cost is that of the schedule it had before."""
+    base = [(0.0, 300), (250.0, 280), (400.0, 320)]
+    bought = [
+        investments.Bought("services.reablement.capacity", 12, 180.0, 300.0, "ibcf", 1.0, 0.0),
+        investments.Bought("services.reablement.capacity", 5, 200.0, 545.0, "nhs", 1.0, 0.0),
+        investments.Bought("services.reablement.capacity", -3, 0.0, 545.0, "icb", 1.0, 0.0),
+    ]
+    steps = base
+    for b in bought:
+        steps = investments.add_window(steps, b.units, b.start, b.end)
+    assert steps != base
+    for t in np.arange(0.0, 600.0, 0.5):
+        assert capacity_at(investments.own_places(steps, bought), t) == capacity_at(base, t), t
+    assert investments.by_service(tuple(bought)) == {"reablement": bought}
+
+
+def test_what_an_investment_buys_is_not_part_of_the_scenario_a_user_writes():
+    """Units and simulation days are resolved for a run (``investments.resolve``), never written
+    into, or read from, the scenario."""
+    for derived in ("units", "start_time", "end_time"):
+        with pytest.raises(Exception, match=derived):
+            Investment(lever="services.reablement.capacity", add=5, **{derived: 1.0})
+    config = config_for(replications=1)
+    scen = Scenario(name="s", investments=[
+        Investment(lever="services.reablement.capacity", add=5, start_day=10, end_day=50)])
+    (got,) = investments.resolve(scen, config.run.warmup_days, config.run.horizon_days)
+    W = config.run.warmup_days
+    assert (got.units, got.start, got.end, got.service) == (5.0, W + 10, W + 50, "reablement")
+    assert got.organisation == "social_care"  # the default funder is the iBCF, a council grant
 
 
 # -- 5: every scenario file composes, validates, builds its arms and runs -----------------------
@@ -501,7 +536,7 @@ def test_good_scenario_is_accepted():
             "investments": [{"lever": "services.reablement.capacity", "add": 5,
                              "start_day": 10, "end_day": 50}]}
     applied = scenarios.apply(config_for(good, replications=1))
-    assert applied.scenario.investments[0].units == 5
+    assert [b.units for b in investments.of(applied)] == [5]
 
 
 # -- 7: the command end to end ------------------------------------------------------------------
