@@ -356,7 +356,7 @@ def fit_figure(fit: pd.DataFrame):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from flowsim.figures import PALETTE
+    from flowsim.styling import PALETTE
 
     measures = list(dict.fromkeys(fit["measure"]))
     cols = 2

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from flowsim.figures import Figure
+from flowsim.styling import Figure
 from flowsim.wording import change_text, fmt, interval_text, median_text
 
 if TYPE_CHECKING:

@@ -1,14 +1,14 @@
-"""Plotly figures of the summit pack, built from the saved tables only: the flow of patients, the
-causes of delays, each service over time, scenario comparisons and appraisals. No SimPy here.
+"""Plotly figures of the summit pack, built from the saved tables only: one run's system (the flow
+of patients, the causes of delays, each service over time) and the pack's list of figures. No SimPy.
 
 Every figure has a plain-English title that states its finding, labelled axes with units, a
-colour-blind-safe palette (Okabe and Ito) and its uncertainty (intervals or bands).
+colour-blind-safe palette (Okabe and Ito, styling.py) and its uncertainty (intervals or bands).
+Figures comparing scenarios and appraisals are in comparisons.py.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,24 +16,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from flowsim.comparisons import bottlenecks, capacity_curve, cost_effectiveness, forest, frontier
 from flowsim.config import PATHWAYS, REASON_NAMES
+from flowsim.styling import PALETTE, SERVICE_NAMES, Figure, service_name, style
 from flowsim.wording import fmt
 
 if TYPE_CHECKING:
     from flowsim.outputs import Tables
 
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-"""Okabe and Ito's colour-blind-safe palette."""
 ORGANISATIONS = {"nhs": "NHS", "social_care": "Social care", "both": "Both"}
-SERVICE_NAMES = {
-    "front_door": "front door (waiting for a bed)",
-    "acute": "acute beds",
-    "assessment": "discharge assessment",
-    "reablement": "reablement",
-    "home_care": "home care",
-    "step_down": "step-down beds",
-    "care_home": "care homes",
-}
 NODE_NAMES = {
     "admitted": "Admitted to hospital",
     "readmitted": "Readmitted to hospital",
@@ -47,34 +38,6 @@ NODE_NAMES = {
     "readmission": "Back to hospital",
     "lost": "Turned away, lost to the system",
 }
-
-
-@dataclass
-class Figure:
-    """One figure of the pack: ``key`` names its files in ``figures/``; ``title`` states the
-    finding; ``reading`` is the one-line plain-English reading for a slide."""
-
-    key: str
-    title: str
-    reading: str
-    figure: go.Figure
-
-
-def service_name(s: str) -> str:
-    return SERVICE_NAMES.get(s, s.replace("_", " "))
-
-
-def _style(fig: go.Figure, title: str, height: int = 460) -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 17}},
-        template="plotly_white",
-        colorway=list(PALETTE),
-        font={"family": "Arial, Helvetica, sans-serif", "size": 13, "color": "#222"},
-        height=height,
-        margin={"l": 70, "r": 30, "t": 80, "b": 60},
-        legend={"orientation": "h", "y": -0.18},
-    )
-    return fig
 
 
 def _summary(t: Tables, scenario: str) -> pd.DataFrame:
@@ -152,7 +115,7 @@ def flow(t: Tables) -> Figure | None:
         f"{supported:,.0f} needed reablement, a rehabilitation bed or a care home "
         f"(mean of {reps} replications, {scenario})."
     )
-    return Figure("flow", title, reading, _style(fig, title, height=560))
+    return Figure("flow", title, reading, style(fig, title, height=560))
 
 
 # -- causes of delays -------------------------------------------------------------------------
@@ -188,7 +151,7 @@ def _bars_by(t: Tables, kpis: list[str], names: list[str], key: str, what: str) 
         f"({base.iloc[biggest]:,.0f} of {total:,.0f})."
     )
     height = 200 + 34 * len(kpis) * max(1, len(t.scenarios)) ** 0.5
-    return Figure(key, title, reading, _style(fig, title, height=int(height)))
+    return Figure(key, title, reading, style(fig, title, height=int(height)))
 
 
 def causes_by_reason(t: Tables) -> Figure | None:
@@ -332,7 +295,7 @@ def service_panels(t: Tables, service: str) -> Figure | None:
         f"replication, the bands hold the middle 50% and 90%."
     )
     return Figure(
-        f"service_{service}", title, reading, _style(fig, title, height=620 if rows == 2 else 420)
+        f"service_{service}", title, reading, style(fig, title, height=620 if rows == 2 else 420)
     )
 
 
@@ -341,237 +304,7 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-# -- scenarios --------------------------------------------------------------------------------
-
-
-FOREST = (
-    ("delayed_bed_days", "Delayed bed days", ""),
-    ("acute_bed_days", "Acute bed days", ""),
-    ("boarding_hours", "Boarding hours", ""),
-    ("cost_total_gbp", "Net system cost", "GBP"),
-)
-
-
-def forest(t: Tables) -> Figure | None:
-    """Paired change against the baseline with 95% CIs, one panel per KPI."""
-    if t.comparison is None or t.comparison.empty:
-        return None
-    c = t.comparison
-    names = list(dict.fromkeys(c["scenario"]))
-    fig = make_subplots(
-        rows=1,
-        cols=len(FOREST),
-        subplot_titles=[f[1] for f in FOREST],
-        shared_yaxes=True,
-        horizontal_spacing=0.04,
-    )
-    for j, (kpi, label, unit) in enumerate(FOREST, start=1):
-        rows = c[c["kpi"] == kpi].set_index("scenario").reindex(names)
-        scale = 1e6 if unit == "GBP" else 1.0
-        fig.add_trace(
-            go.Scatter(
-                x=rows["diff_mean"] / scale,
-                y=names,
-                mode="markers",
-                marker={"size": 10, "color": PALETTE[0]},
-                error_x={
-                    "type": "data",
-                    "array": ((rows["diff_ci_high"] - rows["diff_mean"]) / scale).fillna(0),
-                    "arrayminus": ((rows["diff_mean"] - rows["diff_ci_low"]) / scale).fillna(0),
-                },
-                showlegend=False,
-                hovertemplate="%{y}: %{x:,.2f}<extra>" + label + "</extra>",
-            ),
-            row=1,
-            col=j,
-        )
-        fig.add_vline(x=0, line={"color": "#888", "dash": "dot"}, row=1, col=j)
-        fig.update_xaxes(title_text="GBP m" if unit == "GBP" else label.lower(), row=1, col=j)
-    fig.update_yaxes(autorange="reversed")
-    d = c[c["kpi"] == "delayed_bed_days"].set_index("scenario").reindex(names)
-    best = d["diff_mean"].idxmin()
-    r = d.loc[best]
-    ci = f"95% CI {fmt(-r['diff_ci_high'])} to {fmt(-r['diff_ci_low'])}"
-    if r["diff_ci_high"] < 0:
-        title = f"{best} cuts delayed bed days the most: {fmt(-r['diff_mean'])} fewer ({ci})"
-    else:
-        title = (
-            f"No scenario surely cuts delayed bed days: {best} avoids {fmt(-r['diff_mean'])} ({ci})"
-        )
-    reading = (
-        "Each dot is the change against the baseline with the same random numbers; a bar that "
-        "crosses the dotted line is a change the runs cannot tell from none."
-    )
-    return Figure("forest", title, reading, _style(fig, title, height=140 + 70 * len(names)))
-
-
-def cost_effectiveness(t: Tables) -> Figure | None:
-    """Net cost change against delayed bed days avoided, with both 95% CIs."""
-    if t.comparison is None or t.comparison.empty:
-        return None
-    c = t.comparison.set_index(["scenario", "kpi"])
-    names = list(dict.fromkeys(t.comparison["scenario"]))
-    fig = go.Figure()
-    for k, name in enumerate(names):
-        d, m = c.loc[(name, "delayed_bed_days")], c.loc[(name, "cost_total_gbp")]
-        fig.add_trace(
-            go.Scatter(
-                x=[-d["diff_mean"]],
-                y=[m["diff_mean"] / 1e6],
-                mode="markers+text",
-                text=[name],
-                textposition="top center",
-                marker={"size": 12, "color": PALETTE[(k + 1) % len(PALETTE)]},
-                error_x={
-                    "type": "data",
-                    "array": [_nz(d["diff_mean"] - d["diff_ci_low"])],
-                    "arrayminus": [_nz(d["diff_ci_high"] - d["diff_mean"])],
-                },
-                error_y={
-                    "type": "data",
-                    "array": [_nz(m["diff_ci_high"] - m["diff_mean"]) / 1e6],
-                    "arrayminus": [_nz(m["diff_mean"] - m["diff_ci_low"]) / 1e6],
-                },
-                name=name,
-            )
-        )
-    fig.add_hline(y=0, line={"color": "#888", "dash": "dot"})
-    fig.add_vline(x=0, line={"color": "#888", "dash": "dot"})
-    fig.update_xaxes(title_text="Delayed bed days avoided (95% CI)")
-    fig.update_yaxes(title_text="Change in net system cost, GBP m (95% CI)")
-    avoided = {n: -c.loc[(n, "delayed_bed_days"), "diff_mean"] for n in names}
-    best = max(avoided, key=avoided.get)
-    title = f"Cost against effect: {best} avoids the most delayed bed days"
-    reading = (
-        "Right is fewer delayed bed days; below the dotted line the whole system (NHS and council) "
-        "spends less than in the baseline, investment included."
-    )
-    return Figure("cost_effectiveness", title, reading, _style(fig, title))
-
-
-def _nz(x: float) -> float:
-    return 0.0 if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
-# -- appraisals -------------------------------------------------------------------------------
-
-
-def capacity_curve(t: Tables) -> Figure | None:
-    s = t.capacity_sweep
-    if s is None or s.empty:
-        return None
-    fig = go.Figure()
-    for k, (service, g) in enumerate(s.groupby("service", sort=False)):
-        g = g.sort_values("capacity")
-        fig.add_trace(
-            go.Scatter(
-                x=g["capacity"],
-                y=g["total_cost_mean_gbp"] / 1e6,
-                mode="lines+markers",
-                name=f"{service_name(service)} (mean, 95% CI)",
-                line={"color": PALETTE[k % len(PALETTE)]},
-                error_y={
-                    "type": "data",
-                    "array": (g["total_cost_ci_high_gbp"] - g["total_cost_mean_gbp"]) / 1e6,
-                    "arrayminus": (g["total_cost_mean_gbp"] - g["total_cost_ci_low_gbp"]) / 1e6,
-                },
-            )
-        )
-        best = g[g["optimal"]]
-        fig.add_trace(
-            go.Scatter(
-                x=best["capacity"],
-                y=best["total_cost_mean_gbp"] / 1e6,
-                mode="markers",
-                marker={"symbol": "star", "size": 18, "color": PALETTE[3]},
-                name="lowest total cost",
-            )
-        )
-    opt = s[s["optimal"]].iloc[0]
-    fig.update_xaxes(title_text=f"{service_name(opt['service']).capitalize()} capacity (places)")
-    fig.update_yaxes(title_text="Capacity cost + cost of delays, GBP m a year")
-    title = (
-        f"{int(opt['capacity'])} {service_name(opt['service'])} places give the lowest total cost "
-        f"({fmt(opt['total_cost_mean_gbp'], 'GBP')})"
-    )
-    near = s[s["near_optimal"]]["capacity"].astype(int).tolist()
-    reading = (
-        f"Total cost of capacity and delays is lowest at {int(opt['capacity'])} places; "
-        f"{', '.join(map(str, near)) or 'no other level'} cannot be told apart from it."
-    )
-    return Figure("capacity_curve", title, reading, _style(fig, title))
-
-
-def frontier(t: Tables) -> Figure | None:
-    f = t.allocation_frontier
-    if f is None or f.empty:
-        return None
-    fig = go.Figure(
-        go.Scatter(
-            x=f["budget_gbp"] / 1e6,
-            y=f["objective_mean"],
-            mode="lines+markers",
-            line={"color": PALETTE[0]},
-            error_y={
-                "type": "data",
-                "array": (f["objective_ci_high"] - f["objective_mean"]).fillna(0),
-                "arrayminus": (f["objective_mean"] - f["objective_ci_low"]).fillna(0),
-            },
-            text=_mixes(f),
-            hovertemplate="GBP %{x:.2f}m: %{y:,.0f}<br>%{text}<extra></extra>",
-            name="best mix at each budget (95% CI)",
-        )
-    )
-    fig.update_xaxes(title_text="Budget over the measured window, GBP m")
-    fig.update_yaxes(title_text=f"{t.allocation_objective.replace('_', ' ')} (95% CI)")
-    last = f.iloc[-1]
-    title = (
-        f"With GBP {last['budget_gbp'] / 1e6:.2f}m the best mix found brings "
-        f"{t.allocation_objective.replace('_', ' ')} to {fmt(last['objective_mean'])}"
-    )
-    reading = (
-        "Each point is the best mix of levers found at that budget; spending never exceeds it."
-    )
-    return Figure("allocation_frontier", title, reading, _style(fig, title))
-
-
-def _mixes(f: pd.DataFrame) -> list[str]:
-    units = [c for c in f.columns if c.startswith("units_")]
-    return [
-        ", ".join(f"{service_name(c[6:])} +{int(r[c])}" for c in units if r[c]) or "nothing"
-        for _, r in f.iterrows()
-    ]
-
-
-def bottlenecks(t: Tables) -> Figure | None:
-    b = t.bottlenecks
-    if b is None or b.empty:
-        return None
-    b = b.sort_values("per_unit", ascending=False)
-    fig = go.Figure(
-        go.Bar(
-            x=[service_name(s) for s in b["service"]],
-            y=b["per_unit"],
-            error_y={
-                "type": "data",
-                "array": (b["ci_high"] / b["units_added"] - b["per_unit"]).fillna(0),
-                "arrayminus": (b["per_unit"] - b["ci_low"] / b["units_added"]).fillna(0),
-            },
-            marker_color=PALETTE[0],
-            customdata=b["per_gbp_1000_a_year"],
-            hovertemplate="%{x}: %{y:,.1f} per unit; %{customdata:.2f} per GBP 1k a year"
-            "<extra></extra>",
-        )
-    )
-    fig.update_xaxes(title_text="Service given more capacity")
-    fig.update_yaxes(title_text="Delayed bed days avoided per extra unit (95% CI)")
-    top = b.iloc[0]
-    title = (
-        f"The tightest bottleneck is {service_name(top['service'])}: one more place avoids "
-        f"{top['per_unit']:,.1f} delayed bed days"
-    )
-    reading = "Bars show what one more unit of each capacity would avoid, with all else unchanged."
-    return Figure("bottlenecks", title, reading, _style(fig, title))
+# -- the pack ---------------------------------------------------------------------------------
 
 
 def all_figures(t: Tables) -> list[Figure]:

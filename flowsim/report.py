@@ -28,8 +28,8 @@ from flowsim import (
     warmup,
     workbook,
 )
-from flowsim.figures import Figure
 from flowsim.outputs import ReportError, Tables, load  # noqa: F401  (load: report.load)
+from flowsim.styling import Figure
 from flowsim.wording import change_text, fmt
 
 log = logging.getLogger(__name__)

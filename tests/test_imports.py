@@ -23,7 +23,10 @@ CORE = {
     "model", "records", "tally", "compiled", "arrays", "eventloop", "fields", "loopstate",
 }  # fmt: skip
 """The simulation core: a replication from a validated config to its tally."""
-REPORT = {"report", "figures", "deck", "workbook", "provenance", "outputs", "wording"}
+REPORT = {
+    "report", "figures", "comparisons", "styling", "deck", "workbook", "provenance", "outputs",
+    "wording",
+}  # fmt: skip
 """The summit pack, made from an output folder's tables alone."""
 REST = {
     "cli", "printout", "runner", "results", "uncertainty", "files", "scenarios", "investments",
