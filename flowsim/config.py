@@ -369,6 +369,9 @@ class System(Strict):
     services: dict[str, Service]
     discharge: Discharge
     deconditioning: Deconditioning = Deconditioning()
+    nctr_census_time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "23:59"
+    """The time of day ("HH:MM") at which people ready to leave acute beds are counted each day
+    (``nctr_census_mean``): the acute discharge sitrep's snapshot [U], or a local board round."""
 
     @model_validator(mode="after")
     def _network(self) -> System:

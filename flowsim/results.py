@@ -55,7 +55,7 @@ import pandas as pd
 from flowsim import investments
 from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, Config
 from flowsim.patients import DEATH, HOME, LOST, OPEN, READMIT
-from flowsim.tally import OUTCOME_SHIFT, Measure, Tally, replay
+from flowsim.tally import DRD_BANDS, OUTCOME_SHIFT, Measure, Tally, replay, time_of_day
 
 if TYPE_CHECKING:
     from flowsim.records import Events
@@ -118,7 +118,12 @@ def measure(config: Config) -> Measure:
         s: investments.own_places(config.system.services[s].capacity_steps(), bought)
         for s, bought in investments.by_service(investments.of(config)).items()
     }
-    return Measure(warmup=float(config.run.warmup_days), own=own, keep=bool(config.run.patient_log))
+    return Measure(
+        warmup=float(config.run.warmup_days),
+        own=own,
+        keep=bool(config.run.patient_log),
+        census=time_of_day(config.system.nctr_census_time),
+    )
 
 
 def measures(ev: Events, config: Config) -> Tally:
@@ -181,6 +186,7 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["readmissions"] = c["readmissions"]
     for k, p in enumerate(PATHWAYS):
         out[f"discharges_{p}"] = int(t.discharges_by_pathway[k])
+    out.update(discharge_ready(t))
     for code, s in enumerate(lay.services):
         rule = system.services[s].when_full
         if rule == "lost":
@@ -208,6 +214,60 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["cost_nhs_gbp"] = org["nhs"]
     out["cost_social_care_gbp"] = org["social_care"]
     out["cost_total_gbp"] = org["nhs"] + org["social_care"] + org["other"]
+    return out
+
+
+DRD_SCOPES = ("",) + tuple(f"_{p}" for p in PATHWAYS)
+"""The discharge ready date KPIs are given for all pathways (no suffix) and for each (``_P1``)."""
+
+
+def drd_kpis(scope: str = "") -> list[str]:
+    """The discharge ready date KPI columns of one scope (``""``, ``"_P0"``, ...)."""
+    bands = [f"drd_days_{name}_share{scope}" for name, _ in DRD_BANDS]
+    return [
+        f"drd_discharges{scope}",
+        f"drd_delayed_discharges{scope}",
+        *bands,
+        f"drd_mean_days{scope}",
+        f"drd_mean_days_delayed{scope}",
+        f"nctr_census_mean{scope}",
+    ]
+
+
+def discharge_ready(t: Tally) -> dict[str, float]:
+    """The measures NHS England publishes monthly on the Discharge Ready Date (``tally.DRD_BANDS``
+    gives the definitions and sources), over the window, for all pathways and for each:
+
+    - ``drd_discharges``: acute discharges (alive) of stays of a night or more;
+      ``drd_delayed_discharges``: those discharged after their discharge ready date;
+    - ``drd_days_<band>_share``: the share discharged ``0``, ``1``, ``2_3``, ``4_6``, ``7_13``,
+      ``14_20`` or ``21_plus`` days after it (``drd_days_0_share``: discharged on their discharge
+      ready date);
+    - ``drd_mean_days``: mean days from it to discharge, over all those discharges (0-day delays
+      included); ``drd_mean_days_delayed``: over the delayed ones only;
+    - ``nctr_census_mean``: the mean number of people in acute beds who no longer meet the
+      criteria to reside, counted each day at ``System.nctr_census_time``.
+
+    Shares and means are per patient: summaries pool them over replications
+    (``uncertainty.POOLED``). The pathway is the one a patient left by."""
+    days = np.arange(t.census_diff.shape[1])
+    census = np.cumsum(t.census_diff, axis=1)
+    c = t.measure.census
+    window = (days + c >= t.W) & (days + c < t.H)
+    out: dict[str, float] = {}
+    for scope, rows in zip(DRD_SCOPES, [slice(None)] + [[k] for k in range(len(PATHWAYS))]):
+        counts = t.drd[rows].sum(axis=0)
+        n = int(counts.sum())
+        delayed = n - int(counts[0])
+        total_days = float(t.drd_days[rows].sum())
+        out[f"drd_discharges{scope}"] = n
+        out[f"drd_delayed_discharges{scope}"] = delayed
+        for (name, _), k in zip(DRD_BANDS, counts):
+            out[f"drd_days_{name}_share{scope}"] = int(k) / n if n else math.nan
+        out[f"drd_mean_days{scope}"] = total_days / n if n else math.nan
+        out[f"drd_mean_days_delayed{scope}"] = total_days / delayed if delayed else math.nan
+        in_window = census[rows][:, window].sum(axis=0)
+        out[f"nctr_census_mean{scope}"] = float(in_window.mean()) if in_window.size else math.nan
     return out
 
 

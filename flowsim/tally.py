@@ -40,6 +40,25 @@ OUTCOME_SHIFT = 8
 HOME_CHECK_DAYS = 91.0
 """ASCOF 2B(1): where someone discharged into reablement is this many days later."""
 
+DRD_BANDS = (
+    ("0", 0), ("1", 1), ("2_3", 2), ("4_6", 4), ("7_13", 7), ("14_20", 14), ("21_plus", 21)
+)  # fmt: skip
+"""Days from the discharge ready date to the date of discharge, in the bands of NHS England's
+monthly discharge delays publication (name, first day of the band). Days count calendar dates:
+ready on Monday at 22:00 and discharged on Tuesday at 09:00 is 1 day; ready and discharged on the
+same date, 0 days ("discharged on their discharge ready date"). Source: NHS England, Discharge
+Delays statistical work area (england.nhs.uk/statistics/statistical-work-areas/discharge-delays),
+monthly "Discharge Delays (Acute)" data, from 2024; the Discharge Ready Date is the date a
+patient no longer meets the criteria to reside (NHS England letter PRN00312, 2023, and "New
+Discharge Ready Date", PRN00603, 2023), recorded for inpatients with a stay of one night or
+longer."""
+
+
+def time_of_day(hhmm: str) -> float:
+    """``"HH:MM"`` as a fraction of a day."""
+    hours, minutes = hhmm.split(":")
+    return (int(hours) * 60 + int(minutes)) / 1440.0
+
 
 @dataclass(frozen=True)
 class Measure:
@@ -51,6 +70,9 @@ class Measure:
     warmup: float = 0.0
     own: dict = field(default_factory=dict)
     keep: bool = False
+    census: float = time_of_day("23:59")
+    """Time of day (a fraction of a day) of the daily count of people not meeting the criteria
+    to reside."""
 
 
 def checkpoints(horizon: float) -> list[float]:
@@ -136,6 +158,13 @@ class Tally:
         )  # fmt: skip
         self.discharges_by_pathway = np.zeros(len(PATHWAYS), dtype=np.int64)
         self.delay_sum = 0.0
+        # discharge ready date measures: discharges by pathway and band of days from the date the
+        # patient was ready, their days; and people ready to leave acute at each day's census
+        # (a difference array over days, by pathway: +1 on the first census in a stay, -1 after
+        # the last)
+        self.drd = np.zeros((len(PATHWAYS), len(DRD_BANDS)), dtype=np.int64)
+        self.drd_days = np.zeros(len(PATHWAYS), dtype=np.int64)
+        self.census_diff = np.zeros((len(PATHWAYS), nd + 2), dtype=np.int64)
         # pending checks of where people are 91 days after going into reablement
         self._checks = (np.empty(0, np.int64), np.empty(0), np.empty(0, np.bool_))
         # flows: entries by kind, and exits by (kind, a, b) with the first stay they occurred at
@@ -216,12 +245,42 @@ class Tally:
         if np.any(delay > 0):
             self.delay_sum += float(np.sum(delay[delay > 0]))
         self.discharges_by_pathway += np.bincount(v["pathway"][done], minlength=len(PATHWAYS))
+        self._ready(v, acute, done, start, end)
         arrived = new & entered & in_window(enter)
         c["care_home_admissions"] += int(np.sum(arrived & np.isin(svc, self.care_homes)))
         c["readmissions"] += int(np.sum(acute & arrived & (v["episode"] != v["person"])))
         self._home_checks(v, left, a, b, final)
         self._flows(v, seq, entered, left)
         return np.isnan(leave) | (leave >= b)
+
+    def _ready(self, v: dict, acute: np.ndarray, done: np.ndarray, start, end) -> None:
+        """The discharge ready date measures (``DRD_BANDS``): each acute discharge (alive, in the
+        window) of a stay of a night or more, by its pathway and the calendar days from the date
+        it was ready to the date it left; and, for each day, the people in acute beds at the
+        census time who were ready to leave (stays ``[start, end)`` cut to the segment)."""
+        enter, ready, leave, pathway = v["enter"], v["ready"], v["leave"], v["pathway"]
+        night = done & (np.floor(leave) > np.floor(enter)) & ~np.isnan(ready)
+        days = (np.floor(leave[night]) - np.floor(ready[night])).astype(np.int64)
+        band = np.searchsorted([b for _, b in DRD_BANDS], days, side="right") - 1
+        B = len(DRD_BANDS)
+        self.drd += np.bincount(pathway[night] * B + band, minlength=self.drd.size).reshape(
+            self.drd.shape
+        )
+        self.drd_days += np.bincount(pathway[night], weights=days, minlength=len(PATHWAYS)).astype(
+            np.int64
+        )
+        # census points d + census in [max(ready, start), end): days ceil(s - c) .. ceil(e - c) - 1
+        s = np.maximum(ready, start)
+        m = acute & (s < end)
+        if not m.any():
+            return
+        c, last = self.measure.census, self.census_diff.shape[1] - 1
+        first = np.clip(np.ceil(s[m] - c), 0, last).astype(np.int64)
+        after = np.clip(np.ceil(end[m] - c), 0, last).astype(np.int64)
+        n = self.census_diff.shape[1]
+        flat = self.census_diff.reshape(-1)
+        flat += np.bincount(pathway[m] * n + first, minlength=flat.size)
+        flat -= np.bincount(pathway[m] * n + after, minlength=flat.size)
 
     def _waits(self, w: dict, a: float, b: float, final: bool) -> np.ndarray:
         S, R = self.S, len(REASONS)

@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from flowsim.config import PATHWAYS
+from flowsim.tally import DRD_BANDS
+
 # -- summaries --------------------------------------------------------------------------------
 
 
@@ -45,8 +48,20 @@ def interval(
     return mean, max(mean - half, lower), mean + half
 
 
-POOLED = {"mean_delay_days": "delayed_patients"}
-"""KPIs that are a mean per patient, reported pooled over replications: KPI -> its patients.
+def _pooled_kpis() -> dict[str, str]:
+    out = {"mean_delay_days": "delayed_patients"}
+    for scope in ("",) + tuple(f"_{p}" for p in PATHWAYS):
+        for name, _ in DRD_BANDS:
+            out[f"drd_days_{name}_share{scope}"] = f"drd_discharges{scope}"
+        out[f"drd_mean_days{scope}"] = f"drd_discharges{scope}"
+        out[f"drd_mean_days_delayed{scope}"] = f"drd_delayed_discharges{scope}"
+    return out
+
+
+POOLED = _pooled_kpis()
+"""KPIs that are a mean or a share per patient, reported pooled over replications: KPI -> its
+patients (``mean_delay_days`` over ``delayed_patients``; the discharge ready date shares and
+means, ``results.discharge_ready``, over their discharges).
 
 ``mean_delay_days`` of one replication is the mean delay of its delayed patients: undefined (NaN)
 in a replication with none. Averaging replications would drop those and weigh a replication of 3
