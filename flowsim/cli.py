@@ -106,6 +106,7 @@ def main(cfg: DictConfig) -> float:
         f"after a {run.warmup_days:g}-day warm-up"
     )
     printout.summary(summary, title, outcome.runs)
+    printout.national_measures(summary, resolved)
     if comparison is not None:
         printout.comparison(comparison)
     written += _pack(run, out_dir)

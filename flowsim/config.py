@@ -24,24 +24,26 @@ from pydantic import (
     model_validator,
 )
 
-from flowsim.network import ROLES, check_network
+from flowsim import reasons
+from flowsim.network import PROBABILITY_TOLERANCE, ROLES, check_network
 
-REASONS = ("A", "B", "C", "Di", "Dii", "E", "F", "G", "H", "I")
-"""DTOC reason codes (NHS England monthly statistics); see DOMAIN.md section 2."""
-REASON_NAMES = {
-    "A": "completion of assessment",
-    "B": "public funding",
-    "C": "further non-acute NHS care",
-    "Di": "residential home placement",
-    "Dii": "nursing home placement",
-    "E": "care package in own home",
-    "F": "community equipment or adaptations",
-    "G": "patient or family choice",
-    "H": "disputes",
-    "I": "housing",
-}
+REASONS = tuple(reasons.DTOC)
+"""DTOC reason codes (NHS England monthly statistics): ``reasons.py``, DOMAIN.md section 2."""
+REASON_NAMES = reasons.DTOC
 RESPONSIBLE = ("nhs", "social_care", "both")
 PATHWAYS = ("P0", "P1", "P2", "P3")
+DRD_BANDS = (
+    ("0", 0), ("1", 1), ("2_3", 2), ("4_6", 4), ("7_13", 7), ("14_20", 14), ("21_plus", 21)
+)  # fmt: skip
+"""Days from the discharge ready date to the date of discharge, in the bands of NHS England's
+monthly discharge delays publication (name, first day of the band). Days count calendar dates:
+ready on Monday at 22:00 and discharged on Tuesday at 09:00 is 1 day; ready and discharged on the
+same date, 0 days ("discharged on their discharge ready date"). Source: NHS England, Discharge
+Delays statistical work area (england.nhs.uk/statistics/statistical-work-areas/discharge-delays),
+monthly "Discharge Delays (Acute)" data, from 2024; the Discharge Ready Date is the date a
+patient no longer meets the criteria to reside (NHS England letter PRN00312, 2023, and "New
+Discharge Ready Date", PRN00603, 2023), recorded for inpatients with a stay of one night or
+longer."""
 Role = Literal[ROLES]
 """What a service is to the model and its KPIs (``Service.role``)."""
 AWAY_ROLES = ("acute", "step_down", "care_home", "other")
@@ -62,7 +64,7 @@ MAX_HORIZON_DAYS = 1e8
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]
-Reason = Literal["A", "B", "C", "Di", "Dii", "E", "F", "G", "H", "I"]
+Reason = Literal[REASONS]
 Responsible = Literal["nhs", "social_care", "both"]
 PathwayName = Literal["P0", "P1", "P2", "P3"]
 
@@ -155,10 +157,43 @@ class CapacityStep(Strict):
 
 
 class Wait(Strict):
-    """How a wait to enter a service is recorded: DTOC reason code and responsible organisation."""
+    """How a wait (to enter a service, or a pathway's discharge process) is recorded: its reason
+    in each national scheme (``reasons.py``) and the organisation responsible.
 
-    reason: Reason
+    ``reason``: the DTOC code, or none (a simple discharge's own processes had no DTOC code).
+    ``nctr_reason``: the NCTR category, or categories with the shares of the wait's days counted
+    under each (e.g. ``{medicines: 0.4, transport: 0.3, discharge_summary: 0.3}``); given none,
+    the category the DTOC code maps to. At least one of the two must be given.
+    """
+
+    reason: Reason | None = None
+    nctr_reason: str | dict[str, Annotated[float, Field(gt=0.0)]] | None = None
     responsible: Responsible
+
+    @field_validator("nctr_reason")
+    @classmethod
+    def _known_categories(cls, v):
+        for code in [v] if isinstance(v, str) else (v or {}):
+            if code not in reasons.NCTR:
+                raise ValueError(
+                    f"unknown NCTR category {code!r} (known: {', '.join(reasons.NCTR)})"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _some_reason(self) -> Wait:
+        if self.reason is None and self.nctr_reason is None:
+            raise ValueError("give the wait's reason (DTOC code) or nctr_reason, or both")
+        if isinstance(self.nctr_reason, dict):
+            total = sum(self.nctr_reason.values())
+            if not self.nctr_reason or abs(total - 1.0) > PROBABILITY_TOLERANCE:
+                raise ValueError(f"nctr_reason: the shares must sum to 1 (they sum to {total:g})")
+        return self
+
+    @property
+    def nctr(self) -> dict[str, float]:
+        """The NCTR categories this wait's days count under, with their shares."""
+        return reasons.nctr_shares(self.reason, self.nctr_reason)
 
 
 class Service(Strict):
@@ -369,6 +404,9 @@ class System(Strict):
     services: dict[str, Service]
     discharge: Discharge
     deconditioning: Deconditioning = Deconditioning()
+    reason_scheme: Literal[reasons.SCHEMES] = "nctr"
+    """The delay reasons the printout, report and workbook lead with: ``nctr`` (today's national
+    categories) or ``dtoc`` (the codes of 2010-2020); both are always in the tables."""
     nctr_census_time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "23:59"
     """The time of day ("HH:MM") at which people ready to leave acute beds are counted each day
     (``nctr_census_mean``): the acute discharge sitrep's snapshot [U], or a local board round."""

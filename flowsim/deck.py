@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 KEY_FIGURES = (
     "flow",
+    "causes_by_nctr_reason",
     "causes_by_reason",
     "causes_by_organisation",
     "causes_by_wait",

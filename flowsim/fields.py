@@ -35,7 +35,8 @@ V_GROUP = VISIT_FIELDS.index("group")
 
 WAIT_FIELDS = ("episode", "person", "place", "waits_for", "reason", "responsible", "start", "end")
 """A wait: where the person waits (a service, ``FRONT_DOOR`` or ``COMMUNITY``), for what (a
-service or ``PROCESS``), its coded reason and responsible body, when it began and ended."""
+service or ``PROCESS``), its kind (``reason``: an index of ``patients.Layout.waits``, which gives
+its codes in each reason scheme) and responsible body, when it began and ended."""
 W_EPISODE = WAIT_FIELDS.index("episode")
 W_PERSON = WAIT_FIELDS.index("person")
 W_PLACE = WAIT_FIELDS.index("place")

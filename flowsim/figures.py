@@ -16,8 +16,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from flowsim import national
 from flowsim.comparisons import bottlenecks, capacity_curve, cost_effectiveness, forest, frontier
 from flowsim.config import PATHWAYS, REASON_NAMES
+from flowsim.reasons import NCTR, NOT_DTOC, NOT_DTOC_NAME
 from flowsim.styling import PALETTE, SERVICE_NAMES, Figure, service_name, style
 from flowsim.wording import fmt
 
@@ -155,17 +157,33 @@ def _bars_by(t: Tables, kpis: list[str], names: list[str], key: str, what: str) 
 
 
 def causes_by_reason(t: Tables) -> Figure | None:
+    """Delayed bed days by DTOC reason code (and the days of waits with no DTOC code)."""
     if t.summary is None:
         return None
+    names = {**REASON_NAMES, NOT_DTOC: NOT_DTOC_NAME}
     kpis = [
         k
         for k in _summary(t, t.scenarios[0]).index
-        if k.startswith("delayed_bed_days_") and k.removeprefix("delayed_bed_days_") in REASON_NAMES
+        if k.startswith("delayed_bed_days_") and k.removeprefix("delayed_bed_days_") in names
     ]
     if not kpis:
         return None
-    names = [f"{k[17:]}: {REASON_NAMES[k[17:]]}" for k in kpis]
-    return _bars_by(t, kpis, names, "causes_by_reason", "DTOC reason for the delay")
+    labels = [
+        names[k[17:]] if k[17:] == NOT_DTOC else f"{k[17:]}: {names[k[17:]]}" for k in kpis
+    ]
+    return _bars_by(t, kpis, labels, "causes_by_reason", "DTOC reason for the delay")
+
+
+def causes_by_nctr_reason(t: Tables) -> Figure | None:
+    """Delayed bed days by today's national (NCTR) reason category."""
+    if t.summary is None:
+        return None
+    prefix = "delayed_bed_days_nctr_"
+    kpis = [k for k in _summary(t, t.scenarios[0]).index if k.startswith(prefix)]
+    if not kpis:
+        return None
+    labels = [NCTR[k.removeprefix(prefix)] for k in kpis]
+    return _bars_by(t, kpis, labels, "causes_by_nctr_reason", "What the delay waits for (NCTR)")
 
 
 def causes_by_organisation(t: Tables) -> Figure | None:
@@ -309,7 +327,9 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 def all_figures(t: Tables) -> list[Figure]:
     """Every figure the tables allow, in the order a summit reads them."""
-    made = [flow(t), causes_by_reason(t), causes_by_organisation(t), causes_by_wait(t)]
+    by_scheme = {"nctr": causes_by_nctr_reason, "dtoc": causes_by_reason}
+    made = [flow(t), *(by_scheme[s](t) for s in national.schemes(t.config))]
+    made += [causes_by_organisation(t), causes_by_wait(t)]
     if t.daily is not None:
         order = [*SERVICE_NAMES]  # by role (a table without roles: by name)
         first = t.daily.drop_duplicates("service")

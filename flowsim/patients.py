@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowsim import distributions, kernels
-from flowsim.config import PATHWAYS, Arrival, System, read_rates_csv
+from flowsim.config import PATHWAYS, REASONS, Arrival, System, Wait, read_rates_csv
+from flowsim.reasons import NCTR
 from flowsim.streams import Streams
 
 HOME, DEATH = -1, -2
@@ -46,13 +47,38 @@ class Layout:
     groups: list[str]
     downstream: list[str]
     roles: list[str]
+    waits: list[Wait] = field(default_factory=list)
+    """How each kind of wait is recorded (``config.Wait``): the pathways' discharge processes in
+    pathway order, then the waits to enter services in code order. A wait record's ``reason`` is
+    its index here; ``dtoc`` and ``nctr`` read the schemes' codes from it."""
 
     @classmethod
     def of(cls, system: System) -> Layout:
         head = [system.acute] + ([system.assessment] if system.assessment else [])
         services = head + system.downstream()
         roles = [system.services[s].role for s in services]
-        return cls(services, list(system.groups), system.downstream(), roles)
+        waits = [system.discharge.pathways[p].process_wait for p in PATHWAYS
+                 if p in system.discharge.pathways]  # fmt: skip
+        waits += [system.services[s].wait for s in services if system.services[s].wait]
+        return cls(services, list(system.groups), system.downstream(), roles, waits)
+
+    def wait_kind(self, wait: Wait) -> int:
+        """The code of a wait's kind (its index in ``waits``)."""
+        return next(k for k, w in enumerate(self.waits) if w == wait)
+
+    def dtoc(self) -> np.ndarray:
+        """Each kind's DTOC code (an index of ``config.REASONS``; -1: no DTOC code)."""
+        return np.array(
+            [REASONS.index(w.reason) if w.reason else -1 for w in self.waits], dtype=np.int64
+        )
+
+    def nctr(self) -> np.ndarray:
+        """Each kind's shares of its days over the NCTR categories (``reasons.NCTR`` order)."""
+        out = np.zeros((len(self.waits), len(NCTR)))
+        for k, w in enumerate(self.waits):
+            for code, share in w.nctr.items():
+                out[k, list(NCTR).index(code)] = share
+        return out
 
     def codes(self, *roles: str) -> np.ndarray:
         """The codes of the services with any of these roles."""

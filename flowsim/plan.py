@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from flowsim import distributions, patients
-from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, System
+from flowsim.config import PATHWAYS, RESPONSIBLE, System
 from flowsim.patients import HOME, Cohort, Layout
 from flowsim.streams import Streams
 
@@ -78,12 +78,14 @@ class Plan:
     to: list[list[int]]
     """``to[p][g]``: the service code (or ``HOME``) pathway ``p`` leads to for group ``g``."""
     proc_wait: list[tuple[int, int]]
-    """(reason, responsible) codes of each pathway's discharge process."""
+    """(reason, responsible) codes of each pathway's discharge process (reason: the kind of wait,
+    ``Layout.waits``)."""
     needs_assessment: list[bool]
     d2a: list[bool]
     readmit_p: list[float]
     wait_code: list[tuple[int, int]]
-    """(reason, responsible) codes of a wait to enter each service (-1, -1 if none)."""
+    """(reason, responsible) codes of a wait to enter each service (-1, -1 if none; reason: the
+    kind of wait, ``Layout.waits``)."""
     when_full: list[int]
     """Where someone goes who finds each service full: ``WAIT`` (its line), ``LOST``, ``HOME``,
     or another service's code (``config.Service.when_full``)."""
@@ -155,7 +157,7 @@ def _tables(system: System, lay: Layout) -> dict:
             continue
         out["to"][k] = [lay.code(pw.to_for(g)) for g in lay.groups]
         out["proc_wait"][k] = (
-            REASONS.index(pw.process_wait.reason),
+            lay.wait_kind(pw.process_wait),
             RESPONSIBLE.index(pw.process_wait.responsible),
         )
         out["needs_assessment"][k] = pw.assessment
@@ -165,7 +167,7 @@ def _tables(system: System, lay: Layout) -> dict:
     for k, s in enumerate(lay.services):
         w = system.services[s].wait
         if w is not None:
-            out["wait_code"][k] = (REASONS.index(w.reason), RESPONSIBLE.index(w.responsible))
+            out["wait_code"][k] = (lay.wait_kind(w), RESPONSIBLE.index(w.responsible))
     out["when_full"] = [
         WAIT if (rule := system.services[s].when_full) == "wait" else lay.code(rule)
         for s in lay.services

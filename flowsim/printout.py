@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 import textwrap
 
-from flowsim import results, scenarios, uncertainty
+from flowsim import national, results, scenarios, uncertainty
+from flowsim.config import PATHWAYS
+from flowsim.wording import fmt, interval_text
 
 
 def number(x: float, kpi: str) -> str:
@@ -39,6 +41,41 @@ def summary(table, title: str, runs=None) -> None:
             ci = f"{number(r.ci_low, kpi)} to {number(r.ci_high, kpi)}"
             print(f"  {label:<40} {number(r['mean'], kpi):>10}   {ci:>23}")
         print(f"  (scenario {scenario}, {int(rows.loc['admissions', 'n'])} replications)")
+
+
+def national_measures(table, config: dict, top: int = 5) -> None:
+    """The discharge ready date measures (all pathways, then each pathway's share discharged on
+    the date and mean days of its delayed discharges) and the largest reasons for delayed bed
+    days in the scheme the system leads with, for the first scenario (``national.py``)."""
+    scenario = table["scenario"].iloc[0]
+    drd = national.discharge_ready(table, scenario)
+    if drd is not None:
+        census = config.get("system", {}).get("nctr_census_time", "23:59")
+        print(f"\n  Discharge ready date (NHS England's measures), {scenario}")
+        every = drd[drd["pathway"] == "All pathways"].set_index("kpi")
+        for kpi, label in (
+            ("drd_days_0_share", "Discharged on their discharge ready date"),
+            ("drd_mean_days", "Days from ready to discharge, mean"),
+            ("drd_mean_days_delayed", "  the same, delayed discharges only"),
+            ("nctr_census_mean", f"Not meeting the criteria to reside at {census}"),
+        ):
+            r = every.loc[kpi]
+            ci = interval_text(r["ci_low"], r["ci_high"], r["unit"])
+            print(f"  {label:<50} {fmt(r['mean'], r['unit']):>8}   {ci:>19}")
+        by = drd.set_index(["kpi"])
+        parts = [
+            f"{p} {fmt(by.loc[f'drd_days_0_share_{p}', 'mean'], '%')}"
+            f" {fmt(by.loc[f'drd_mean_days_delayed_{p}', 'mean'])} d"
+            for p in PATHWAYS
+            if f"drd_days_0_share_{p}" in by.index
+        ]
+        print("  by pathway (on the date, mean days if delayed): " + ", ".join(parts))
+    scheme = national.schemes(config)[0]
+    why = national.reasons(table, scenario, scheme)
+    if why is not None:
+        print(f"\n  Delayed bed days by reason: {national.SCHEME_NAMES[scheme]}")
+        for _, r in why.head(top).iterrows():
+            print(f"  {r['reason']:<50} {fmt(r['mean']):>8}   {fmt(r['share'], '%'):>6}")
 
 
 def _median(kpi: str, label: str, values) -> None:

@@ -22,6 +22,7 @@ from flowsim import (
     deck,
     figures,
     files,
+    national,
     provenance,
     scenarios,
     uncertainty,
@@ -30,7 +31,7 @@ from flowsim import (
 )
 from flowsim.outputs import ReportError, Tables, load  # noqa: F401  (load: report.load)
 from flowsim.styling import Figure
-from flowsim.wording import change_text, fmt
+from flowsim.wording import change_text, fmt, interval_text
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,57 @@ def _appraisal_html(t: Tables) -> str:
     return "".join(parts)
 
 
+def _national_html(t: Tables) -> str:
+    """The discharge ready date measures by pathway and the delayed bed days by reason in each
+    scheme (``national.py``), for each scenario, every number with its 95% interval."""
+    if t.summary is None:
+        return ""
+    parts = []
+    census = t.config.get("system", {}).get("nctr_census_time", "23:59")
+    for sc in t.scenarios:
+        drd = national.discharge_ready(t.summary, sc)
+        if drd is not None:
+            scopes = list(dict.fromkeys(drd["pathway"]))
+            body = []
+            for measure, rows in drd.groupby("measure", sort=False):
+                cells = []
+                for _, r in rows.set_index("pathway").reindex(scopes).iterrows():
+                    if pd.isna(r["kpi"]):
+                        cells.append("<td></td>")
+                        continue
+                    u, k = r["unit"], r["kpi"]
+                    text = _cell(r["mean"], u, sc, k, "mean", fmt(r["mean"], u))
+                    ci = interval_text(r["ci_low"], r["ci_high"], u)
+                    cells.append(f"<td class='num'>{text}<br><span class='ci'>{ci}</span></td>")
+                label = measure + (f" at {census}" if "daily count" in measure else "")
+                body.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
+            head = "".join(f"<th>{html.escape(s)}</th>" for s in scopes)
+            parts.append(
+                f"<h3>Discharge ready date measures, {html.escape(sc)} (NHS England's monthly "
+                "discharge delays publication; 95% CI under each)</h3>"
+                f"<table class='national'><tr><th></th>{head}</tr>{''.join(body)}</table>"
+            )
+        for scheme in national.schemes(t.config):
+            table = national.reasons(t.summary, sc, scheme)
+            if table is None:
+                continue
+            rows = "".join(
+                f"<tr><td>{html.escape(r['code'])}</td><td>{html.escape(r['reason'])}</td>"
+                f"<td class='num'>{_cell(r['mean'], '', sc, 'reason', r['code'], fmt(r['mean']))}"
+                f"<br><span class='ci'>{interval_text(r['ci_low'], r['ci_high'])}</span></td>"
+                f"<td class='num'>{fmt(r['share'], '%')}</td></tr>"
+                for _, r in table.iterrows()
+            )
+            parts.append(
+                f"<h3>Delayed bed days by reason: {html.escape(national.SCHEME_NAMES[scheme])}, "
+                f"{html.escape(sc)}</h3><table class='reasons'><tr><th>code</th><th>waiting for"
+                f"</th><th>delayed bed days (95% CI)</th><th>share</th></tr>{rows}</table>"
+            )
+    return "".join(parts)
+
+
 SECTIONS = (
+    ("national", "Today's national measures: discharge ready date and delay reasons", ()),
     ("flow", "How patients flow through the system", ("flow",)),
     ("causes", "What causes the delays", ("causes_",)),
     ("services", "Each service over time", ("service_",)),
@@ -326,8 +377,12 @@ def html_report(t: Tables, figs: list[Figure], warns: list[str]) -> str:
         )
     parts.append(_headline_html(t, headline(t)))
     for sid, heading, prefixes in SECTIONS:
-        chosen = [f for f in figs if f.key.startswith(prefixes)]
-        extra = {"scenarios": _comparison_html, "appraisal": _appraisal_html}.get(
+        chosen = [f for f in figs if prefixes and f.key.startswith(prefixes)]
+        extra = {
+            "national": _national_html,
+            "scenarios": _comparison_html,
+            "appraisal": _appraisal_html,
+        }.get(
             sid, lambda _: ""
         )(t)
         if not chosen and not extra:

@@ -11,8 +11,10 @@ Definitions (all over the measured window ``[warmup_days, horizon_days)``):
   place). ``delayed_bed_days`` is the time-integral of delayed patients in acute beds over the
   window
   (so it is the sum of the parts of delays inside the window), split by responsible organisation
-  (``_nhs``, ``_social_care``, ``_both``), by DTOC reason code (``_<reason>``) and by what the
-  patient waits for (``_for_<service>``, ``_for_discharge_process``).
+  (``_nhs``, ``_social_care``, ``_both``), by reason in each scheme (``reasons.py``: DTOC code
+  ``_<reason>``, with ``_not_dtoc`` for waits that have none; NCTR category ``_nctr_<category>``,
+  a wait's days split by its shares) and by what the patient waits for (``_for_<service>``,
+  ``_for_discharge_process``).
 - ``delayed_patients``: patients whose acute delay was positive and ended inside the window;
   ``mean_delay_days``: the mean acute delay of those patients, each delay counted whole (NaN in a
   replication with none; summaries pool it per patient: ``uncertainty.POOLED``).
@@ -53,9 +55,10 @@ import numpy as np
 import pandas as pd
 
 from flowsim import investments
-from flowsim.config import PATHWAYS, REASONS, RESPONSIBLE, Config
+from flowsim.config import DRD_BANDS, PATHWAYS, REASONS, RESPONSIBLE, Config
 from flowsim.patients import DEATH, HOME, LOST, OPEN, READMIT
-from flowsim.tally import DRD_BANDS, OUTCOME_SHIFT, Measure, Tally, replay, time_of_day
+from flowsim.reasons import NCTR, NOT_DTOC
+from flowsim.tally import OUTCOME_SHIFT, Measure, Tally, replay, time_of_day
 
 if TYPE_CHECKING:
     from flowsim.records import Events
@@ -161,6 +164,12 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
         out[f"delayed_bed_days_{r}"] = float(t.window_acute_org[k])
     for k in reasons_used(config):
         out[f"delayed_bed_days_{k}"] = float(t.window_acute_reason[REASONS.index(k)])
+    dtoc = lay.dtoc()
+    if (dtoc < 0).any():
+        out[f"delayed_bed_days_{NOT_DTOC}"] = float(t.window_acute_kind[dtoc < 0].sum())
+    by_nctr = t.window_acute_kind @ lay.nctr()
+    for k in nctr_used(config):
+        out[f"delayed_bed_days_nctr_{k}"] = float(by_nctr[list(NCTR).index(k)])
     for code, s in enumerate(lay.services[1:], start=1):
         out[f"delayed_bed_days_for_{s}"] = float(t.window_acute_for[code])
     out["delayed_bed_days_for_discharge_process"] = float(t.window_acute_for[-1])
@@ -271,12 +280,22 @@ def discharge_ready(t: Tally) -> dict[str, float]:
     return out
 
 
+def _waits(config: Config) -> list:
+    s = config.system
+    out = [svc.wait for svc in s.services.values() if svc.wait is not None]
+    return out + [p.process_wait for p in s.discharge.pathways.values()]
+
+
 def reasons_used(config: Config) -> list[str]:
     """DTOC reason codes that some wait in this system is recorded under, in code order."""
-    s = config.system
-    used = {svc.wait.reason for svc in s.services.values() if svc.wait is not None}
-    used |= {p.process_wait.reason for p in s.discharge.pathways.values()}
+    used = {w.reason for w in _waits(config)}
     return [r for r in REASONS if r in used]
+
+
+def nctr_used(config: Config) -> list[str]:
+    """NCTR categories that some wait's days are counted under, in ``reasons.NCTR`` order."""
+    used = {code for w in _waits(config) for code in w.nctr}
+    return [r for r in NCTR if r in used]
 
 
 # -- daily series and the patient log -----------------------------------------------------------

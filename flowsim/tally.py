@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flowsim.config import AWAY_ROLES, PATHWAYS, REASONS, RESPONSIBLE
+from flowsim.config import AWAY_ROLES, DRD_BANDS, PATHWAYS, REASONS, RESPONSIBLE
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, LOST, OPEN, PROCESS, Layout
 
 FOLD_DAYS = 30.0
@@ -39,20 +39,6 @@ OUTCOME_SHIFT = 8
 
 HOME_CHECK_DAYS = 91.0
 """ASCOF 2B(1): where someone discharged into reablement is this many days later."""
-
-DRD_BANDS = (
-    ("0", 0), ("1", 1), ("2_3", 2), ("4_6", 4), ("7_13", 7), ("14_20", 14), ("21_plus", 21)
-)  # fmt: skip
-"""Days from the discharge ready date to the date of discharge, in the bands of NHS England's
-monthly discharge delays publication (name, first day of the band). Days count calendar dates:
-ready on Monday at 22:00 and discharged on Tuesday at 09:00 is 1 day; ready and discharged on the
-same date, 0 days ("discharged on their discharge ready date"). Source: NHS England, Discharge
-Delays statistical work area (england.nhs.uk/statistics/statistical-work-areas/discharge-delays),
-monthly "Discharge Delays (Acute)" data, from 2024; the Discharge Ready Date is the date a
-patient no longer meets the criteria to reside (NHS England letter PRN00312, 2023, and "New
-Discharge Ready Date", PRN00603, 2023), recorded for inpatients with a stay of one night or
-longer."""
-
 
 def time_of_day(hhmm: str) -> float:
     """``"HH:MM"`` as a fraction of a day."""
@@ -146,7 +132,9 @@ class Tally:
         self.window_occupied = np.zeros(S)
         self.window_own = np.zeros(S)  # occupied within the own places (services in ``own``)
         self.window_held = np.zeros(P)
-        self.window_acute_reason = np.zeros(R)
+        self.window_acute_reason = np.zeros(R)  # by DTOC code
+        self.window_acute_kind = np.zeros(len(layout.waits))  # by kind of wait (Layout.waits)
+        self.dtoc = layout.dtoc()
         self.window_acute_org = np.zeros(len(RESPONSIBLE))
         self.window_acute_for = np.zeros(S + 1)  # by what is waited for; PROCESS last
         # people who found a service full (when_full): sent out of the model, or elsewhere
@@ -245,7 +233,7 @@ class Tally:
         if np.any(delay > 0):
             self.delay_sum += float(np.sum(delay[delay > 0]))
         self.discharges_by_pathway += np.bincount(v["pathway"][done], minlength=len(PATHWAYS))
-        self._ready(v, acute, done, start, end)
+        self._ready(v, acute, done, left, final)
         arrived = new & entered & in_window(enter)
         c["care_home_admissions"] += int(np.sum(arrived & np.isin(svc, self.care_homes)))
         c["readmissions"] += int(np.sum(acute & arrived & (v["episode"] != v["person"])))
@@ -253,11 +241,13 @@ class Tally:
         self._flows(v, seq, entered, left)
         return np.isnan(leave) | (leave >= b)
 
-    def _ready(self, v: dict, acute: np.ndarray, done: np.ndarray, start, end) -> None:
-        """The discharge ready date measures (``DRD_BANDS``): each acute discharge (alive, in the
-        window) of a stay of a night or more, by its pathway and the calendar days from the date
-        it was ready to the date it left; and, for each day, the people in acute beds at the
-        census time who were ready to leave (stays ``[start, end)`` cut to the segment)."""
+    def _ready(self, v: dict, acute: np.ndarray, done: np.ndarray, left, final: bool) -> None:
+        """The discharge ready date measures (``config.DRD_BANDS``): each acute discharge (alive,
+        in the window) of a stay of a night or more, by its pathway and the calendar days from the
+        date it was ready to the date it left; and, for each day, the people in acute beds at the
+        census time who were ready to leave. A stay is counted whole when it ends (or, still open,
+        at the horizon), under the pathway it left by, so a pathway changed while waiting
+        (deconditioning) is counted as the one the record ends with, however the run was cut."""
         enter, ready, leave, pathway = v["enter"], v["ready"], v["leave"], v["pathway"]
         night = done & (np.floor(leave) > np.floor(enter)) & ~np.isnan(ready)
         days = (np.floor(leave[night]) - np.floor(ready[night])).astype(np.int64)
@@ -269,13 +259,14 @@ class Tally:
         self.drd_days += np.bincount(pathway[night], weights=days, minlength=len(PATHWAYS)).astype(
             np.int64
         )
-        # census points d + census in [max(ready, start), end): days ceil(s - c) .. ceil(e - c) - 1
-        s = np.maximum(ready, start)
-        m = acute & (s < end)
+        # census points d + census in [ready, leave): days ceil(ready - c) .. ceil(leave - c) - 1
+        ended = left | (final & np.isnan(leave))
+        end = np.where(np.isnan(leave), self.H, leave)
+        m = acute & ended & (ready < end)
         if not m.any():
             return
         c, last = self.measure.census, self.census_diff.shape[1] - 1
-        first = np.clip(np.ceil(s[m] - c), 0, last).astype(np.int64)
+        first = np.clip(np.ceil(ready[m] - c), 0, last).astype(np.int64)
         after = np.clip(np.ceil(end[m] - c), 0, last).astype(np.int64)
         n = self.census_diff.shape[1]
         flat = self.census_diff.reshape(-1)
@@ -291,7 +282,8 @@ class Tally:
         s, e, p = start[live], end[live], where[live]
         self._integrate(self.held, p, s, e, a, b)
         self._window(self.window_held, p, s, e, a, b)
-        reason, org, wants = w["reason"][live], w["responsible"][live], w["waits_for"][live]
+        kind, org, wants = w["reason"][live], w["responsible"][live], w["waits_for"][live]
+        reason = np.where(kind >= 0, self.dtoc[np.maximum(kind, 0)], -1) if self.dtoc.size else kind
         m = reason >= 0
         self._integrate(self.held_reason.reshape(self.P * R, -1), p[m] * R + reason[m], s[m], e[m],
                         a, b)  # fmt: skip
@@ -305,6 +297,8 @@ class Tally:
         acute = p == 0
         m = acute & (reason >= 0)
         self._window(self.window_acute_reason, reason[m], s[m], e[m], a, b)
+        m = acute & (kind >= 0)
+        self._window(self.window_acute_kind, kind[m], s[m], e[m], a, b)
         m = acute & (org >= 0)
         self._window(self.window_acute_org, org[m], s[m], e[m], a, b)
         m = acute & ((wants >= 0) | (wants == PROCESS))

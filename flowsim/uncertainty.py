@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from flowsim.config import PATHWAYS
-from flowsim.tally import DRD_BANDS
+from flowsim.config import DRD_BANDS, PATHWAYS
 
 # -- summaries --------------------------------------------------------------------------------
 

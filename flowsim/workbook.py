@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from flowsim import national
 from flowsim.uncertainty import interval
 
 if TYPE_CHECKING:
@@ -78,6 +79,19 @@ def sheets(
     for name in ("summary", "comparison"):
         if getattr(t, name) is not None:
             out[name.capitalize()] = getattr(t, name)
+    if t.summary is not None:
+        drd = [national.discharge_ready(t.summary, s) for s in t.scenarios]
+        drd = [d.assign(scenario=s) for d, s in zip(drd, t.scenarios) if d is not None]
+        if drd:
+            out["Discharge ready date"] = pd.concat(drd, ignore_index=True)
+        why = [
+            r.assign(scenario=s, scheme=national.SCHEME_NAMES[scheme])
+            for s in t.scenarios
+            for scheme in national.schemes(t.config)
+            if (r := national.reasons(t.summary, s, scheme)) is not None
+        ]
+        if why:
+            out["Delay reasons"] = pd.concat(why, ignore_index=True)
     if t.daily is not None:
         out["Daily"] = daily_bands(t.daily)
     if t.flows is not None:

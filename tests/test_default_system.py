@@ -63,7 +63,7 @@ def test_reasons_add_up_to_delayed_bed_days(default_runs):
     cfg, runs = default_runs
     from flowsim.results import reasons_used
 
-    parts = runs[[f"delayed_bed_days_{r}" for r in reasons_used(cfg)]]
+    parts = runs[[f"delayed_bed_days_{r}" for r in [*reasons_used(cfg), "not_dtoc"]]]
     np.testing.assert_allclose(parts.sum(axis=1), runs["delayed_bed_days"], rtol=1e-9)
 
 

@@ -11,9 +11,9 @@ import pytest
 from test_default_system import default_config
 
 from flowsim import model, results, uncertainty
-from flowsim.config import PATHWAYS
+from flowsim.config import DRD_BANDS, PATHWAYS
 from flowsim.patients import DEATH, OPEN
-from flowsim.tally import DRD_BANDS, Measure, time_of_day
+from flowsim.tally import Measure, time_of_day
 
 H, W = 240.0, 60.0
 

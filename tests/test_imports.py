@@ -21,11 +21,12 @@ MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 CORE = {
     "config", "network", "streams", "distributions", "kernels", "patients", "plan", "engine",
     "model", "records", "tally", "compiled", "arrays", "eventloop", "fields", "loopstate",
+    "reasons",
 }  # fmt: skip
 """The simulation core: a replication from a validated config to its tally."""
 REPORT = {
     "report", "figures", "comparisons", "styling", "deck", "workbook", "provenance", "outputs",
-    "wording",
+    "wording", "national",
 }  # fmt: skip
 """The summit pack, made from an output folder's tables alone."""
 REST = {

@@ -135,6 +135,21 @@ CASES: dict[str, tuple[list[str], str, str]] = {
     "rates_csv_missing": (["system.arrivals.emergency.rate_per_day=null",
                            "+system.arrivals.emergency.rates_csv=no_rates.csv"],
                           "system.arrivals.emergency.rates_csv", r"file not found"),
+    # delay reasons and the national measures
+    "reason_unknown": (["system.services.reablement.wait.reason=Z"],
+                       "system.services.reablement.wait.reason", r"'A', 'B'"),
+    "nctr_reason_unknown": (["+system.services.reablement.wait.nctr_reason=weather"],
+                            "system.services.reablement.wait.nctr_reason",
+                            r"unknown NCTR category 'weather' \(known: .*medicines"),
+    "nctr_shares_not_summing": (
+        ["system.discharge.pathways.P0.process_wait.nctr_reason.medicines=0.5"],
+        "system.discharge.pathways.P0.process_wait", r"shares must sum to 1"),
+    "wait_without_reason": (["~system.services.reablement.wait.reason"],
+                            "system.services.reablement.wait", r"give the wait's reason"),
+    "reason_scheme_unknown": (["system.reason_scheme=icd10"], "system.reason_scheme",
+                              r"'nctr' or 'dtoc'"),
+    "census_time_bad": (["system.nctr_census_time=25:00"], "system.nctr_census_time",
+                        r"pattern"),
     # keys, config groups, overrides (Hydra's errors, in plain lines)
     "unknown_key_added": (["+system.unknown_key=1"], "unknown_key", r"[Ee]xtra inputs"),
     "unknown_key": (["nosuch.key=1"], "nosuch.key", r"Could not override"),

@@ -229,6 +229,22 @@ def test_html_headline_numbers_equal_summary_csv(packs, name):
     assert checked == 3 * len(report.HEADLINE) * summary["scenario"].nunique()
 
 
+@pytest.mark.parametrize("name", ["one", "comparison"])
+def test_html_national_measures_equal_summary_csv(packs, name):
+    """The discharge ready date table shows every scope's measures, each the summary's mean."""
+    found = _numbers(packs[name] / "report.html")
+    summary = pd.read_csv(packs[name] / "summary.csv")
+    drd = summary[summary["kpi"].str.startswith(("drd_", "nctr_census_mean"))]
+    assert len(drd) > 0
+    for _, r in drd.iterrows():
+        shown = found.get((r["scenario"], r["kpi"], "mean"))
+        if r["kpi"].startswith("drd_delayed_discharges"):
+            assert shown is None  # not a row of the publication's table
+            continue
+        assert shown and all(_same(v, float(r["mean"])) for v, _ in shown), r["kpi"]
+    assert "id='national'" in (packs[name] / "report.html").read_text(encoding="utf-8")
+
+
 def test_html_changes_equal_comparison_csv(packs):
     found = _numbers(packs["comparison"] / "report.html")
     comparison = pd.read_csv(packs["comparison"] / "comparison.csv")
@@ -267,8 +283,20 @@ def _assert_frames_match(sheet: pd.DataFrame, table: pd.DataFrame) -> None:
 
 def test_workbook_equals_the_tables(packs):
     book = pd.read_excel(packs["comparison"] / "summit_pack.xlsx", sheet_name=None)
-    assert list(book)[:5] == ["About", "Headline", "Summary", "Comparison", "Daily"]
+    assert list(book)[:7] == ["About", "Headline", "Summary", "Comparison",
+                              "Discharge ready date", "Delay reasons", "Daily"]  # fmt: skip
     _assert_frames_match(book["Summary"], pd.read_csv(packs["comparison"] / "summary.csv"))
+    # the national measures: the same numbers as summary.csv, every scenario, both schemes
+    summary_rows = pd.read_csv(packs["comparison"] / "summary.csv").set_index(["scenario", "kpi"])
+    drd = book["Discharge ready date"]
+    assert set(drd["scenario"]) == set(summary_rows.index.get_level_values(0))
+    for _, r in drd.iterrows():
+        assert math.isclose(r["mean"], summary_rows.loc[(r["scenario"], r["kpi"]), "mean"],
+                            rel_tol=XLSX_RTOL)  # fmt: skip
+    why = book["Delay reasons"]
+    assert why["scheme"].nunique() == 2
+    for (_, scheme), grp in why.groupby(["scenario", "scheme"]):
+        assert grp["share"].sum() == pytest.approx(1.0, rel=1e-6), scheme
     _assert_frames_match(book["Comparison"], pd.read_csv(packs["comparison"] / "comparison.csv"))
     # the headline sheet: the same numbers as summary.csv
     summary = pd.read_csv(packs["comparison"] / "summary.csv").set_index(["scenario", "kpi"])

@@ -1,0 +1,91 @@
+"""Today's national measures as a system lead reads them, from ``summary.csv`` alone: the
+discharge ready date measures by pathway (``results.discharge_ready``; NHS England's monthly
+discharge delays publication) and the delayed bed days by reason in each scheme (``reasons.py``:
+today's NCTR categories and the DTOC codes of 2010-2020), each with its 95% interval.
+
+The report, the workbook and the printout show these tables; the scheme a system leads with is
+its ``reason_scheme``."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from flowsim.config import DRD_BANDS, PATHWAYS
+from flowsim.reasons import DTOC, NCTR, NOT_DTOC, NOT_DTOC_NAME, SCHEMES
+
+BAND_LABELS = {
+    "0": "on their discharge ready date",
+    "1": "1 day after it",
+    "2_3": "2-3 days after",
+    "4_6": "4-6 days after",
+    "7_13": "7-13 days after",
+    "14_20": "14-20 days after",
+    "21_plus": "21 days or more after",
+}
+DRD_MEASURES = (
+    ("drd_discharges", "Discharges (stays of a night or more)", ""),
+    *((f"drd_days_{b}_share", f"Discharged {BAND_LABELS[b]}", "%") for b, _ in DRD_BANDS),
+    ("drd_mean_days", "Mean days from ready to discharge, all discharges", "days"),
+    ("drd_mean_days_delayed", "Mean days from ready to discharge, delayed discharges", "days"),
+    ("nctr_census_mean", "People not meeting the criteria to reside, daily count", ""),
+)
+"""The discharge ready date measures in reading order: (KPI stem, label, unit)."""
+SCOPES = (("", "All pathways"), *((f"_{p}", p) for p in PATHWAYS))
+SCHEME_NAMES = {
+    "nctr": "Today's national reasons (NCTR, acute discharge sitrep)",
+    "dtoc": "DTOC reason codes (2010-2020)",
+}
+
+
+def _rows(summary: pd.DataFrame, scenario: str) -> pd.DataFrame:
+    return summary[summary["scenario"] == scenario].set_index("kpi")
+
+
+def discharge_ready(summary: pd.DataFrame, scenario: str) -> pd.DataFrame | None:
+    """One row per (measure, pathway scope): ``measure``, ``unit``, ``pathway``, ``mean``,
+    ``ci_low``, ``ci_high``; None where the run has no such measures."""
+    rows = _rows(summary, scenario)
+    if "drd_discharges" not in rows.index:
+        return None
+    out = []
+    for stem, label, unit in DRD_MEASURES:
+        for suffix, scope in SCOPES:
+            kpi = stem + suffix
+            if kpi in rows.index:
+                r = rows.loc[kpi]
+                out.append({"measure": label, "unit": unit, "pathway": scope, "kpi": kpi,
+                            "mean": r["mean"], "ci_low": r["ci_low"],
+                            "ci_high": r["ci_high"]})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def schemes(config: dict) -> tuple[str, ...]:
+    """The reason schemes in the order a system leads with (its ``reason_scheme`` first)."""
+    lead = config.get("system", {}).get("reason_scheme", "nctr")
+    return (lead,) + tuple(s for s in SCHEMES if s != lead)
+
+
+def reasons(summary: pd.DataFrame, scenario: str, scheme: str) -> pd.DataFrame | None:
+    """Delayed bed days in acute beds by reason in one scheme, largest first: ``code``,
+    ``reason``, ``mean``, ``ci_low``, ``ci_high``, ``share`` (of all delayed bed days)."""
+    rows = _rows(summary, scenario)
+    if "delayed_bed_days" not in rows.index:
+        return None
+    if scheme == "nctr":
+        names = {f"delayed_bed_days_nctr_{c}": (c, n) for c, n in NCTR.items()}
+    else:
+        names = {f"delayed_bed_days_{c}": (c, n) for c, n in DTOC.items()}
+        names[f"delayed_bed_days_{NOT_DTOC}"] = (NOT_DTOC, NOT_DTOC_NAME)
+    total = float(rows.loc["delayed_bed_days", "mean"])
+    out = [
+        {"code": code, "reason": name, "mean": rows.loc[kpi, "mean"],
+         "ci_low": rows.loc[kpi, "ci_low"], "ci_high": rows.loc[kpi, "ci_high"],
+         "share": rows.loc[kpi, "mean"] / total if total > 0 else math.nan}
+        for kpi, (code, name) in names.items()
+        if kpi in rows.index
+    ]  # fmt: skip
+    if not out:
+        return None
+    return pd.DataFrame(out).sort_values("mean", ascending=False, kind="stable")
