@@ -59,7 +59,9 @@ N_PROC, N_NEXT, N_ALIVE = range(3)
     C_SEQ, C_HEAP, C_VISITS, C_WAITS, C_PROCS, C_NODES, C_EPISODES, C_STATUS, C_STATUS_ARG, C_FREE,
     C_TURNED,
 ) = range(11)  # fmt: skip
-C_N = 11
+# an admission to make once the current step is done (row -1: none): row, episode, person
+C_ADMIT_ROW, C_ADMIT_EP, C_ADMIT_PERSON = 11, 12, 13
+C_N = 14
 OK, FULL_HEAP, FULL_VISITS, FULL_WAITS, FULL_PROCS, FULL_NODES, FULL_READMISSIONS = range(7)
 FULL_TURNED = 7
 INF = math.inf

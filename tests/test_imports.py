@@ -21,7 +21,7 @@ MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 CORE = {
     "config", "network", "streams", "distributions", "kernels", "patients", "plan", "engine",
     "model", "records", "tally", "compiled", "arrays", "eventloop", "fields", "loopstate",
-    "reasons",
+    "reasons", "inlining",
 }  # fmt: skip
 """The simulation core: a replication from a validated config to its tally."""
 REPORT = {
