@@ -237,6 +237,9 @@ class Service(Strict):
     cost_per_occupied_day_gbp: NonNegativeFloat = 0.0
     cost_per_capacity_day_gbp: NonNegativeFloat = 0.0
     paid_by: Literal["nhs", "social_care"] = "nhs"
+    organisation: str | None = None
+    """The organisation that runs the service (a name in ``System.organisations``): its costs and
+    places count in that organisation's breakdown."""
     start_occupancy: Annotated[int, Field(ge=0, le=MAX_CAPACITY)] = 0
     start_queue: Annotated[int, Field(ge=0, le=MAX_CAPACITY)] = 0
     open_days: Annotated[list[bool], Field(min_length=7, max_length=7)] = [True] * 7
@@ -391,6 +394,18 @@ class Arrival(Strict):
         return self
 
 
+class Organisation(Strict):
+    """One organisation of a local system: an acute ``trust`` (runs the acute service), or a
+    ``council`` (a locality: its ``groups`` are the patient groups who live there and use its
+    services). A system of several organisations reports every organisation's share of the
+    KPIs, delays and costs (``results.organisations``)."""
+
+    kind: Literal["trust", "council"]
+    label: str = ""
+    groups: list[str] = []
+    source: str = ""
+
+
 class System(Strict):
     """A local health and care system: groups, arrivals, services, discharge and deconditioning."""
 
@@ -404,6 +419,8 @@ class System(Strict):
     services: dict[str, Service]
     discharge: Discharge
     deconditioning: Deconditioning = Deconditioning()
+    organisations: dict[str, Organisation] = {}
+    """The trusts and councils of the system, by short name (none: one system, no breakdown)."""
     reason_scheme: Literal[reasons.SCHEMES] = "nctr"
     """The delay reasons the printout, report and workbook lead with: ``nctr`` (today's national
     categories) or ``dtoc`` (the codes of 2010-2020); both are always in the tables."""
@@ -429,6 +446,10 @@ class System(Strict):
     def assessment(self) -> str | None:
         """The name of the assessment-role service, or None."""
         return next(iter(self.by_role("assessment")), None)
+
+    def councils(self) -> dict[str, list[str]]:
+        """Each council's patient groups (its residents), by name."""
+        return {n: o.groups for n, o in self.organisations.items() if o.kind == "council"}
 
     def downstream(self) -> list[str]:
         """Services after acute care: every service but the acute and assessment ones."""

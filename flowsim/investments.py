@@ -37,9 +37,13 @@ FUNDER_ORGANISATION = {
 """Which organisation's costs an investment is counted in (iBCF is a grant to councils)."""
 
 
-def organisation(funder: str) -> str:
-    """The organisation whose costs a funder's money is counted in: ``nhs``, ``social_care`` or
-    ``other``."""
+def organisation(funder: str, organisations: dict | None = None) -> str:
+    """The sector whose costs a funder's money is counted in: ``nhs``, ``social_care`` or
+    ``other``. A funder may be one of the system's own organisations (``System.organisations``):
+    a council's money is social care's, a trust's the NHS's."""
+    org = (organisations or {}).get(funder)
+    if org is not None:
+        return "nhs" if org.kind == "trust" else "social_care"
     return FUNDER_ORGANISATION.get(funder, "other")
 
 
@@ -154,9 +158,7 @@ def add_window(
     return out
 
 
-def own_places(
-    steps: list[tuple[float, int]], bought: list[Bought]
-) -> list[tuple[float, int]]:
+def own_places(steps: list[tuple[float, int]], bought: list[Bought]) -> list[tuple[float, int]]:
     """A service's own places: its capacity schedule in force (``steps``, investments included)
     without the places these investments bought, never below 0. Its capacity cost is that of
     these places; the bought ones are paid by the investments."""

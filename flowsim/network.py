@@ -50,12 +50,44 @@ def assign_roles(system: System) -> None:
             )
 
 
+def check_organisations(system: System) -> None:
+    """Every organisation named by a service exists; a council's groups exist and no group lives
+    in two councils; with councils, every group lives in one; the acute service is a trust's."""
+    orgs = system.organisations
+    for name, svc in system.services.items():
+        if svc.organisation is not None and svc.organisation not in orgs:
+            raise ValueError(
+                f"services.{name}.organisation: unknown organisation {svc.organisation!r}"
+                f" (known: {', '.join(orgs) or 'none; list them under organisations'})"
+            )
+    seen: dict[str, str] = {}
+    for name, org in orgs.items():
+        if org.kind == "trust" and org.groups:
+            raise ValueError(f"organisations.{name}.groups: a trust has no residents; councils do")
+        for g in org.groups:
+            if g not in system.groups:
+                raise ValueError(f"organisations.{name}.groups: unknown group {g!r}")
+            if g in seen:
+                raise ValueError(
+                    f"organisations.{name}.groups: group {g!r} already lives in {seen[g]!r}"
+                )
+            seen[g] = name
+    councils = [n for n, o in orgs.items() if o.kind == "council"]
+    if councils and set(seen) != set(system.groups):
+        missing = sorted(set(system.groups) - set(seen))[0]
+        raise ValueError(f"organisations: group {missing!r} lives in no council")
+    acute_org = system.services[system.acute].organisation
+    if orgs and (acute_org is None or orgs[acute_org].kind != "trust"):
+        raise ValueError(f"services.{system.acute}.organisation: the acute service is a trust's")
+
+
 def check_network(system: System) -> None:
     """Rules that span fields: roles, names exist, probabilities sum to 1, routing has no cycle."""
     groups = set(system.groups)
     if len(groups) != len(system.groups):
         raise ValueError("groups: names must be unique")
     assign_roles(system)
+    check_organisations(system)
     services = system.services
     acute, assessment = system.acute, system.assessment
     downstream = system.downstream()

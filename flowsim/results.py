@@ -218,11 +218,56 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     for funder, cost in investments.costs(investments.of(config), W, H).items():
         out[f"investment_cost_{funder}_gbp"] = cost
         out["investment_cost_gbp"] += cost
-        org[investments.organisation(funder)] += cost
+        org[investments.organisation(funder, system.organisations)] += cost
     out["acute_bed_days"] = out["acute_occupancy_mean"] * L
     out["cost_nhs_gbp"] = org["nhs"]
     out["cost_social_care_gbp"] = org["social_care"]
     out["cost_total_gbp"] = org["nhs"] + org["social_care"] + org["other"]
+    out.update(organisations(t, config, out))
+    return out
+
+
+ORG_KPIS = (
+    "admissions", "discharges", "delayed_patients", "care_home_admissions", "acute_bed_days",
+    "delayed_bed_days", "delayed_bed_days_nhs", "delayed_bed_days_social_care",
+    "delayed_bed_days_both", "nctr_mean",
+)  # fmt: skip
+"""The KPIs every organisation's breakdown gives (``org_<name>_<kpi>``), besides its cost."""
+
+
+def organisations(t: Tally, config: Config, kpis: dict) -> dict[str, float]:
+    """Each organisation's share of the system (``System.organisations``), as
+    ``org_<name>_<kpi>``: a council's for its residents (its patient groups: their acute
+    admissions, discharges, people delayed, care home admissions, acute bed days, delayed bed
+    days by responsible organisation and beds held by them when ready to leave); a trust's for
+    everyone in its acute beds. ``org_<name>_cost_gbp``: the costs of the services it runs plus
+    the investments it funds. Every council's residents add up to the whole system."""
+    system = config.system
+    if not system.organisations:
+        return {}
+    L = t.H - t.W
+    groups = list(t.layout.groups)
+    out: dict[str, float] = {}
+    for name, org in system.organisations.items():
+        rows = (
+            [groups.index(g) for g in org.groups]
+            if org.kind == "council"
+            else list(range(len(groups)))
+        )
+        p = f"org_{name}_"
+        for k in ("admissions", "discharges", "delayed_patients", "care_home_admissions"):
+            out[p + k] = int(t.by_group[k][rows].sum())
+        out[p + "acute_bed_days"] = float(t.window_acute_by_group[rows].sum())
+        delayed = t.window_delayed_by_group[rows].sum(axis=0)
+        out[p + "delayed_bed_days"] = float(delayed.sum())
+        for k, r in enumerate(RESPONSIBLE):
+            out[p + f"delayed_bed_days_{r}"] = float(delayed[k])
+        out[p + "nctr_mean"] = out[p + "delayed_bed_days"] / L
+        runs = [s for s, svc in system.services.items() if svc.organisation == name]
+        funded = [k for k in kpis if k == f"investment_cost_{name}_gbp"]
+        out[p + "cost_gbp"] = sum(kpis[f"cost_{s}_gbp"] for s in runs) + sum(
+            kpis[k] for k in funded
+        )
     return out
 
 

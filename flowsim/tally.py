@@ -40,6 +40,7 @@ OUTCOME_SHIFT = 8
 HOME_CHECK_DAYS = 91.0
 """ASCOF 2B(1): where someone discharged into reablement is this many days later."""
 
+
 def time_of_day(hhmm: str) -> float:
     """``"HH:MM"`` as a fraction of a day."""
     hours, minutes = hhmm.split(":")
@@ -134,6 +135,17 @@ class Tally:
         self.window_held = np.zeros(P)
         self.window_acute_reason = np.zeros(R)  # by DTOC code
         self.window_acute_kind = np.zeros(len(layout.waits))  # by kind of wait (Layout.waits)
+        # by patient group (for each organisation's breakdown): acute bed days, delayed bed days
+        # by responsible organisation, counts
+        G = len(layout.groups)
+        self.window_acute_by_group = np.zeros(G)
+        self.window_delayed_by_group = np.zeros((G, len(RESPONSIBLE)))
+        self.by_group = {
+            k: np.zeros(G, dtype=np.int64)
+            for k in ("admissions", "discharges", "delayed_patients", "care_home_admissions")
+        }
+        self._acute_episodes = np.empty(0, np.int64)
+        self._acute_groups = np.empty(0, np.int64)
         self.dtoc = layout.dtoc()
         self.window_acute_org = np.zeros(len(RESPONSIBLE))
         self.window_acute_for = np.zeros(S + 1)  # by what is waited for; PROCESS last
@@ -235,11 +247,42 @@ class Tally:
         self.discharges_by_pathway += np.bincount(v["pathway"][done], minlength=len(PATHWAYS))
         self._ready(v, acute, done, left, final)
         arrived = new & entered & in_window(enter)
+        self._by_group(
+            v, live, start, end, a, b,
+            admitted=acute & new & entered & in_window(enter),
+            discharged=done,
+            delayed=done & (leave - v["ready"] > 0),
+            care_home=arrived & np.isin(svc, self.care_homes),
+        )  # fmt: skip
         c["care_home_admissions"] += int(np.sum(arrived & np.isin(svc, self.care_homes)))
         c["readmissions"] += int(np.sum(acute & arrived & (v["episode"] != v["person"])))
         self._home_checks(v, left, a, b, final)
         self._flows(v, seq, entered, left)
         return np.isnan(leave) | (leave >= b)
+
+    def _by_group(self, v, live, start, end, a, b, admitted, discharged, delayed, care_home):
+        """The sums each organisation's breakdown is made of, by patient group (a council's
+        residents are its groups): acute bed days, admissions, discharges, people delayed, care
+        home admissions; and, for ``_waits``, which group each acute stay of the segment is."""
+        group, G = v["group"], len(self.layout.groups)
+        acute = live & (v["service"] == 0)
+        self._window(self.window_acute_by_group, group[acute], start[acute], end[acute], a, b)
+        counted = {"admissions": admitted, "discharges": discharged,
+                   "delayed_patients": delayed, "care_home_admissions": care_home}  # fmt: skip
+        for key, m in counted.items():
+            self.by_group[key] += np.bincount(group[m], minlength=G)
+        order = np.argsort(v["episode"][acute], kind="stable")
+        self._acute_episodes = v["episode"][acute][order]
+        self._acute_groups = group[acute][order]
+
+    def _group_of(self, episodes: np.ndarray) -> np.ndarray:
+        """The patient group of each episode's acute stay in the segment (every wait in an acute
+        bed lies within its stay, so the stay is among the segment's records)."""
+        k = np.searchsorted(self._acute_episodes, episodes)
+        k = np.minimum(k, max(self._acute_episodes.size - 1, 0))
+        if episodes.size and not np.array_equal(self._acute_episodes[k], episodes):
+            raise RuntimeError("a wait in an acute bed outside the stays passed to the tally")
+        return self._acute_groups[k]
 
     def _ready(self, v: dict, acute: np.ndarray, done: np.ndarray, left, final: bool) -> None:
         """The discharge ready date measures (``config.DRD_BANDS``): each acute discharge (alive,
@@ -301,6 +344,10 @@ class Tally:
         self._window(self.window_acute_kind, kind[m], s[m], e[m], a, b)
         m = acute & (org >= 0)
         self._window(self.window_acute_org, org[m], s[m], e[m], a, b)
+        if m.any():
+            group = self._group_of(w["episode"][live][m])
+            self._window(self.window_delayed_by_group.reshape(-1),
+                         group * len(RESPONSIBLE) + org[m], s[m], e[m], a, b)  # fmt: skip
         m = acute & ((wants >= 0) | (wants == PROCESS))
         self._window(
             self.window_acute_for, np.where(wants == PROCESS, S, wants)[m], s[m], e[m], a, b

@@ -1,0 +1,121 @@
+"""Several organisations in one system (``System.organisations``; issue 13 part 2): every
+council's share of the KPIs is its residents' (its patient groups'), the councils add up to the
+whole system, the trust's is everyone in its beds, each organisation's cost is its services' and
+the investments it funds, and both engines give the same breakdown."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_default_system import default_config
+
+from flowsim import results, runner, scenarios
+from flowsim.config import ConfigError, Investment, Scenario, validate
+
+COUNTED = ("admissions", "discharges", "delayed_patients", "care_home_admissions")
+SUMMED = ("acute_bed_days", "delayed_bed_days", "delayed_bed_days_nhs",
+          "delayed_bed_days_social_care", "delayed_bed_days_both", "nctr_mean")  # fmt: skip
+
+
+def with_organisations(**run) -> dict:
+    """The default system split into a trust (acute, assessment, step-down) and two councils:
+    ``north`` (people under 85) runs reablement and home care, ``south`` (85 and over) the care
+    homes (a split of convenience: the checks hold for any split)."""
+    raw = default_config(**run).model_dump(mode="json")
+    s = raw["system"]
+    s["organisations"] = {
+        "trust": {"kind": "trust", "label": "Acute trust"},
+        "north": {"kind": "council", "groups": ["age_18_64", "age_65_84"]},
+        "south": {"kind": "council", "groups": ["age_85_plus"]},
+    }
+    owner = {"acute": "trust", "assessment": "trust", "step_down": "trust",
+             "reablement": "north", "home_care": "north", "care_home": "south"}  # fmt: skip
+    for name, org in owner.items():
+        s["services"][name]["organisation"] = org
+    return raw
+
+
+@pytest.fixture(scope="module")
+def runs():
+    raw = with_organisations(replications=2, horizon_days=200, warmup_days=50, seed=29)
+    out = {}
+    for engine in ("simpy", "compiled"):
+        raw["run"]["engine"] = engine
+        cfg = validate(raw)
+        scen = Scenario(name="north_pays", investments=[Investment(
+            lever="services.reablement.capacity", add=20, funder="north",
+            cost_gbp_per_unit_year=45_625)])  # fmt: skip
+        arms = [("baseline", scenarios.apply(cfg)),
+                ("north_pays", scenarios.with_scenario(cfg, scen))]  # fmt: skip
+        out[engine] = runner.run(arms, jobs=2).runs
+    return validate(raw), out
+
+
+def test_councils_add_up_to_the_whole_system_and_the_trust_is_everyone(runs):
+    cfg, by_engine = runs
+    r = by_engine["simpy"]
+    for k in COUNTED:
+        assert (r[f"org_north_{k}"] + r[f"org_south_{k}"] == r[k]).all(), k
+        assert (r[f"org_trust_{k}"] == r[k]).all(), k
+    for k in SUMMED:
+        np.testing.assert_allclose(r[f"org_north_{k}"] + r[f"org_south_{k}"], r[k], rtol=1e-9)
+        np.testing.assert_allclose(r[f"org_trust_{k}"], r[k], rtol=1e-9)
+    # both councils have residents delayed in the trust's beds
+    for council in ("north", "south"):
+        assert (r[f"org_{council}_delayed_bed_days"] > 0).all(), council
+
+
+def test_each_organisation_pays_for_its_services_and_its_investments(runs):
+    cfg, by_engine = runs
+    r = by_engine["simpy"].set_index(["scenario", "replication"])
+    owned = {o: [s for s, svc in cfg.system.services.items() if svc.organisation == o]
+             for o in cfg.system.organisations}  # fmt: skip
+    for (scenario, _), row in r.iterrows():
+        for org, services in owned.items():
+            want = sum(row[f"cost_{s}_gbp"] for s in services)
+            if scenario == "north_pays" and org == "north":
+                want += row["investment_cost_north_gbp"]
+            assert row[f"org_{org}_cost_gbp"] == pytest.approx(want, rel=1e-12), (scenario, org)
+        # a council's money is social care's
+        if scenario == "north_pays":
+            assert row["investment_cost_north_gbp"] > 0
+            social = [s for s, svc in cfg.system.services.items() if svc.paid_by == "social_care"]
+            want = sum(row[f"cost_{s}_gbp"] for s in social) + row["investment_cost_north_gbp"]
+            assert row["cost_social_care_gbp"] == pytest.approx(want, rel=1e-12)
+
+
+def test_both_engines_give_the_same_breakdown(runs):
+    _, by_engine = runs
+    pd.testing.assert_frame_equal(by_engine["simpy"], by_engine["compiled"], check_exact=True)
+
+
+def test_a_system_without_organisations_has_no_breakdown():
+    cfg = default_config(replications=1, horizon_days=60, warmup_days=10)
+    assert cfg.system.organisations == {}
+    got = runner.run([("baseline", cfg)], jobs=1).runs
+    assert not [c for c in got.columns if c.startswith("org_")]
+    assert set(results.ORG_KPIS) <= set(got.columns)  # the system-wide KPIs they break down
+
+
+@pytest.mark.parametrize(
+    "change, field, rule",
+    [
+        (lambda s: s["services"]["reablement"].update(organisation="east"),
+         "services.reablement.organisation", "unknown organisation 'east'"),
+        (lambda s: s["organisations"]["south"]["groups"].append("age_65_84"),
+         "organisations.south.groups", "already lives in 'north'"),
+        (lambda s: s["organisations"]["south"]["groups"].clear(),
+         "organisations", "'age_85_plus' lives in no council"),
+        (lambda s: s["services"]["acute"].update(organisation="north"),
+         "services.acute.organisation", "a trust's"),
+        (lambda s: s["organisations"]["trust"].update(groups=["age_18_64"]),
+         "organisations.trust.groups", "a trust has no residents"),
+    ],
+)  # fmt: skip
+def test_bad_organisations_are_rejected_naming_the_field(change, field, rule):
+    raw = with_organisations(replications=1)
+    change(raw["system"])
+    with pytest.raises(ConfigError) as err:
+        validate(raw)
+    assert field in str(err.value) and rule in str(err.value), str(err.value)
