@@ -89,3 +89,50 @@ def reasons(summary: pd.DataFrame, scenario: str, scheme: str) -> pd.DataFrame |
     if not out:
         return None
     return pd.DataFrame(out).sort_values("mean", ascending=False, kind="stable")
+
+
+ORG_MEASURES = (
+    ("admissions", "Acute admissions", ""),
+    ("discharges", "Discharges from acute beds", ""),
+    ("acute_bed_days", "Acute bed days", ""),
+    ("delayed_bed_days", "Delayed bed days in acute beds", ""),
+    ("delayed_bed_days_nhs", "  of which the NHS is responsible for", ""),
+    ("delayed_bed_days_social_care", "  of which social care is responsible for", ""),
+    ("delayed_bed_days_both", "  of which both are responsible for", ""),
+    ("nctr_mean", "Beds held by people ready to leave", ""),
+    ("delayed_patients", "People delayed leaving hospital", ""),
+    ("care_home_admissions", "Care home admissions", ""),
+    ("cost_gbp", "Cost: its services and the investments it funds", "GBP"),
+)
+"""Each organisation's page: (KPI after ``org_<name>_``, label, unit). A council's numbers are
+its residents'; a trust's, everyone in its beds (``results.organisations``)."""
+
+
+def organisations(
+    summary: pd.DataFrame, comparison: pd.DataFrame | None, config: dict
+) -> pd.DataFrame | None:
+    """Each organisation's numbers in every scenario, with 95% intervals, and each scenario's
+    paired change against the baseline where a comparison was run: one row per (organisation,
+    measure, scenario). None for a system of one organisation."""
+    orgs = config.get("system", {}).get("organisations") or {}
+    if not orgs:
+        return None
+    s = summary.set_index(["scenario", "kpi"])
+    c = comparison.set_index(["scenario", "kpi"]) if comparison is not None else None
+    rows = []
+    for name, org in orgs.items():
+        for stem, label, unit in ORG_MEASURES:
+            kpi = f"org_{name}_{stem}"
+            for scenario in dict.fromkeys(summary["scenario"]):
+                if (scenario, kpi) not in s.index:
+                    continue
+                r = s.loc[(scenario, kpi)]
+                row = {"organisation": name, "kind": org.get("kind", ""),
+                       "label": org.get("label") or name, "measure": label, "unit": unit,
+                       "kpi": kpi, "scenario": scenario, "mean": r["mean"],
+                       "ci_low": r["ci_low"], "ci_high": r["ci_high"]}  # fmt: skip
+                if c is not None and (scenario, kpi) in c.index:
+                    d = c.loc[(scenario, kpi)]
+                    row.update({k: d[k] for k in ("diff_mean", "diff_ci_low", "diff_ci_high")})
+                rows.append(row)
+    return pd.DataFrame(rows) if rows else None

@@ -336,8 +336,54 @@ def _national_html(t: Tables) -> str:
     return "".join(parts)
 
 
+def _organisations_html(t: Tables) -> str:
+    """A page per organisation of the system (``national.organisations``): its residents' (a
+    council) or its beds' (a trust) numbers in each scenario, with the paired change against the
+    baseline: whose money saves whose beds."""
+    if t.summary is None:
+        return ""
+    table = national.organisations(t.summary, t.comparison, t.config)
+    if table is None:
+        return ""
+    parts = []
+    scen = list(dict.fromkeys(table["scenario"]))
+    for name, org in table.groupby("organisation", sort=False):
+        head = "".join(f"<th>{html.escape(s)}</th>" for s in scen)
+        body = []
+        for measure, rows in org.groupby("measure", sort=False):
+            cells = []
+            for _, r in rows.set_index("scenario").reindex(scen).iterrows():
+                if pd.isna(r["kpi"]):
+                    cells.append("<td></td>")
+                    continue
+                u, k, sc = r["unit"], r["kpi"], r.name
+                text = _cell(r["mean"], u, sc, k, "mean", fmt(r["mean"], u))
+                ci = interval_text(r["ci_low"], r["ci_high"], u)
+                extra = ""
+                if "diff_mean" in r and not pd.isna(r["diff_mean"]):
+                    d = _cell(r["diff_mean"], u, sc, k, "diff_mean", change_text(r["diff_mean"], u))
+                    extra = (
+                        f"<br><b>change {d}</b> <span class='ci'>("
+                        f"{change_text(r['diff_ci_low'], u)} to {change_text(r['diff_ci_high'], u)}"
+                        ")</span>"
+                    )
+                cells.append(
+                    f"<td class='num'>{text}<br><span class='ci'>{ci}</span>{extra}</td>"
+                )
+            body.append(f"<tr><th>{html.escape(measure)}</th>{''.join(cells)}</tr>")
+        first = org.iloc[0]
+        whose = "its residents" if first["kind"] == "council" else "everyone in its beds"
+        parts.append(
+            f"<h3 id='org-{html.escape(name)}'>{html.escape(str(first['label']))} "
+            f"({html.escape(first['kind'])}; the numbers of {whose}; 95% CI under each)</h3>"
+            f"<table class='organisation'><tr><th></th>{head}</tr>{''.join(body)}</table>"
+        )
+    return "".join(parts)
+
+
 SECTIONS = (
     ("national", "Today's national measures: discharge ready date and delay reasons", ()),
+    ("organisations", "Each organisation: whose money saves whose beds", ()),
     ("flow", "How patients flow through the system", ("flow",)),
     ("causes", "What causes the delays", ("causes_",)),
     ("services", "Each service over time", ("service_",)),
@@ -380,6 +426,7 @@ def html_report(t: Tables, figs: list[Figure], warns: list[str]) -> str:
         chosen = [f for f in figs if prefixes and f.key.startswith(prefixes)]
         extra = {
             "national": _national_html,
+            "organisations": _organisations_html,
             "scenarios": _comparison_html,
             "appraisal": _appraisal_html,
         }.get(

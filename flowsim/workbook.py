@@ -92,6 +92,9 @@ def sheets(
         ]
         if why:
             out["Delay reasons"] = pd.concat(why, ignore_index=True)
+        orgs = national.organisations(t.summary, t.comparison, t.config)
+        if orgs is not None:
+            out["Organisations"] = orgs
     if t.daily is not None:
         out["Daily"] = daily_bands(t.daily)
     if t.flows is not None:

@@ -119,3 +119,42 @@ def test_bad_organisations_are_rejected_naming_the_field(change, field, rule):
     with pytest.raises(ConfigError) as err:
         validate(raw)
     assert field in str(err.value) and rule in str(err.value), str(err.value)
+
+
+def test_the_pack_has_a_page_per_organisation_with_changes(tmp_path):
+    """The command with organisations and a comparison: the report has a section per
+    organisation whose numbers are summary.csv's and comparison.csv's, and the workbook a sheet."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from console import script
+
+    orgs = ("+system.organisations={trust: {kind: trust, label: Acute trust}, "
+            "north: {kind: council, groups: [age_18_64, age_65_84]}, "
+            "south: {kind: council, groups: [age_85_plus]}}")  # fmt: skip
+    owners = [f"+system.services.{s}.organisation={o}" for s, o in (
+        ("acute", "trust"), ("assessment", "trust"), ("step_down", "trust"),
+        ("reablement", "north"), ("home_care", "north"), ("care_home", "south"))]  # fmt: skip
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [script("flowsim"), orgs, *owners, "scenario=ibcf_reablement", "run.replications=3",
+         "run.horizon_days=150", "run.warmup_days=30", "run.figures=false", "run.progress=false",
+         f"hydra.run.dir={out}"],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for name in ("trust", "north", "south"):
+        assert f"id='org-{name}'" in page
+    summary = pd.read_csv(out / "summary.csv").set_index(["scenario", "kpi"])
+    comparison = pd.read_csv(out / "comparison.csv").set_index(["scenario", "kpi"])
+    for kpi in ("org_north_delayed_bed_days", "org_south_cost_gbp"):
+        for scenario in ("baseline", "ibcf_reablement"):
+            value = summary.loc[(scenario, kpi), "mean"]
+            assert f'data-kpi="{kpi}" data-stat="mean" data-value="{float(value)!r}"' in page
+        change = comparison.loc[("ibcf_reablement", kpi), "diff_mean"]
+        assert f'data-stat="diff_mean" data-value="{float(change)!r}"' in page
+    book = pd.read_excel(out / "summit_pack.xlsx", sheet_name="Organisations")
+    assert set(book["organisation"]) == {"trust", "north", "south"}
