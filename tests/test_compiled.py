@@ -99,8 +99,12 @@ def test_same_trajectories_under_every_scenario(name):
     """Scenarios change capacities over time (time-limited investments), policies (discharge to
     assess, seven-day discharge) and demand (winter surge)."""
     raw = yaml.safe_load((ROOT / "scenarios" / f"{name}.yaml").read_text()) or {}
-    raw.pop("defaults", None)
-    cfg = scenarios.apply(config(system_raw("default"), 200.0, 30.0, scenario=raw))
+    system = "default"  # or the system the scenario selects (override /system@_global_.system)
+    for entry in raw.pop("defaults", None) or []:
+        for key, value in (entry.items() if isinstance(entry, dict) else ()):
+            if key.startswith("override /system"):
+                system = value
+    cfg = scenarios.apply(config(system_raw(system), 200.0, 30.0, scenario=raw))
     assert_same_events(*both(cfg))
 
 
