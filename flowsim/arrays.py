@@ -222,7 +222,8 @@ def pack_lines(nodes: np.ndarray, pools: np.ndarray, pi: np.ndarray, c: np.ndarr
 
 
 def grown(buffers: list, c: np.ndarray, pools: np.ndarray) -> list:
-    """Buffers more than half full, doubled (the part in use copied)."""
+    """Buffers more than half full, doubled (the part in use copied); the heaps of due releases
+    by the fullest pool's (their sizes are in ``pools``)."""
     visits, waits, pi, pf, free, nodes, ht, hk, due, turned = buffers
 
     def more(arr: np.ndarray, used: int, size: int | None = None, axis: int = 0) -> np.ndarray:
