@@ -33,7 +33,9 @@ from flowsim.loopstate import (
     P_FLOAT,
     P_INT,
     P_NODE,
+    Q_DUE,
     Q_HEAD,
+    Q_N,
     Q_TAIL,
 )  # fmt: skip
 from flowsim.patients import HOME
@@ -110,7 +112,6 @@ def coded_tables(p: Plan) -> tuple:
         np.array(p.readmit_p, dtype=np.float64),
         np.array(p.wait_code, dtype=np.int64),
         p.assessment,
-        p.escalate,
         np.array([s[0][1] for s in steps], dtype=np.int64),
         np.array([d for s in steps for d, _ in s], dtype=np.float64),
         np.array([c for s in steps for _, c in s], dtype=np.int64),
@@ -124,8 +125,9 @@ def coded_tables(p: Plan) -> tuple:
 
 
 def buffers(n: int, n_services: int, room: float) -> tuple[np.ndarray, ...]:
-    """Records (a row per field), processes, free process slots, waiter nodes, the heap, and
-    records of people turned away by a full service."""
+    """Records (a row per field), processes, free process slots, waiter nodes, the heap, each
+    pool's due releases (``loopstate.DUE_*``: a row per service; in a whole run a patient row
+    books at most one), and records of people turned away by a full service."""
     procs = int(room * 2 * n) + 64
     heap = int(room * 3 * n) + 4 * n_services + 64
     return (
@@ -137,6 +139,7 @@ def buffers(n: int, n_services: int, room: float) -> tuple[np.ndarray, ...]:
         np.empty((int(room * 2 * n) + 64, 3), dtype=np.int64),
         np.empty(heap),
         np.empty((heap, 2), dtype=np.int64),
+        np.empty((n_services, int(room * n) + 64)),
         np.empty((len(TURNED_FIELDS), int(room * n) + 64)),
     )
 
@@ -145,7 +148,7 @@ def state(n_services: int, n_groups: int) -> tuple[np.ndarray, ...]:
     """The loop's state between calls: counters, pools, readmissions made of each group."""
     return (
         np.zeros(C_N, dtype=np.int64),
-        np.zeros((n_services, 6), dtype=np.int64),
+        np.zeros((n_services, Q_N), dtype=np.int64),
         np.zeros(n_groups, dtype=np.int64),
     )
 
@@ -218,9 +221,10 @@ def pack_lines(nodes: np.ndarray, pools: np.ndarray, pi: np.ndarray, c: np.ndarr
     c[C_NODES] = at
 
 
-def grown(buffers: list, c: np.ndarray) -> list:
-    """Buffers more than half full, doubled (the part in use copied)."""
-    visits, waits, pi, pf, free, nodes, ht, hk, turned = buffers
+def grown(buffers: list, c: np.ndarray, pools: np.ndarray) -> list:
+    """Buffers more than half full, doubled (the part in use copied); the heaps of due releases
+    by the fullest pool's (their sizes are in ``pools``)."""
+    visits, waits, pi, pf, free, nodes, ht, hk, due, turned = buffers
 
     def more(arr: np.ndarray, used: int, size: int | None = None, axis: int = 0) -> np.ndarray:
         cap = arr.shape[axis]
@@ -245,5 +249,6 @@ def grown(buffers: list, c: np.ndarray) -> list:
     nodes = more(nodes, int(c[C_NODES]))
     heap = ht.shape[0] * (2 if 2 * c[C_HEAP] > ht.shape[0] else 1)
     ht, hk = more(ht, int(c[C_HEAP]), heap), more(hk, int(c[C_HEAP]), heap)
+    due = more(due, 1 + int(pools[:, Q_DUE].max(initial=0)), axis=1)  # the wake times, heaps
     turned = more(turned, int(c[C_TURNED]), axis=1)
-    return [visits, waits, pi, pf, free, nodes, ht, hk, turned]
+    return [visits, waits, pi, pf, free, nodes, ht, hk, due, turned]

@@ -99,7 +99,7 @@ def run(p: Plan) -> Events:
             wanted[arg] = max(1, 2 * wanted[arg])
         else:
             room *= 2.0
-    visits, waits, turned = buffers[0], buffers[1], buffers[8]
+    visits, waits, turned = buffers[0], buffers[1], buffers[9]
     return close(
         columns(visits[:, :n_visits].T, VISIT_FIELDS),
         columns(waits[:, :n_waits].T, WAIT_FIELDS),
@@ -239,7 +239,7 @@ class _Segments:
         self.made += new
         v = columns(visits[:, :nv].T.copy(), VISIT_FIELDS)
         w = columns(waits[:, :nw].T.copy(), WAIT_FIELDS)
-        turned = columns(buffers[8][:, : int(c[C_TURNED])].T.copy(), TURNED_FIELDS)
+        turned = columns(buffers[9][:, : int(c[C_TURNED])].T.copy(), TURNED_FIELDS)
         if cut >= self.p.horizon:
             ev = close(v, w, self.p, n_initial)
             self.tally.fold(ev.visits, ev.waits, cut, self.v_seq, turned)
@@ -262,7 +262,7 @@ class _Segments:
                 arrays.renumber(pi[:used, f], remap)
         self.v_seq = self.v_seq[keep_v]
         arrays.pack_lines(buffers[5], self.pools, pi, c)
-        buffers = arrays.grown(buffers, c)
+        buffers = arrays.grown(buffers, c, self.pools)
         c[C_TURNED] = 0  # finished when made: folded once, then forgotten
         return buffers
 

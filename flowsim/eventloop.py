@@ -52,15 +52,17 @@ from flowsim.loopstate import (
     C_TURNED,
     C_VISITS,
     C_WAITS,
+    DUE_WAKE_AT,
     EV_CAPACITY,
     EV_HOP,
     EV_OPENING,
-    EV_RELEASE,
     EV_RESUME,
+    EV_WAKE,
     F_AT,
     F_DEADLINE,
     F_P_SINCE,
     F_T_READY,
+    FULL_DUE,
     FULL_READMISSIONS,
     FULL_TURNED,
     INF,
@@ -96,7 +98,7 @@ from flowsim.loopstate import (
     URGENT,
     ask_place,
     cancel,
-    hand_over,
+    hold_until,
     new_process,
     new_visit,
     new_wait,
@@ -105,11 +107,14 @@ from flowsim.loopstate import (
     readmit_at,
     release,
     request,
+    set_capacity,
+    set_open,
     take,
+    wake,
 )
 from flowsim.patients import COMMUNITY, DEATH, FRONT_DOOR, HOME, OPEN, PROCESS, READMIT
 
-__all__ = ["FULL_READMISSIONS", "FULL_TURNED", "OK", "run"]
+__all__ = ["FULL_DUE", "FULL_READMISSIONS", "FULL_TURNED", "OK", "run"]
 
 # -- process states ---------------------------------------------------------------------------
 # an acute episode (model.Model._acute) and its assessment (_assess)
@@ -169,12 +174,12 @@ def run(
     # readmission rows: first row and number of rows of each group
     readmit_base, readmit_rows,
     # coded tables (plan.Plan)
-    to, proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, escalate,
+    to, proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment,
     # capacity: initial, steps (flattened: day, capacity; first index of each pool's steps)
     capacity, step_day, step_capacity, step_first, step_count, open_days, first_weekday,
     horizon, when_full,
     # buffers
-    visits, waits, pi, pf, free, nodes, ht, hk, turned,
+    visits, waits, pi, pf, free, nodes, ht, hk, due, turned,
     # the run's state between calls: counters, pools, readmissions made of each group; whether
     # this call starts the run; the time to stop at (events at it are left for the next call)
     c, pools, readmitted, first_call, until,
@@ -182,21 +187,23 @@ def run(
     n_initial = -1
     if first_call:
         _start(c, pools, readmitted, capacity, step_count, open_days, start_row, start_kind,
-               start_code, stay, pathway, group, horizon, visits, pi, pf, free, ht, hk)  # fmt: skip
+               start_code, stay, pathway, group, horizon, visits, pi, pf, free, ht, hk,
+               due)  # fmt: skip
         n_initial = c[C_EPISODES]
     return _loop(
         group, pathway, treatment, dies, process, assess, decondition, u_readmit, readmit_delay,
         stay, route, arrival_time, arrival_row, arrival_kind, readmit_base, readmit_rows, to,
-        proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, escalate,
-        step_day, step_capacity, step_first, step_count, open_days, first_weekday, horizon,
-        when_full, visits, waits, pi, pf, free, nodes, ht, hk, turned, c, pools, readmitted,
-        until, n_initial,
+        proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, step_day,
+        step_capacity, step_first, step_count, open_days, first_weekday, horizon, when_full,
+        visits, waits, pi, pf, free, nodes, ht, hk, due, turned, c, pools, readmitted, until,
+        n_initial,
     )  # fmt: skip
 
 
 @numba.njit(cache=True)
 def _start(c, pools, readmitted, capacity, step_count, open_days, start_row, start_kind,
-           start_code, stay, pathway, group, horizon, visits, pi, pf, free, ht, hk):  # fmt: skip
+           start_code, stay, pathway, group, horizon, visits, pi, pf, free, ht, hk,
+           due):  # fmt: skip
     """The state at day 0: pools, and the processes made in Model.__init__."""
     n_services = capacity.shape[0]
     c[:] = 0
@@ -209,6 +216,7 @@ def _start(c, pools, readmitted, capacity, step_count, open_days, start_row, sta
             -1,
             -1,
         )
+        due[k, DUE_WAKE_AT] = INF
     # processes made in Model.__init__: capacity schedules and door schedules, then day 0
     for k in range(n_services):
         if step_count[k] > 1:
@@ -246,10 +254,9 @@ def _start(c, pools, readmitted, capacity, step_count, open_days, start_row, sta
 def _loop(
     group, pathway, treatment, dies, process, assess, decondition, u_readmit, readmit_delay,
     stay, route, arrival_time, arrival_row, arrival_kind, readmit_base, readmit_rows, to,
-    proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, escalate,
-    step_day, step_capacity, step_first, step_count, open_days, first_weekday, horizon,
-    when_full, visits, waits, pi, pf, free, nodes, ht, hk, turned, c, pools, readmitted, until,
-    n_initial,
+    proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, step_day,
+    step_capacity, step_first, step_count, open_days, first_weekday, horizon, when_full, visits,
+    waits, pi, pf, free, nodes, ht, hk, due, turned, c, pools, readmitted, until, n_initial,
 ):  # fmt: skip
     """Events and arrivals before ``until``, in SimPy's order."""
     n_arrivals = arrival_time.shape[0]
@@ -271,7 +278,7 @@ def _loop(
             now = next_event
             pid = _event(now, step_day, step_capacity, step_first, step_count, open_days,
                          first_weekday, horizon, readmit_base, readmit_rows, pi, nodes, ht, hk,
-                         c, pools, readmitted)  # fmt: skip
+                         due, c, pools, readmitted)  # fmt: skip
         while pid >= 0 or c[C_ADMIT_ROW] >= 0:  # the process woken, then an admission
             if pid >= 0:
                 pi[pid, P_GEN] += 1
@@ -282,23 +289,23 @@ def _loop(
                         state, waiting = _acute(
                             state, pid, now, group, pathway, treatment, dies, process,
                             decondition, u_readmit, readmit_delay, to, proc_wait,
-                            needs_assessment, d2a_pathway, readmit_p, wait_code, escalate,
-                            horizon, when_full, visits, waits, pi, pf, nodes, ht, hk, turned, c,
+                            needs_assessment, d2a_pathway, readmit_p, wait_code, horizon,
+                            when_full, visits, waits, pi, pf, nodes, ht, hk, due, turned, c,
                             pools,
                         )  # fmt: skip
                     elif state < D_ENTER:
                         state, waiting = _assess(state, pid, now, group, pathway, assess,
                                                  wait_code, assessment, visits, waits, pi, nodes,
-                                                 ht, hk, c, pools)  # fmt: skip
+                                                 ht, hk, due, c, pools)  # fmt: skip
                     elif state < R_INIT:
                         state, waiting = _downstream(
                             state, pid, now, group, pathway, stay, route, readmit_base,
                             readmit_rows, wait_code, horizon, when_full, visits, waits, pi, pf,
-                            free, nodes, ht, hk, turned, c, pools, readmitted,
+                            free, nodes, ht, hk, due, turned, c, pools, readmitted,
                         )  # fmt: skip
                     else:
                         state, waiting = _referral(state, pid, now, wait_code, when_full, waits,
-                                                   pi, nodes, ht, hk, turned, c,
+                                                   pi, nodes, ht, hk, due, turned, c,
                                                    pools)  # fmt: skip
                 pi[pid, P_STATE] = state
                 if state == END:
@@ -308,7 +315,7 @@ def _loop(
             if c[C_ADMIT_ROW] >= 0:
                 pid = _admit(now, group, pathway, treatment, dies, process, u_readmit,
                              readmit_delay, proc_wait, readmit_p, horizon, visits, waits, pi, pf,
-                             free, ht, hk, c, pools)  # fmt: skip
+                             free, ht, hk, due, c, pools)  # fmt: skip
     return c[C_STATUS], c[C_STATUS_ARG], c[C_VISITS], c[C_WAITS], n_initial, c[C_TURNED]
 
 
@@ -332,7 +339,7 @@ def _arrive(row, kind, pi, pf, free, c):
 
 @numba.njit(inline="always")
 def _event(now, step_day, step_capacity, step_first, step_count, open_days, first_weekday,
-           horizon, readmit_base, readmit_rows, pi, nodes, ht, hk, c, pools,
+           horizon, readmit_base, readmit_rows, pi, nodes, ht, hk, due, c, pools,
            readmitted):  # fmt: skip
     """Take the next event off the heap and do it: the process it resumes, or -1."""
     payload = hk[0, 1]
@@ -345,13 +352,12 @@ def _event(now, step_day, step_capacity, step_first, step_count, open_days, firs
         if (pi[a, P_GEN] & B_MASK) == b and not pi[a, P_FIRED]:
             pi[a, P_FIRED] = 1
             push(ht, hk, c, now, NORMAL, EV_RESUME, a, b)
-    elif ev_kind == EV_RELEASE:  # a place whose release was known when it was taken
-        release(a, pools, nodes, pi, ht, hk, c, now)
+    elif ev_kind == EV_WAKE:  # places due in pool a, while people wait for one
+        wake(a, pools, nodes, pi, due, ht, hk, c, now)
     elif ev_kind == EV_CAPACITY:
         first, count = step_first[a], step_count[a]
         if b > 0:
-            pools[a, Q_CAP] = step_capacity[first + b]
-            hand_over(a, pools, nodes, pi, ht, hk, c, now)
+            set_capacity(a, step_capacity[first + b], pools, nodes, pi, due, ht, hk, c, now)
         if b + 1 < count:
             day = step_day[first + b + 1]
             push(ht, hk, c, now + (day - now), NORMAL, EV_CAPACITY, a, b + 1)
@@ -359,9 +365,7 @@ def _event(now, step_day, step_capacity, step_first, step_count, open_days, firs
         if b < horizon:
             is_open = 1 if open_days[a, (first_weekday + b) % 7] else 0
             if is_open != pools[a, Q_OPEN]:
-                pools[a, Q_OPEN] = is_open
-                if is_open:
-                    hand_over(a, pools, nodes, pi, ht, hk, c, now)
+                set_open(a, is_open, pools, nodes, pi, due, ht, hk, c, now)
             push(ht, hk, c, now + ((b + 1) - now), NORMAL, EV_OPENING, a, b + 1)
     else:  # EV_READMIT: a new acute episode for person a of group b
         _readmission(a, b, readmit_base, readmit_rows, c, readmitted)
@@ -384,12 +388,12 @@ def _readmission(person, g, readmit_base, readmit_rows, c, readmitted):
 
 @numba.njit(inline="always")
 def _admit(now, group, pathway, treatment, dies, process, u_readmit, readmit_delay, proc_wait,
-           readmit_p, horizon, visits, waits, pi, pf, free, ht, hk, c, pools):  # fmt: skip
+           readmit_p, horizon, visits, waits, pi, pf, free, ht, hk, due, c, pools):  # fmt: skip
     """model.Model._admit, of the admission waiting in ``c``: the process it starts now, or -1
     (a free bed and pathway 0: the whole stay is known now and recorded, with no process)."""
     row, ep, person = c[C_ADMIT_ROW], c[C_ADMIT_EP], c[C_ADMIT_PERSON]
     c[C_ADMIT_ROW] = -1
-    if pathway[row] != 0 or not take(ACUTE, pools):
+    if pathway[row] != 0 or not take(ACUTE, pools, due, now):
         pid = new_process(pi, pf, free, c, A_INIT, row, ep, person)
         pi[pid, P_KIND] = K_FRONT_DOOR
         return pid
@@ -411,7 +415,7 @@ def _admit(now, group, pathway, treatment, dies, process, u_readmit, readmit_del
             t = leave + readmit_delay[row]
             if t < horizon:
                 readmit_at(ht, hk, c, now, t, person, g)
-    push(ht, hk, c, now + delay, NORMAL, EV_RELEASE, ACUTE, 0)
+    hold_until(ACUTE, now + delay, pools, due, ht, hk, c, now)
     return -1
 
 
@@ -421,8 +425,8 @@ def _admit(now, group, pathway, treatment, dies, process, u_readmit, readmit_del
 @numba.njit(inline="always")
 def _acute(
     state, pid, now, group, pathway, treatment, dies, process, decondition, u_readmit,
-    readmit_delay, to, proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, escalate,
-    horizon, when_full, visits, waits, pi, pf, nodes, ht, hk, turned, c, pools,
+    readmit_delay, to, proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, horizon,
+    when_full, visits, waits, pi, pf, nodes, ht, hk, due, turned, c, pools,
 ):  # fmt: skip
     """model.Model._acute: an acute episode, from a bed (or the front door's wait for one) to
     leaving it; its assessment is ``_assess``, its onward stays ``_downstream``."""
@@ -432,7 +436,7 @@ def _acute(
         if state == A_INIT:
             kind = pi[pid, P_KIND]
             if kind == K_FRONT_DOOR or kind == K_READY:
-                if not request(ACUTE, pid, pools, nodes, pi, c):
+                if not request(ACUTE, pid, pools, nodes, pi, due, ht, hk, c, now):
                     pi[pid, P_WAIT] = new_wait(waits, c, ep, person, FRONT_DOOR, ACUTE, NO_CODE,
                                                NO_CODE, now, np.nan)  # fmt: skip
                     pi[pid, P_COND] = 0
@@ -490,14 +494,15 @@ def _acute(
             target = pi[pid, P_TARGET]
             state = A_LEAVE
             if target >= 0:
-                target, waiting = ask_place(target, pid, pools, nodes, pi, c, when_full, turned,
-                                            ep, person, ACUTE, now)  # fmt: skip
+                target, waiting = ask_place(target, pid, pools, nodes, pi, due, ht, hk, c,
+                                            when_full, turned, ep, person, ACUTE,
+                                            now)  # fmt: skip
                 pi[pid, P_TARGET] = target
                 if waiting:
                     p = pi[pid, P_PATHWAY]
-                    at = INF  # need may escalate while delayed
-                    if escalate and 1 <= p <= 2:
-                        at = pf[pid, F_P_SINCE] + decondition[row, p - 1]
+                    # need may escalate while delayed; with deconditioning off, the times to
+                    # it are INF (patients.py), as model.py's ``escalate`` has it
+                    at = pf[pid, F_P_SINCE] + decondition[row, p - 1] if 1 <= p <= 2 else INF
                     pf[pid, F_AT] = at
                     state = A_TARGET_WAITED
                     if _wait_for_place(pi, waits, ht, hk, c, wait_code, pid, ep, person, ACUTE,
@@ -535,7 +540,7 @@ def _acute(
 
 @numba.njit(inline="always")
 def _assess(state, pid, now, group, pathway, assess, wait_code, assessment, visits, waits, pi,
-            nodes, ht, hk, c, pools):  # fmt: skip
+            nodes, ht, hk, due, c, pools):  # fmt: skip
     """model.Model._assess: an assessment, in an acute bed (it delays the patient, who then
     goes on to ``A_TARGET_LOOP``) or during a downstream stay (its own process: ``AS_INIT``)."""
     row, ep, person = pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON]
@@ -547,7 +552,7 @@ def _assess(state, pid, now, group, pathway, assess, wait_code, assessment, visi
                                               wait_code[assessment, 0], wait_code[assessment, 1],
                                               now, np.nan)  # fmt: skip
             state = AS_GRANTED
-            if not request(assessment, pid, pools, nodes, pi, c):
+            if not request(assessment, pid, pools, nodes, pi, due, ht, hk, c, now):
                 pi[pid, P_COND] = 0
                 return state, True
         elif state == AS_GRANTED:
@@ -569,7 +574,7 @@ def _assess(state, pid, now, group, pathway, assess, wait_code, assessment, visi
 @numba.njit(inline="always")
 def _downstream(
     state, pid, now, group, pathway, stay, route, readmit_base, readmit_rows, wait_code, horizon,
-    when_full, visits, waits, pi, pf, free, nodes, ht, hk, turned, c, pools, readmitted,
+    when_full, visits, waits, pi, pf, free, nodes, ht, hk, due, turned, c, pools, readmitted,
 ):  # fmt: skip
     """model.Model._downstream: stays after acute care (or a referral), each until the next
     setting has a place, until home, death, or a readmission (``F_DEADLINE``) cuts it short."""
@@ -597,7 +602,7 @@ def _downstream(
                 vi = pi[pid, P_VISIT]
                 visits[V_READY, vi] = visits[V_LEAVE, vi] = end
                 visits[V_OUTCOME, vi] = nxt
-                push(ht, hk, c, end, NORMAL, EV_RELEASE, code, 0)
+                hold_until(code, end, pools, due, ht, hk, c, now)
                 if nxt == HOME and deadline < horizon:
                     readmit_at(ht, hk, c, end, deadline, person, g)
                 return END, False
@@ -614,8 +619,8 @@ def _downstream(
             nxt = route[row, code]
             waiting = False
             if nxt >= 0:
-                nxt, waiting = ask_place(nxt, pid, pools, nodes, pi, c, when_full, turned, ep,
-                                         person, code, now)  # fmt: skip
+                nxt, waiting = ask_place(nxt, pid, pools, nodes, pi, due, ht, hk, c, when_full,
+                                         turned, ep, person, code, now)  # fmt: skip
             pi[pid, P_NEXT] = nxt
             state = D_MOVE
             if waiting:  # the deadline, if any, is after now (the stay ended first)
@@ -653,15 +658,15 @@ def _downstream(
 
 
 @numba.njit(inline="always")
-def _referral(state, pid, now, wait_code, when_full, waits, pi, nodes, ht, hk, turned, c,
+def _referral(state, pid, now, wait_code, when_full, waits, pi, nodes, ht, hk, due, turned, c,
               pools):  # fmt: skip
     """model.Model._referral: a community referral, until a place (then ``_downstream``) or a
     turn-away."""
     ep = pi[pid, P_EP]
     if state == R_INIT:
         code = pi[pid, P_CODE]
-        code, waiting = ask_place(code, pid, pools, nodes, pi, c, when_full, turned, ep, ep,
-                                  COMMUNITY, now)  # fmt: skip
+        code, waiting = ask_place(code, pid, pools, nodes, pi, due, ht, hk, c, when_full,
+                                  turned, ep, ep, COMMUNITY, now)  # fmt: skip
         if code < 0:  # turned away: lost, or home
             return END, False
         pi[pid, P_CODE] = code

@@ -1,8 +1,9 @@
 """The compiled loop's state (``eventloop.py``) and the operations on it that every process step
-shares: the heap of events, pools of places (``engine.Pool``), the record buffers and the slots
-of processes. The integer columns name positions in the state arrays; Numba reads them as
-compile-time constants. Arrays are passed one by one, not in tuples: reading an array out of a
-tuple makes Numba count a reference at every access, which doubled the loop's time.
+shares: the heap of events, pools of places (``engine.Pool``, with its heaps of due releases),
+the record buffers and the slots of processes. The integer columns name positions in the state
+arrays; Numba reads them as compile-time constants. Arrays are passed one by one, not in tuples:
+reading an array out of a tuple makes Numba count a reference at every access, which doubled the
+loop's time.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from flowsim.plan import WAIT
 # -- event kinds and priorities ---------------------------------------------------------------
 
 URGENT, NORMAL = 0, 1
-EV_RESUME, EV_HOP, EV_RELEASE, EV_CAPACITY, EV_OPENING, EV_READMIT = 0, 1, 2, 3, 4, 5
+EV_RESUME, EV_HOP, EV_WAKE, EV_CAPACITY, EV_OPENING, EV_READMIT = 0, 1, 2, 3, 4, 5
 # columns of the per-process integer state
 (
     P_STATE, P_ROW, P_EP, P_PERSON, P_KIND, P_QUEUED_FOR, P_PATHWAY, P_TARGET, P_ASSESSED, P_D2A,
@@ -52,7 +53,12 @@ P_INT = 23
 F_T_READY, F_P_SINCE, F_AT, F_DEADLINE = range(4)
 P_FLOAT = 4
 # columns of a pool (a service's places) and of a waiter node
-Q_CAP, Q_BUSY, Q_OPEN, Q_HEAD, Q_TAIL, Q_LIVE = range(6)
+Q_CAP, Q_BUSY, Q_OPEN, Q_HEAD, Q_TAIL, Q_LIVE, Q_DUE = range(7)
+Q_N = 7
+# a pool's row of ``due`` (engine.Pool's ``wake_at`` and ``due``): the time of the wake-up event
+# last scheduled (INF: none since the last wake), then a heap of the times places are given back,
+# from column DUE_ROOT (``pools[k, Q_DUE]`` of them: a binary heap numbered from 1)
+DUE_WAKE_AT, DUE_ROOT = 0, 1
 N_PROC, N_NEXT, N_ALIVE = range(3)
 # counters
 (
@@ -63,7 +69,7 @@ N_PROC, N_NEXT, N_ALIVE = range(3)
 C_ADMIT_ROW, C_ADMIT_EP, C_ADMIT_PERSON = 11, 12, 13
 C_N = 14
 OK, FULL_HEAP, FULL_VISITS, FULL_WAITS, FULL_PROCS, FULL_NODES, FULL_READMISSIONS = range(7)
-FULL_TURNED = 7
+FULL_TURNED, FULL_DUE = 7, 8
 INF = math.inf
 
 
@@ -117,6 +123,11 @@ def pop(ht, hk, c):
 
 
 # -- pools: first come, first served places (engine.Pool) --------------------------------------
+# A place whose release time is known when it is taken costs no event: the time goes into the
+# pool's heap of due releases (``hold_until``), the place is given back when the pool is next
+# asked (``flush``: ``take``, ``request``, a capacity change, the door opening), and a wake-up
+# event (``EV_WAKE``) is scheduled only while someone waits, as engine.Pool does, so that events
+# at a tie come in SimPy's order.
 @numba.njit(cache=True)
 def _grant(pi, ht, hk, c, now, pid):
     """Hand a place to a waiting process: it resumes, one step later if it waits in a condition
@@ -146,8 +157,91 @@ def release(k, pools, nodes, pi, ht, hk, c, now):
 
 
 @numba.njit(cache=True)
-def take(k, pools):
+def hold_until(k, t, pools, due, ht, hk, c, now):
+    """The place just taken in ``k`` is given back at ``t`` (``Pool.hold_until``)."""
+    n = pools[k, Q_DUE] + 1
+    if n >= due.shape[1]:
+        c[C_STATUS] = FULL_DUE  # the run is abandoned and repeated with more room
+        return
+    i = n
+    while i > DUE_ROOT:
+        parent = i >> 1
+        if due[k, parent] <= t:
+            break
+        due[k, i] = due[k, parent]
+        i = parent
+    due[k, i] = t
+    pools[k, Q_DUE] = n
+    if pools[k, Q_LIVE] > 0:
+        schedule_wake(k, pools, due, ht, hk, c, now)
+
+
+@numba.njit(cache=True)
+def flush(k, pools, due, now):
+    """Give back the places due by ``now`` (``Pool._flush``)."""
+    n = pools[k, Q_DUE]
+    while n > 0 and due[k, DUE_ROOT] <= now:
+        pools[k, Q_BUSY] -= 1
+        t = due[k, n]  # the last leaf, sifted down from the root
+        n -= 1
+        i = DUE_ROOT
+        while True:
+            child = 2 * i
+            if child > n:
+                break
+            if child < n and due[k, child + 1] < due[k, child]:
+                child += 1
+            if t <= due[k, child]:
+                break
+            due[k, i] = due[k, child]
+            i = child
+        due[k, i] = t
+    pools[k, Q_DUE] = n
+
+
+@numba.njit(cache=True)
+def schedule_wake(k, pools, due, ht, hk, c, now):
+    """A wake-up event at the next due release, if it is before the one last scheduled
+    (``Pool._schedule_wake``: a timeout, so at ``now + (wake_at - now)``)."""
+    if pools[k, Q_DUE] > 0 and due[k, DUE_ROOT] < due[k, DUE_WAKE_AT]:
+        wake_at = due[k, DUE_ROOT]
+        due[k, DUE_WAKE_AT] = wake_at
+        push(ht, hk, c, now + (wake_at - now), NORMAL, EV_WAKE, k, 0)
+
+
+@numba.njit(cache=True)
+def wake(k, pools, nodes, pi, due, ht, hk, c, now):
+    """A wake-up event (``Pool._wake``): the places due are given back and handed over; while
+    people still wait, the next due release is woken for too."""
+    due[k, DUE_WAKE_AT] = INF
+    flush(k, pools, due, now)
+    hand_over(k, pools, nodes, pi, ht, hk, c, now)
+    if pools[k, Q_LIVE] > 0:
+        schedule_wake(k, pools, due, ht, hk, c, now)
+
+
+@numba.njit(cache=True)
+def set_capacity(k, capacity, pools, nodes, pi, due, ht, hk, c, now):
+    """``Pool.set_capacity``: a cut lets current occupants finish."""
+    flush(k, pools, due, now)
+    pools[k, Q_CAP] = capacity
+    hand_over(k, pools, nodes, pi, ht, hk, c, now)
+
+
+@numba.njit(cache=True)
+def set_open(k, is_open, pools, nodes, pi, due, ht, hk, c, now):
+    """``Pool.set_open``: while closed no one is taken in; occupants stay."""
+    pools[k, Q_OPEN] = is_open
+    if is_open:
+        flush(k, pools, due, now)
+        hand_over(k, pools, nodes, pi, ht, hk, c, now)
+
+
+@numba.njit(cache=True)
+def take(k, pools, due, now):
     """A place now if one is free, the door is open and no one is waiting."""
+    if pools[k, Q_DUE] > 0 and due[k, DUE_ROOT] <= now:
+        flush(k, pools, due, now)
     if pools[k, Q_BUSY] < pools[k, Q_CAP] and pools[k, Q_LIVE] == 0 and pools[k, Q_OPEN]:
         pools[k, Q_BUSY] += 1
         return True
@@ -155,9 +249,9 @@ def take(k, pools):
 
 
 @numba.njit(cache=True)
-def request(k, pid, pools, nodes, pi, c):
+def request(k, pid, pools, nodes, pi, due, ht, hk, c, now):
     """A place at once (True), or join the line (False); the process must then wait."""
-    if take(k, pools):
+    if take(k, pools, due, now):
         return True
     node = c[C_NODES]
     if node >= nodes.shape[0]:
@@ -172,6 +266,7 @@ def request(k, pid, pools, nodes, pi, c):
     pools[k, Q_TAIL] = node
     pools[k, Q_LIVE] += 1
     pi[pid, P_GRANTED], pi[pid, P_NODE] = 0, node
+    schedule_wake(k, pools, due, ht, hk, c, now)
     return False
 
 
@@ -186,12 +281,13 @@ def cancel(k, pid, pools, nodes, pi, ht, hk, c, now):
 
 
 @numba.njit(cache=True)
-def ask_place(k, pid, pools, nodes, pi, c, when_full, turned, ep, person, place, now):
+def ask_place(k, pid, pools, nodes, pi, due, ht, hk, c, when_full, turned, ep, person, place,
+              now):  # fmt: skip
     """model.Model._place: ask for a place in ``k`` following the services' ``when_full`` rules.
     Returns the service (or ``HOME``, ``LOST``) the person goes to, and True if they joined its
     line (the process must then wait). Each turn-away is recorded (``records.TURNED_FIELDS``)."""
     while when_full[k] != WAIT:
-        if take(k, pools):
+        if take(k, pools, due, now):
             return k, False
         j = c[C_TURNED]
         if j < turned.shape[1]:
@@ -203,7 +299,7 @@ def ask_place(k, pid, pools, nodes, pi, c, when_full, turned, ep, person, place,
         k = when_full[k]
         if k < 0:
             return k, False
-    return k, not request(k, pid, pools, nodes, pi, c)
+    return k, not request(k, pid, pools, nodes, pi, due, ht, hk, c, now)
 
 
 @numba.njit(cache=True)

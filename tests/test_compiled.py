@@ -193,16 +193,64 @@ def test_same_trajectories_when_stressed():
     assert np.sum(w["end"] - w["start"] > 1.0) > 100  # the stress did make people wait
 
 
-def test_same_trajectories_with_fixed_durations():
+NEW_CAPACITIES = {  # the default system's capacities to come (places, people there at day 0)
+    "care_home": {"capacity": 3800, "start_occupancy": 3620},
+    "home_care": {"capacity": 4800, "start_occupancy": 4630},
+    "step_down": {"capacity": 116},
+    "reablement": {"capacity": 307},
+}
+
+
+@pytest.mark.parametrize("capacities", [{}, NEW_CAPACITIES], ids=["default", "new_capacities"])
+def test_same_trajectories_with_fixed_durations(capacities):
     """Fixed stays and process times put many events at the same instants as the doors opening
-    at whole days: the order of events at a tie must be SimPy's too."""
+    at whole days: the order of events at a tie must be SimPy's too. With the new capacities, a
+    10-day reablement stay ends as the door closes on a Sunday while people wait (the case of
+    ``tie_at_closing``, which the compiled engine once got a day early)."""
     raw = system_raw("default")
     s = raw["services"]
+    for name, values in capacities.items():
+        s[name].update(values)
     s["reablement"]["stay"] = {"dist": "fixed", "value": 10.0}
     s["step_down"]["stay"] = {"dist": "fixed", "value": 21.0}
     s["assessment"]["stay"] = {"dist": "fixed", "value": 0.25}
     raw["discharge"]["pathways"]["P1"]["process"] = {"dist": "fixed", "value": 0.5}
     assert_same_events(*both(config(raw, 160.0, 20.0)))
+
+
+def tie_at_closing() -> dict:
+    """The tandem network made so that places come due exactly as a door closes: everyone goes
+    on to reablement (3 places, a fixed 6-day stay, closed on Sundays) after a fixed quarter-day
+    in acute, and people arrive on Saturdays only. Those still waiting on Sunday are taken in
+    when the door opens on Monday at 00:00, and leave on Sunday at 00:00, as it closes."""
+    raw = system_raw("tandem")
+    raw["arrivals"]["emergency"].update(rate_per_day=2.0, day_of_week=[0] * 5 + [1, 0])
+    raw["discharge"]["pathway_shares_by_group"]["all"] = {"P0": 0.0, "P1": 1.0, "P3": 0.0}
+    s = raw["services"]
+    s["acute"]["stay"] = {"dist": "fixed", "value": 0.25}
+    s["reablement"].update(capacity=3, stay={"dist": "fixed", "value": 6.0},
+                           open_days=[True] * 6 + [False])  # fmt: skip
+    return raw
+
+
+def test_same_trajectories_when_places_come_due_as_the_door_closes():
+    """A place given back at a known time is applied when the pool is next asked, or by a
+    wake-up scheduled when someone joins its line (engine.Pool). When someone joins on the
+    Saturday, that wake-up comes after the door's closing at Sunday 00:00 (scheduled at Saturday
+    00:00), so the place due then is handed over only when the door opens on Monday. The
+    compiled engine must do the same: it once released the place by an event booked when the
+    place was taken, before the closing, and took the next person in a day early."""
+    cfg = config(tie_at_closing(), 200.0, 0.0)
+    a, b = both(cfg)
+    assert_same_events(a, b)
+    # the tie happened: a stay ended at a Sunday 00:00 (day 0 is a Tuesday) while someone who
+    # joined the line on the Saturday waited on until Monday
+    k = list(a.layout.services).index("reablement")
+    v, w = a.visits, a.waits
+    due = v["leave"][(v["service"] == k) & (v["leave"] % 7 == 5)]
+    end = w["end"][w["waits_for"] == k]
+    joined_saturday = w["start"][w["waits_for"] == k] >= end - 2
+    assert np.sum(np.isin(end - 1, due) & joined_saturday) > 0
 
 
 def test_same_events_when_buffers_and_readmission_rows_run_out(monkeypatch):
@@ -252,6 +300,50 @@ def test_same_events_when_the_turn_away_buffer_runs_out(monkeypatch):
     b = compiled.simulate(cfg.system, cfg.run.seed, 0, cfg.run.horizon_days, measure=measure)
     assert statuses[0] == eventloop.FULL_TURNED
     assert results.kpis(b, cfg) == results.kpis(a, cfg)
+
+
+def test_same_events_when_a_heap_of_due_releases_runs_out(monkeypatch):
+    """A run whose heap of due releases (places given back at times known when they were taken,
+    ``loopstate.hold_until``) fills is repeated with more room, whole or in segments; between
+    segments, heaps more than half full are given twice the room: nothing in the result may
+    change."""
+    cfg = config(system_raw("default"), 150.0, 30.0)
+    a = model.simulate(cfg.system, cfg.run.seed, 0, cfg.run.horizon_days)
+    real_buffers, real_run, real_grown = arrays.buffers, compiled._run, arrays.grown
+    statuses, widths, first_width = [], [], [8]
+
+    def small_first(n, n_services, room):
+        got = list(real_buffers(n, n_services, room))
+        if not statuses:  # the first run only
+            got[8] = np.empty((n_services, first_width[0]))
+        return tuple(got)
+
+    def run(*args):
+        out = real_run(*args)
+        statuses.append(int(out[0]))
+        return out
+
+    def grown(buffers, c, pools):
+        out = real_grown(buffers, c, pools)
+        widths.append((buffers[8].shape[1], out[8].shape[1]))
+        return out
+
+    monkeypatch.setattr(arrays, "buffers", small_first)
+    monkeypatch.setattr(arrays, "grown", grown)
+    monkeypatch.setattr(compiled, "_run", run)
+    assert_same_events(a, compiled.simulate(cfg.system, cfg.run.seed, 0, cfg.run.horizon_days))
+    assert statuses[0] == eventloop.FULL_DUE and statuses[-1] == eventloop.OK
+    measure = results.measure(cfg)
+    for width in (8, 600):  # overflows in the first segment; grows between segments
+        statuses.clear()
+        widths.clear()
+        first_width[0] = width
+        b = compiled.simulate(cfg.system, cfg.run.seed, 0, cfg.run.horizon_days, measure=measure)
+        assert results.kpis(b, cfg) == results.kpis(a, cfg)
+        if width == 8:
+            assert statuses[0] == eventloop.FULL_DUE
+        else:
+            assert set(statuses) == {eventloop.OK} and widths[0][0] < widths[-1][1]
 
 
 @pytest.mark.parametrize("name", ["default", "loss_tandem"])
