@@ -141,8 +141,9 @@ def overflowing() -> dict:
     s = raw["services"]
     s["step_down"]["when_full"] = "reablement"
     s["home_care"]["when_full"] = "lost"
-    s["home_care"]["capacity"] = [{"from_day": 0, "capacity": 4300},
-                                  {"from_day": 20, "capacity": 4000}]  # fmt: skip
+    full = s["home_care"]["start_occupancy"]  # full from the start, then cut by 300
+    s["home_care"]["capacity"] = [{"from_day": 0, "capacity": full},
+                                  {"from_day": 20, "capacity": full - 300}]  # fmt: skip
     s["care_home"]["when_full"] = "home"
     return raw
 
