@@ -44,6 +44,8 @@ monthly "Discharge Delays (Acute)" data, from 2024; the Discharge Ready Date is 
 patient no longer meets the criteria to reside (NHS England letter PRN00312, 2023, and "New
 Discharge Ready Date", PRN00603, 2023), recorded for inpatients with a stay of one night or
 longer."""
+DRD_SCOPES = ("",) + tuple(f"_{p}" for p in PATHWAYS)
+"""The discharge ready date KPIs are given for all pathways (no suffix) and for each (``_P1``)."""
 Role = Literal[ROLES]
 """What a service is to the model and its KPIs (``Service.role``)."""
 AWAY_ROLES = ("acute", "step_down", "care_home", "other")

@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-from flowsim.config import DRD_BANDS, PATHWAYS
+from flowsim.config import DRD_BANDS, DRD_SCOPES
 from flowsim.reasons import DTOC, NCTR, NOT_DTOC, NOT_DTOC_NAME, SCHEMES
 
 BAND_LABELS = {
@@ -32,7 +32,7 @@ DRD_MEASURES = (
     ("nctr_census_mean", "People not meeting the criteria to reside, daily count", ""),
 )
 """The discharge ready date measures in reading order: (KPI stem, label, unit)."""
-SCOPES = (("", "All pathways"), *((f"_{p}", p) for p in PATHWAYS))
+SCOPES = tuple((scope, scope.lstrip("_") or "All pathways") for scope in DRD_SCOPES)
 SCHEME_NAMES = {
     "nctr": "Today's national reasons (NCTR, acute discharge sitrep)",
     "dtoc": "DTOC reason codes (2010-2020)",

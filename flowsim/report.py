@@ -287,6 +287,32 @@ def _appraisal_html(t: Tables) -> str:
     return "".join(parts)
 
 
+def _grid(table: pd.DataFrame, across: str, columns: list[str], label=lambda m: m) -> str:
+    """A table of ``national.py``'s long form: a row per ``measure``, a column per value of
+    ``across`` (a pathway, a scenario); each cell the mean with its 95% interval, and the paired
+    change against the baseline where the table has one."""
+    body = []
+    for measure, rows in table.groupby("measure", sort=False):
+        cells = []
+        for key, r in rows.set_index(across).reindex(columns).iterrows():
+            if pd.isna(r["kpi"]):
+                cells.append("<td></td>")
+                continue
+            u, k = r["unit"], r["kpi"]
+            sc = key if across == "scenario" else r["scenario"]
+            text = _cell(r["mean"], u, sc, k, "mean", fmt(r["mean"], u))
+            ci = interval_text(r["ci_low"], r["ci_high"], u)
+            extra = ""
+            if not pd.isna(r.get("diff_mean")):
+                d = _cell(r["diff_mean"], u, sc, k, "diff_mean", change_text(r["diff_mean"], u))
+                lo, hi = change_text(r["diff_ci_low"], u), change_text(r["diff_ci_high"], u)
+                extra = f"<br><b>change {d}</b> <span class='ci'>({lo} to {hi})</span>"
+            cells.append(f"<td class='num'>{text}<br><span class='ci'>{ci}</span>{extra}</td>")
+        body.append(f"<tr><th>{html.escape(label(measure))}</th>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    return f"<tr><th></th>{head}</tr>{''.join(body)}"
+
+
 def _national_html(t: Tables) -> str:
     """The discharge ready date measures by pathway and the delayed bed days by reason in each
     scheme (``national.py``), for each scenario, every number with its 95% interval."""
@@ -294,28 +320,16 @@ def _national_html(t: Tables) -> str:
         return ""
     parts = []
     census = t.config.get("system", {}).get("nctr_census_time", "23:59")
+    at_census = lambda m: m + (f" at {census}" if "daily count" in m else "")  # noqa: E731
     for sc in t.scenarios:
         drd = national.discharge_ready(t.summary, sc)
         if drd is not None:
             scopes = list(dict.fromkeys(drd["pathway"]))
-            body = []
-            for measure, rows in drd.groupby("measure", sort=False):
-                cells = []
-                for _, r in rows.set_index("pathway").reindex(scopes).iterrows():
-                    if pd.isna(r["kpi"]):
-                        cells.append("<td></td>")
-                        continue
-                    u, k = r["unit"], r["kpi"]
-                    text = _cell(r["mean"], u, sc, k, "mean", fmt(r["mean"], u))
-                    ci = interval_text(r["ci_low"], r["ci_high"], u)
-                    cells.append(f"<td class='num'>{text}<br><span class='ci'>{ci}</span></td>")
-                label = measure + (f" at {census}" if "daily count" in measure else "")
-                body.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
-            head = "".join(f"<th>{html.escape(s)}</th>" for s in scopes)
+            grid = _grid(drd.assign(scenario=sc), "pathway", scopes, at_census)
             parts.append(
                 f"<h3>Discharge ready date measures, {html.escape(sc)} (NHS England's monthly "
                 "discharge delays publication; 95% CI under each)</h3>"
-                f"<table class='national'><tr><th></th>{head}</tr>{''.join(body)}</table>"
+                f"<table class='national'>{grid}</table>"
             )
         for scheme in national.schemes(t.config):
             table = national.reasons(t.summary, sc, scheme)
@@ -348,35 +362,12 @@ def _organisations_html(t: Tables) -> str:
     parts = []
     scen = list(dict.fromkeys(table["scenario"]))
     for name, org in table.groupby("organisation", sort=False):
-        head = "".join(f"<th>{html.escape(s)}</th>" for s in scen)
-        body = []
-        for measure, rows in org.groupby("measure", sort=False):
-            cells = []
-            for _, r in rows.set_index("scenario").reindex(scen).iterrows():
-                if pd.isna(r["kpi"]):
-                    cells.append("<td></td>")
-                    continue
-                u, k, sc = r["unit"], r["kpi"], r.name
-                text = _cell(r["mean"], u, sc, k, "mean", fmt(r["mean"], u))
-                ci = interval_text(r["ci_low"], r["ci_high"], u)
-                extra = ""
-                if "diff_mean" in r and not pd.isna(r["diff_mean"]):
-                    d = _cell(r["diff_mean"], u, sc, k, "diff_mean", change_text(r["diff_mean"], u))
-                    extra = (
-                        f"<br><b>change {d}</b> <span class='ci'>("
-                        f"{change_text(r['diff_ci_low'], u)} to {change_text(r['diff_ci_high'], u)}"
-                        ")</span>"
-                    )
-                cells.append(
-                    f"<td class='num'>{text}<br><span class='ci'>{ci}</span>{extra}</td>"
-                )
-            body.append(f"<tr><th>{html.escape(measure)}</th>{''.join(cells)}</tr>")
         first = org.iloc[0]
         whose = "its residents" if first["kind"] == "council" else "everyone in its beds"
         parts.append(
             f"<h3 id='org-{html.escape(name)}'>{html.escape(str(first['label']))} "
             f"({html.escape(first['kind'])}; the numbers of {whose}; 95% CI under each)</h3>"
-            f"<table class='organisation'><tr><th></th>{head}</tr>{''.join(body)}</table>"
+            f"<table class='organisation'>{_grid(org, 'scenario', scen)}</table>"
         )
     return "".join(parts)
 
@@ -429,9 +420,7 @@ def html_report(t: Tables, figs: list[Figure], warns: list[str]) -> str:
             "organisations": _organisations_html,
             "scenarios": _comparison_html,
             "appraisal": _appraisal_html,
-        }.get(
-            sid, lambda _: ""
-        )(t)
+        }.get(sid, lambda _: "")(t)
         if not chosen and not extra:
             continue
         parts.append(f"<h2 id='{sid}'>{heading}</h2>")

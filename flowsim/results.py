@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from flowsim import investments
-from flowsim.config import DRD_BANDS, PATHWAYS, REASONS, RESPONSIBLE, Config
+from flowsim.config import DRD_BANDS, DRD_SCOPES, PATHWAYS, REASONS, RESPONSIBLE, Config
 from flowsim.patients import DEATH, HOME, LOST, OPEN, READMIT
 from flowsim.reasons import NCTR, NOT_DTOC
 from flowsim.tally import OUTCOME_SHIFT, Measure, Tally, replay, time_of_day
@@ -264,15 +264,10 @@ def organisations(t: Tally, config: Config, kpis: dict) -> dict[str, float]:
             out[p + f"delayed_bed_days_{r}"] = float(delayed[k])
         out[p + "nctr_mean"] = out[p + "delayed_bed_days"] / L
         runs = [s for s, svc in system.services.items() if svc.organisation == name]
-        funded = [k for k in kpis if k == f"investment_cost_{name}_gbp"]
-        out[p + "cost_gbp"] = sum(kpis[f"cost_{s}_gbp"] for s in runs) + sum(
-            kpis[k] for k in funded
+        out[p + "cost_gbp"] = sum(kpis[f"cost_{s}_gbp"] for s in runs) + kpis.get(
+            f"investment_cost_{name}_gbp", 0.0
         )
     return out
-
-
-DRD_SCOPES = ("",) + tuple(f"_{p}" for p in PATHWAYS)
-"""The discharge ready date KPIs are given for all pathways (no suffix) and for each (``_P1``)."""
 
 
 def drd_kpis(scope: str = "") -> list[str]:

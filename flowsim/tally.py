@@ -236,7 +236,8 @@ class Tally:
         in_window = lambda t: (t >= W) & (t < H)  # noqa: E731
         new = v["episode"] >= self.n_initial
         c = self.counts
-        c["admissions"] += int(np.sum(acute & new & entered & in_window(enter)))
+        admitted = acute & new & entered & in_window(enter)
+        c["admissions"] += int(np.sum(admitted))
         done = acute & alive & in_window(leave)
         c["discharges"] += int(np.sum(done))
         c["deaths"] += int(np.sum(left & (out == DEATH) & in_window(leave)))
@@ -247,14 +248,10 @@ class Tally:
         self.discharges_by_pathway += np.bincount(v["pathway"][done], minlength=len(PATHWAYS))
         self._ready(v, acute, done, left, final)
         arrived = new & entered & in_window(enter)
-        self._by_group(
-            v, live, start, end, a, b,
-            admitted=acute & new & entered & in_window(enter),
-            discharged=done,
-            delayed=done & (leave - v["ready"] > 0),
-            care_home=arrived & np.isin(svc, self.care_homes),
-        )  # fmt: skip
-        c["care_home_admissions"] += int(np.sum(arrived & np.isin(svc, self.care_homes)))
+        care_home = arrived & np.isin(svc, self.care_homes)
+        delayed = done & (leave - v["ready"] > 0)
+        self._by_group(v, live, start, end, a, b, admitted, done, delayed, care_home)
+        c["care_home_admissions"] += int(np.sum(care_home))
         c["readmissions"] += int(np.sum(acute & arrived & (v["episode"] != v["person"])))
         self._home_checks(v, left, a, b, final)
         self._flows(v, seq, entered, left)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from flowsim.config import DRD_BANDS, PATHWAYS
+from flowsim.config import DRD_BANDS, DRD_SCOPES
 
 # -- summaries --------------------------------------------------------------------------------
 
@@ -49,7 +49,7 @@ def interval(
 
 def _pooled_kpis() -> dict[str, str]:
     out = {"mean_delay_days": "delayed_patients"}
-    for scope in ("",) + tuple(f"_{p}" for p in PATHWAYS):
+    for scope in DRD_SCOPES:
         for name, _ in DRD_BANDS:
             out[f"drd_days_{name}_share{scope}"] = f"drd_discharges{scope}"
         out[f"drd_mean_days{scope}"] = f"drd_discharges{scope}"
