@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 from flowsim.fields import (
-    ACUTE,
     ARRIVE_FRONT_DOOR,
     ARRIVE_READY,
     START_IN_PLACE,
@@ -42,7 +41,7 @@ from flowsim.patients import HOME
 from flowsim.plan import Plan
 
 ATTRIBUTES = ("group", "pathway", "treatment", "dies", "process", "assess", "decondition",
-               "u_readmit", "readmit_delay")  # fmt: skip
+               "u_readmit", "readmit_delay", "acute", "rkey")  # fmt: skip
 
 
 def pack(cohorts: list) -> dict[str, np.ndarray]:
@@ -82,7 +81,7 @@ def entries(p: Plan, offsets: np.ndarray) -> tuple[np.ndarray, ...]:
     for j, s in enumerate(p.starts):
         first = offsets[len(arrivals.cohorts) + j]
         rows.append(np.arange(first, first + len(s.cohort), dtype=np.int64))
-        kind.append(np.full(len(s.cohort), start_kind(s)))
+        kind.append(np.full(len(s.cohort), start_kind(s, p.layout.n_acute)))
         code.append(np.full(len(s.cohort), s.code))
     starts = [np.concatenate(x).astype(np.int64) for x in (rows, kind, code)]
     return (arrivals.times, arrival_row, arrival_kind, *starts)
@@ -94,11 +93,11 @@ def arrival_kinds(kinds: list) -> np.ndarray:
     return np.array([codes.get(k, k) for k in kinds], dtype=np.int64)
 
 
-def start_kind(s) -> int:
+def start_kind(s, n_acute: int) -> int:
     """How a ``plan.Start`` is there at day 0, coded for the loop (``fields.START_*``)."""
     if s.what == "queue":
         return START_QUEUED
-    return START_IN_TREATMENT if s.code == ACUTE else START_IN_PLACE
+    return START_IN_TREATMENT if s.code < n_acute else START_IN_PLACE
 
 
 def coded_tables(p: Plan) -> tuple:
@@ -111,7 +110,7 @@ def coded_tables(p: Plan) -> tuple:
         np.array(p.d2a, dtype=np.bool_),
         np.array(p.readmit_p, dtype=np.float64),
         np.array(p.wait_code, dtype=np.int64),
-        p.assessment,
+        np.array(p.assess_of, dtype=np.int64),
         np.array([s[0][1] for s in steps], dtype=np.int64),
         np.array([d for s in steps for d, _ in s], dtype=np.float64),
         np.array([c for s in steps for _, c in s], dtype=np.int64),
@@ -144,12 +143,13 @@ def buffers(n: int, n_services: int, room: float) -> tuple[np.ndarray, ...]:
     )
 
 
-def state(n_services: int, n_groups: int) -> tuple[np.ndarray, ...]:
-    """The loop's state between calls: counters, pools, readmissions made of each group."""
+def state(n_services: int, n_keys: int) -> tuple[np.ndarray, ...]:
+    """The loop's state between calls: counters, pools, readmissions made of each readmission
+    key (a group at a trust)."""
     return (
         np.zeros(C_N, dtype=np.int64),
         np.zeros((n_services, Q_N), dtype=np.int64),
-        np.zeros(n_groups, dtype=np.int64),
+        np.zeros(n_keys, dtype=np.int64),
     )
 
 
@@ -179,7 +179,7 @@ def start_entries(p: Plan, first_row: int) -> tuple[np.ndarray, ...]:
     for s in p.starts:
         n = len(s.cohort)
         rows.append(np.arange(at, at + n, dtype=np.int64))
-        kind.append(np.full(n, start_kind(s)))
+        kind.append(np.full(n, start_kind(s, p.layout.n_acute)))
         code.append(np.full(n, s.code))
         at += n
     return tuple(np.concatenate(x).astype(np.int64) for x in (rows, kind, code))

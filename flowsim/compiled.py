@@ -55,33 +55,33 @@ many."""
 
 
 def _readmission_estimate(p: Plan) -> list[int]:
-    """Blocks of readmission rows to draw for each group: enough, on the default system, that a
-    second pass is rare (readmissions of readmissions included)."""
-    n_groups = len(p.layout.groups)
-    counts = np.zeros(n_groups)
+    """Blocks of readmission rows to draw for each readmission key (a group at a trust): enough,
+    on the default system, that a second pass is rare (readmissions of readmissions included)."""
+    n_keys = p.layout.n_keys
+    counts = np.zeros(n_keys)
     for c in p.arrivals.cohorts + [s.cohort for s in p.starts]:
-        counts += np.bincount(c.group, minlength=n_groups)
+        counts += np.bincount(c.rkey, minlength=n_keys)
     q = min(max(p.readmit_p), 0.9)
     if q == 0:
-        return [0] * n_groups
+        return [0] * n_keys
     expected = counts * q / (1.0 - q)
     return [int(math.ceil(1.25 * e / READMISSION_BLOCK)) + 1 for e in expected]
 
 
 def run(p: Plan) -> Events:
     """Run one replication of the plan and return its events (as ``model.Model.run``)."""
-    n_services, n_groups = len(p.layout.services), len(p.layout.groups)
+    n_services, n_keys = len(p.layout.services), p.layout.n_keys
     base = list(p.arrivals.cohorts) + [s.cohort for s in p.starts]
     offsets = np.cumsum([0] + [len(c) for c in base])
     entries, tables = arrays.entries(p, offsets), arrays.coded_tables(p)
-    blocks: list[list] = [[] for _ in range(n_groups)]
+    blocks: list[list] = [[] for _ in range(n_keys)]
     wanted = _readmission_estimate(p)
     room = ROOM
     while True:
-        for g in range(n_groups):
+        for g in range(n_keys):
             while len(blocks[g]) < wanted[g]:
                 blocks[g].append(p.readmission_block(g, len(blocks[g])))
-        cohorts = base + [b for g in range(n_groups) for b in blocks[g]]
+        cohorts = base + [b for g in range(n_keys) for b in blocks[g]]
         a = arrays.pack(cohorts)
         stay, route = arrays.onward(cohorts, n_services)
         sizes = np.array([len(b) * READMISSION_BLOCK for b in blocks], dtype=np.int64)
@@ -89,9 +89,9 @@ def run(p: Plan) -> Events:
         buffers = arrays.buffers(len(a["group"]), n_services, room)
         status, arg, n_visits, n_waits, n_initial, n_turned = _run(
             a["group"], a["pathway"], a["treatment"], a["dies"], a["process"], a["assess"],
-            a["decondition"], a["u_readmit"], a["readmit_delay"], stay, route,
-            *entries, first_readmission, sizes, *tables, *buffers,
-            *arrays.state(n_services, n_groups), True, p.horizon,
+            a["decondition"], a["u_readmit"], a["readmit_delay"], a["acute"], a["rkey"], stay,
+            route, *entries, first_readmission, sizes, *tables, *buffers,
+            *arrays.state(n_services, n_keys), True, p.horizon,
         )  # fmt: skip
         if status == OK:
             break
@@ -121,15 +121,15 @@ class _Segments:
         self.p, self.room = p, room
         self.tally = Tally(p.layout, p.horizon, p.n_initial, p.capacity_steps, measure)
         self.spare = spare_readmissions
-        self.S, self.G = len(p.layout.services), len(p.layout.groups)
+        self.S, self.G = len(p.layout.services), p.layout.n_keys  # G: readmission keys
         self.tables = arrays.coded_tables(p)
         self.times = p.arrivals.times
         self.kinds = arrays.arrival_kinds(p.arrivals.kinds)
         self.next_row = np.zeros(len(p.arrivals.names), dtype=np.int64)  # per stream
         self.drawn = 0  # arrivals whose attributes have been drawn
         self.ahead = self.ahead_k0 = 0  # where the rows of arrival ahead_k0 on are
-        self.have = [0] * self.G  # readmission rows drawn, per group
-        self.used = [0] * self.G  # readmission rows used by the last checkpoint, per group
+        self.have = [0] * self.G  # readmission rows drawn, per readmission key
+        self.used = [0] * self.G  # readmission rows used by the last checkpoint, per key
         self.v_seq = np.empty(0, dtype=np.int64)  # the visits held, numbered as made
         self.made = 0
         self.most_held = 0
@@ -137,10 +137,10 @@ class _Segments:
 
     def _attributes(self, old: tuple, keep: np.ndarray, old_base: np.ndarray, readmitted,
                     k0: int, k1: int, cut: float) -> tuple:  # fmt: skip
-        """A new attribute table: rows ``keep`` of ``old``, each group's readmission rows not
-        yet used (topped up to ``spare``), then the arrivals drawn ahead (in time order, from
-        ``k0``; drawn ``DRAW_DAYS`` ahead when those run out before ``k1``). Returns it, each
-        group's readmission base (row k of group g is at base[g] + k) and arrival ``k0``'s row."""
+        """A new attribute table: rows ``keep`` of ``old``, each readmission key's rows not yet
+        used (topped up to ``spare``), then the arrivals drawn ahead (in time order, from ``k0``;
+        drawn ``DRAW_DAYS`` ahead when those run out before ``k1``). Returns it, each key's
+        readmission base (row k of key g is at base[g] + k) and arrival ``k0``'s row."""
         parts = [arrays.take_rows(old, keep)]
         at = len(keep)
         base = np.zeros(self.G, dtype=np.int64)
@@ -214,8 +214,8 @@ class _Segments:
             self._rows = a["group"]
             status, arg, _, _, n0, _ = _run(
                 a["group"], a["pathway"], a["treatment"], a["dies"], a["process"], a["assess"],
-                a["decondition"], a["u_readmit"], a["readmit_delay"], stay, route,
-                self.times[k:k1], np.arange(at, at + k1 - k, dtype=np.int64),
+                a["decondition"], a["u_readmit"], a["readmit_delay"], a["acute"], a["rkey"],
+                stay, route, self.times[k:k1], np.arange(at, at + k1 - k, dtype=np.int64),
                 self.kinds[self.p.arrivals.stream[k:k1]], s_rows, s_kind, s_code,
                 base, np.array(self.have, dtype=np.int64), *self.tables, *buffers, *state,
                 j == 0, cut,

@@ -212,12 +212,16 @@ class Service(Strict):
     role: Role | None = None
     """What the service is to the model and its KPIs (its name is only a label):
 
-    - ``acute``: the hospital's beds (exactly one service). Admissions queue at the front door for
-      it; after treatment a patient leaves by a discharge pathway; time ready to leave in it is a
-      delay. ``acute_occupancy_*``, ``nctr_mean``, ``delayed_*``, ``admissions``, ``discharges``
-      and ``readmissions`` are about this service.
-    - ``assessment``: the discharge assessment team (at most one), used by pathways with
-      ``assessment: true``; it is not a place (the person keeps their bed meanwhile).
+    - ``acute``: the hospital's beds (one service; one per acute trust in a system of several,
+      each run by its trust: ``Arrival.acute`` says whose front door an admission comes to).
+      Admissions queue at the front door for it; after treatment a patient leaves by a discharge
+      pathway; time ready to leave in it is a delay. ``acute_occupancy_*``, ``nctr_mean``,
+      ``delayed_*``, ``admissions``, ``discharges`` and ``readmissions`` are about these beds
+      (all trusts together; each trust's own in ``org_<trust>_*``). A readmission returns to the
+      trust that discharged the patient.
+    - ``assessment``: the discharge assessment team (one shared, or one per acute trust, run by
+      that trust), used by pathways with ``assessment: true``; it is not a place (the person
+      keeps their bed meanwhile).
     - ``reablement``: short-term support at home (pathway 1). Someone discharged from acute care
       into a reablement service is checked 91 days later for ``home_at_91_days_rate``.
     - ``step_down``: bedded intermediate care (pathway 2): not at home.
@@ -372,6 +376,10 @@ class Arrival(Strict):
     """
 
     to: str
+    acute: str | None = None
+    """The acute service (the trust) an admission or a ready-to-leave arrival goes to: needed
+    when the system has several acute trusts (each trust's arrivals are their own streams, their
+    ``group_shares`` the localities and ages of that trust's patients)."""
     elective: bool = False
     pathway: PathwayName | None = None
     rate_per_day: PositiveFloat | None = None
@@ -441,13 +449,32 @@ class System(Strict):
 
     @property
     def acute(self) -> str:
-        """The name of the acute-role service (there is exactly one)."""
+        """The name of the first acute-role service (the only one, unless the system has several
+        acute trusts: ``acutes``)."""
         return self.by_role("acute")[0]
 
     @property
+    def acutes(self) -> list[str]:
+        """The names of the acute-role services (one per acute trust), in the system's order."""
+        return self.by_role("acute")
+
+    @property
     def assessment(self) -> str | None:
-        """The name of the assessment-role service, or None."""
+        """The name of the first assessment-role service, or None."""
         return next(iter(self.by_role("assessment")), None)
+
+    def assessment_for(self, acute: str) -> str | None:
+        """The assessment service of an acute trust's patients: the one service, or, with one per
+        trust, the one run by the acute service's organisation."""
+        found = self.by_role("assessment")
+        if len(found) <= 1:
+            return next(iter(found), None)
+        org = self.services[acute].organisation
+        return next((s for s in found if self.services[s].organisation == org), None)
+
+    def acute_of(self, arrival: Arrival) -> str:
+        """The acute service an admission or ready-to-leave arrival goes to."""
+        return arrival.acute or self.acute
 
     def councils(self) -> dict[str, list[str]]:
         """Each council's patient groups (its residents), by name."""

@@ -27,10 +27,10 @@ import numba
 import numpy as np
 
 from flowsim.fields import (
-    ACUTE,
     ARRIVE_FRONT_DOOR,
     ARRIVE_READY,
     NO_CODE,
+    START_IN_TREATMENT,
     START_QUEUED,
     V_LEAVE,
     V_OUTCOME,
@@ -68,6 +68,7 @@ from flowsim.loopstate import (
     INF,
     NORMAL,
     OK,
+    P_ACUTE,
     P_ASSESSED,
     P_CODE,
     P_COND,
@@ -83,6 +84,7 @@ from flowsim.loopstate import (
     P_PERSON,
     P_PLACE,
     P_QUEUED_FOR,
+    P_RKEY,
     P_ROW,
     P_STATE,
     P_TARGET,
@@ -165,35 +167,36 @@ def _waited(pid, code, pools, nodes, pi, waits, ht, hk, c, now):
 def run(
     # patients' attributes, one row per patient (arrivals, people there at day 0, readmissions)
     group, pathway, treatment, dies, process, assess, decondition, u_readmit, readmit_delay,
-    stay, route,
+    acute, rkey, stay, route,
     # arrivals in time order: time, row, kind (-1 front door, -2 ready to leave, else a service)
     arrival_time, arrival_row, arrival_kind,
     # people in care at day 0 in creation order: row, kind (0 queued, 1 in treatment, 2 in a
     # downstream place), service
     start_row, start_kind, start_code,
-    # readmission rows: first row and number of rows of each group
+    # readmission rows: first row and number of rows of each readmission key (a group at a trust)
     readmit_base, readmit_rows,
     # coded tables (plan.Plan)
-    to, proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment,
+    to, proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assess_of,
     # capacity: initial, steps (flattened: day, capacity; first index of each pool's steps)
     capacity, step_day, step_capacity, step_first, step_count, open_days, first_weekday,
     horizon, when_full,
     # buffers
     visits, waits, pi, pf, free, nodes, ht, hk, due, turned,
-    # the run's state between calls: counters, pools, readmissions made of each group; whether
+    # the run's state between calls: counters, pools, readmissions made of each key; whether
     # this call starts the run; the time to stop at (events at it are left for the next call)
     c, pools, readmitted, first_call, until,
 ):  # fmt: skip
     n_initial = -1
     if first_call:
         _start(c, pools, readmitted, capacity, step_count, open_days, start_row, start_kind,
-               start_code, stay, pathway, group, horizon, visits, pi, pf, free, ht, hk,
-               due)  # fmt: skip
+               start_code, stay, pathway, group, acute, rkey, horizon, visits, pi, pf, free, ht,
+               hk, due)  # fmt: skip
         n_initial = c[C_EPISODES]
     return _loop(
         group, pathway, treatment, dies, process, assess, decondition, u_readmit, readmit_delay,
-        stay, route, arrival_time, arrival_row, arrival_kind, readmit_base, readmit_rows, to,
-        proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, step_day,
+        acute, rkey, stay, route, arrival_time, arrival_row, arrival_kind, readmit_base,
+        readmit_rows, to, proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code,
+        assess_of, step_day,
         step_capacity, step_first, step_count, open_days, first_weekday, horizon, when_full,
         visits, waits, pi, pf, free, nodes, ht, hk, due, turned, c, pools, readmitted, until,
         n_initial,
@@ -202,7 +205,7 @@ def run(
 
 @numba.njit(cache=True)
 def _start(c, pools, readmitted, capacity, step_count, open_days, start_row, start_kind,
-           start_code, stay, pathway, group, horizon, visits, pi, pf, free, ht, hk,
+           start_code, stay, pathway, group, acute, rkey, horizon, visits, pi, pf, free, ht, hk,
            due):  # fmt: skip
     """The state at day 0: pools, and the processes made in Model.__init__."""
     n_services = capacity.shape[0]
@@ -231,9 +234,10 @@ def _start(c, pools, readmitted, capacity, step_count, open_days, start_row, sta
         row, kind, code = start_row[j], start_kind[j], start_code[j]
         ep = c[C_EPISODES]
         c[C_EPISODES] += 1
-        if kind == START_QUEUED or code == ACUTE:
-            pools[ACUTE, Q_BUSY] += 1
+        if kind == START_QUEUED or kind == START_IN_TREATMENT:  # in a trust's acute bed
+            pools[acute[row], Q_BUSY] += 1
             pid = new_process(pi, pf, free, c, A_INIT, row, ep, ep)
+            pi[pid, P_ACUTE], pi[pid, P_RKEY] = acute[row], rkey[row]
             pi[pid, P_KIND] = K_QUEUED if kind == START_QUEUED else K_IN_TREATMENT
             if kind == START_QUEUED:
                 pi[pid, P_QUEUED_FOR] = code
@@ -253,8 +257,9 @@ def _start(c, pools, readmitted, capacity, step_count, open_days, start_row, sta
 @numba.njit(cache=True, pipeline_class=Pipeline)
 def _loop(
     group, pathway, treatment, dies, process, assess, decondition, u_readmit, readmit_delay,
-    stay, route, arrival_time, arrival_row, arrival_kind, readmit_base, readmit_rows, to,
-    proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assessment, step_day,
+    acute, rkey, stay, route, arrival_time, arrival_row, arrival_kind, readmit_base,
+    readmit_rows, to, proc_wait, needs_assessment, d2a_pathway, readmit_p, wait_code, assess_of,
+    step_day,
     step_capacity, step_first, step_count, open_days, first_weekday, horizon, when_full, visits,
     waits, pi, pf, free, nodes, ht, hk, due, turned, c, pools, readmitted, until, n_initial,
 ):  # fmt: skip
@@ -270,7 +275,8 @@ def _loop(
             if next_arrival >= until:
                 break
             now = next_arrival
-            pid = _arrive(arrival_row[k_arrival], arrival_kind[k_arrival], pi, pf, free, c)
+            pid = _arrive(arrival_row[k_arrival], arrival_kind[k_arrival], acute, rkey, pi, pf,
+                          free, c)  # fmt: skip
             k_arrival += 1
         else:
             if next_event >= until:
@@ -295,7 +301,7 @@ def _loop(
                         )  # fmt: skip
                     elif state < D_ENTER:
                         state, waiting = _assess(state, pid, now, group, pathway, assess,
-                                                 wait_code, assessment, visits, waits, pi, nodes,
+                                                 wait_code, assess_of, visits, waits, pi, nodes,
                                                  ht, hk, due, c, pools)  # fmt: skip
                     elif state < R_INIT:
                         state, waiting = _downstream(
@@ -314,13 +320,13 @@ def _loop(
             pid = -1
             if c[C_ADMIT_ROW] >= 0:
                 pid = _admit(now, group, pathway, treatment, dies, process, u_readmit,
-                             readmit_delay, proc_wait, readmit_p, horizon, visits, waits, pi, pf,
-                             free, ht, hk, due, c, pools)  # fmt: skip
+                             readmit_delay, acute, rkey, proc_wait, readmit_p, horizon, visits,
+                             waits, pi, pf, free, ht, hk, due, c, pools)  # fmt: skip
     return c[C_STATUS], c[C_STATUS_ARG], c[C_VISITS], c[C_WAITS], n_initial, c[C_TURNED]
 
 
 @numba.njit(inline="always")
-def _arrive(row, kind, pi, pf, free, c):
+def _arrive(row, kind, acute, rkey, pi, pf, free, c):
     """An arrival (``fields.ARRIVE_*``, or the service a referral asks for): the process it
     starts, or -1 (a front-door arrival is admitted once the step is done)."""
     ep = c[C_EPISODES]
@@ -331,6 +337,7 @@ def _arrive(row, kind, pi, pf, free, c):
     if kind == ARRIVE_READY:
         pid = new_process(pi, pf, free, c, A_INIT, row, ep, ep)
         pi[pid, P_KIND] = K_READY
+        pi[pid, P_ACUTE], pi[pid, P_RKEY] = acute[row], rkey[row]
         return pid
     pid = new_process(pi, pf, free, c, R_INIT, row, ep, ep)
     pi[pid, P_CODE] = kind
@@ -367,55 +374,59 @@ def _event(now, step_day, step_capacity, step_first, step_count, open_days, firs
             if is_open != pools[a, Q_OPEN]:
                 set_open(a, is_open, pools, nodes, pi, due, ht, hk, c, now)
             push(ht, hk, c, now + ((b + 1) - now), NORMAL, EV_OPENING, a, b + 1)
-    else:  # EV_READMIT: a new acute episode for person a of group b
+    else:  # EV_READMIT: a new acute episode for person a of readmission key b
         _readmission(a, b, readmit_base, readmit_rows, c, readmitted)
     return -1
 
 
 @numba.njit(inline="always")
-def _readmission(person, g, readmit_base, readmit_rows, c, readmitted):
-    """A readmission of ``person`` (group ``g``) to admit once the step is done, on the group's
-    next readmission row; if the rows drawn are used up, the run stops (``FULL_READMISSIONS``)."""
-    k = readmitted[g]
-    if k >= readmit_rows[g]:
-        c[C_STATUS], c[C_STATUS_ARG] = FULL_READMISSIONS, g
+def _readmission(person, key, readmit_base, readmit_rows, c, readmitted):
+    """A readmission of ``person`` (readmission ``key``: their group at their trust) to admit
+    once the step is done, on the key's next readmission row; if the rows drawn are used up, the
+    run stops (``FULL_READMISSIONS``)."""
+    k = readmitted[key]
+    if k >= readmit_rows[key]:
+        c[C_STATUS], c[C_STATUS_ARG] = FULL_READMISSIONS, key
         return
-    readmitted[g] += 1
-    c[C_ADMIT_ROW], c[C_ADMIT_PERSON] = readmit_base[g] + k, person
+    readmitted[key] += 1
+    c[C_ADMIT_ROW], c[C_ADMIT_PERSON] = readmit_base[key] + k, person
     c[C_ADMIT_EP] = c[C_EPISODES]
     c[C_EPISODES] += 1
 
 
 @numba.njit(inline="always")
-def _admit(now, group, pathway, treatment, dies, process, u_readmit, readmit_delay, proc_wait,
-           readmit_p, horizon, visits, waits, pi, pf, free, ht, hk, due, c, pools):  # fmt: skip
+def _admit(now, group, pathway, treatment, dies, process, u_readmit, readmit_delay, acute, rkey,
+           proc_wait, readmit_p, horizon, visits, waits, pi, pf, free, ht, hk, due, c,
+           pools):  # fmt: skip
     """model.Model._admit, of the admission waiting in ``c``: the process it starts now, or -1
     (a free bed and pathway 0: the whole stay is known now and recorded, with no process)."""
     row, ep, person = c[C_ADMIT_ROW], c[C_ADMIT_EP], c[C_ADMIT_PERSON]
     c[C_ADMIT_ROW] = -1
-    if pathway[row] != 0 or not take(ACUTE, pools, due, now):
+    a = acute[row]
+    if pathway[row] != 0 or not take(a, pools, due, now):
         pid = new_process(pi, pf, free, c, A_INIT, row, ep, person)
         pi[pid, P_KIND] = K_FRONT_DOOR
+        pi[pid, P_ACUTE], pi[pid, P_RKEY] = a, rkey[row]
         return pid
     g = group[row]
     treat = treatment[row]
     ready = now + treat
-    vi = new_visit(visits, c, ep, person, ACUTE, now, ready, ready, DEATH, 0, g)
+    vi = new_visit(visits, c, ep, person, a, now, ready, ready, DEATH, 0, g)
     delay = treat
     if not dies[row]:
         proc = process[row]
         delay = treat + proc
         leave = now + delay
         if proc > 0:
-            new_wait(waits, c, ep, person, ACUTE, PROCESS, proc_wait[0, 0], proc_wait[0, 1],
+            new_wait(waits, c, ep, person, a, PROCESS, proc_wait[0, 0], proc_wait[0, 1],
                      ready, leave)  # fmt: skip
         visits[V_LEAVE, vi] = leave
         visits[V_OUTCOME, vi] = HOME
         if u_readmit[row] < readmit_p[0]:
             t = leave + readmit_delay[row]
             if t < horizon:
-                readmit_at(ht, hk, c, now, t, person, g)
-    hold_until(ACUTE, now + delay, pools, due, ht, hk, c, now)
+                readmit_at(ht, hk, c, now, t, person, rkey[row])
+    hold_until(a, now + delay, pools, due, ht, hk, c, now)
     return -1
 
 
@@ -432,12 +443,13 @@ def _acute(
     leaving it; its assessment is ``_assess``, its onward stays ``_downstream``."""
     row, ep, person = pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON]
     g = group[row]
+    a = pi[pid, P_ACUTE]  # the trust's acute service
     while True:
         if state == A_INIT:
             kind = pi[pid, P_KIND]
             if kind == K_FRONT_DOOR or kind == K_READY:
-                if not request(ACUTE, pid, pools, nodes, pi, due, ht, hk, c, now):
-                    pi[pid, P_WAIT] = new_wait(waits, c, ep, person, FRONT_DOOR, ACUTE, NO_CODE,
+                if not request(a, pid, pools, nodes, pi, due, ht, hk, c, now):
+                    pi[pid, P_WAIT] = new_wait(waits, c, ep, person, FRONT_DOOR, a, NO_CODE,
                                                NO_CODE, now, np.nan)  # fmt: skip
                     pi[pid, P_COND] = 0
                     return A_BOARDED, True
@@ -449,7 +461,7 @@ def _acute(
             kind = pi[pid, P_KIND]
             p = pathway[row]
             pi[pid, P_PATHWAY] = p
-            vi = new_visit(visits, c, ep, person, ACUTE, now, np.nan, np.nan, OPEN, p, g)
+            vi = new_visit(visits, c, ep, person, a, now, np.nan, np.nan, OPEN, p, g)
             pi[pid, P_VISIT] = vi
             treat = treatment[row] if kind == K_FRONT_DOOR or kind == K_IN_TREATMENT else 0.0
             if treat > 0 and dies[row]:
@@ -465,7 +477,7 @@ def _acute(
             pi[pid, P_D2A] = 0
             proc = process[row] if queued_for < 0 else 0.0
             if proc > 0:
-                new_wait(waits, c, ep, person, ACUTE, PROCESS, proc_wait[p, 0], proc_wait[p, 1],
+                new_wait(waits, c, ep, person, a, PROCESS, proc_wait[p, 0], proc_wait[p, 1],
                          t_ready, now + (treat + proc))  # fmt: skip
             if treat + proc > 0:
                 push(ht, hk, c, now + (treat + proc), NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
@@ -476,7 +488,7 @@ def _acute(
                 vi = pi[pid, P_VISIT]
                 visits[V_READY, vi] = visits[V_LEAVE, vi] = now
                 visits[V_OUTCOME, vi] = DEATH
-                release(ACUTE, pools, nodes, pi, ht, hk, c, now)
+                release(a, pools, nodes, pi, ht, hk, c, now)
                 return END, False
             state = A_AFTER_TREATMENT
         elif state == A_AFTER_TREATMENT:
@@ -487,7 +499,7 @@ def _acute(
                     pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
                 if not pi[pid, P_ASSESSED]:
                     pi[pid, P_ASSESSED] = 1
-                    pi[pid, P_DELAYS], pi[pid, P_PLACE] = 1, ACUTE
+                    pi[pid, P_DELAYS], pi[pid, P_PLACE] = 1, a
                     return AS_START, False
             state = A_TARGET_LOOP
         elif state == A_TARGET_LOOP:  # wait for the next setting, holding the bed
@@ -495,7 +507,7 @@ def _acute(
             state = A_LEAVE
             if target >= 0:
                 target, waiting = ask_place(target, pid, pools, nodes, pi, due, ht, hk, c,
-                                            when_full, turned, ep, person, ACUTE,
+                                            when_full, turned, ep, person, a,
                                             now)  # fmt: skip
                 pi[pid, P_TARGET] = target
                 if waiting:
@@ -505,7 +517,7 @@ def _acute(
                     at = pf[pid, F_P_SINCE] + decondition[row, p - 1] if 1 <= p <= 2 else INF
                     pf[pid, F_AT] = at
                     state = A_TARGET_WAITED
-                    if _wait_for_place(pi, waits, ht, hk, c, wait_code, pid, ep, person, ACUTE,
+                    if _wait_for_place(pi, waits, ht, hk, c, wait_code, pid, ep, person, a,
                                        target, at, now):  # fmt: skip
                         return state, True
         elif state == A_TARGET_WAITED:
@@ -521,7 +533,7 @@ def _acute(
                     pi[pid, P_D2A] = pi[pid, P_ASSESSED] = 1
                 state = A_TARGET_LOOP
         else:  # A_LEAVE
-            release(ACUTE, pools, nodes, pi, ht, hk, c, now)
+            release(a, pools, nodes, pi, ht, hk, c, now)
             vi = pi[pid, P_VISIT]
             target = pi[pid, P_TARGET]
             visits[V_LEAVE, vi] = now
@@ -532,19 +544,20 @@ def _acute(
             pf[pid, F_DEADLINE] = deadline
             if target < 0:  # home, or lost (out of the model: no readmission)
                 if target == HOME and deadline < horizon:
-                    readmit_at(ht, hk, c, now, deadline, person, g)
+                    readmit_at(ht, hk, c, now, deadline, person, pi[pid, P_RKEY])
                 return END, False
             pi[pid, P_CODE] = target
             return D_ENTER, False
 
 
 @numba.njit(inline="always")
-def _assess(state, pid, now, group, pathway, assess, wait_code, assessment, visits, waits, pi,
+def _assess(state, pid, now, group, pathway, assess, wait_code, assess_of, visits, waits, pi,
             nodes, ht, hk, due, c, pools):  # fmt: skip
     """model.Model._assess: an assessment, in an acute bed (it delays the patient, who then
     goes on to ``A_TARGET_LOOP``) or during a downstream stay (its own process: ``AS_INIT``)."""
     row, ep, person = pi[pid, P_ROW], pi[pid, P_EP], pi[pid, P_PERSON]
     g = group[row]
+    assessment = assess_of[pi[pid, P_ACUTE]]  # the trust's assessment team
     while True:
         if state == AS_START or state == AS_INIT:
             if pi[pid, P_DELAYS]:
@@ -589,6 +602,7 @@ def _downstream(
                 pi[pid, P_D2A] = 0
                 q = new_process(pi, pf, free, c, AS_INIT, row, ep, person)
                 pi[q, P_DELAYS], pi[q, P_PLACE] = 0, code
+                pi[q, P_ACUTE], pi[q, P_RKEY] = pi[pid, P_ACUTE], pi[pid, P_RKEY]
                 push(ht, hk, c, now, URGENT, EV_RESUME, q, pi[q, P_GEN])
             s = stay[row, code]
             deadline = pf[pid, F_DEADLINE]
@@ -604,7 +618,7 @@ def _downstream(
                 visits[V_OUTCOME, vi] = nxt
                 hold_until(code, end, pools, due, ht, hk, c, now)
                 if nxt == HOME and deadline < horizon:
-                    readmit_at(ht, hk, c, end, deadline, person, g)
+                    readmit_at(ht, hk, c, end, deadline, person, pi[pid, P_RKEY])
                 return END, False
             push(ht, hk, c, now + s, NORMAL, EV_RESUME, pid, pi[pid, P_GEN])
             return D_STAY_END, True
@@ -642,7 +656,7 @@ def _downstream(
             if nxt < 0:
                 deadline = pf[pid, F_DEADLINE]
                 if nxt == HOME and deadline < horizon:
-                    readmit_at(ht, hk, c, now, deadline, person, g)
+                    readmit_at(ht, hk, c, now, deadline, person, pi[pid, P_RKEY])
                 return END, False
             pi[pid, P_CODE] = nxt
             state = D_ENTER
@@ -653,7 +667,7 @@ def _downstream(
                 visits[V_READY, vi] = now
             visits[V_LEAVE, vi] = now
             visits[V_OUTCOME, vi] = READMIT
-            _readmission(person, g, readmit_base, readmit_rows, c, readmitted)
+            _readmission(person, pi[pid, P_RKEY], readmit_base, readmit_rows, c, readmitted)
             return END, False
 
 

@@ -63,7 +63,7 @@ TIMES = ("enter", "ready", "leave", "start", "end", "time")
 """Fields that are times (float64); every other field is a code (int64)."""
 
 ACUTE = 0
-"""The acute service's code (``patients.Layout`` lists it first)."""
+"""The (first) acute service's code (``patients.Layout`` lists the acute services first)."""
 
 # how a patient enters the compiled loop (``arrays.entries``)
 ARRIVE_FRONT_DOOR, ARRIVE_READY = -1, -2

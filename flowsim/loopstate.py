@@ -47,9 +47,9 @@ EV_RESUME, EV_HOP, EV_WAKE, EV_CAPACITY, EV_OPENING, EV_READMIT = 0, 1, 2, 3, 4,
 (
     P_STATE, P_ROW, P_EP, P_PERSON, P_KIND, P_QUEUED_FOR, P_PATHWAY, P_TARGET, P_ASSESSED, P_D2A,
     P_VISIT, P_WAIT, P_VISIT_AS, P_WAIT_AS, P_DELAYS, P_PLACE, P_CODE, P_NEXT, P_GEN, P_GRANTED,
-    P_COND, P_FIRED, P_NODE,
-) = range(23)  # fmt: skip
-P_INT = 23
+    P_COND, P_FIRED, P_NODE, P_ACUTE, P_RKEY,
+) = range(25)  # fmt: skip
+P_INT = 25
 F_T_READY, F_P_SINCE, F_AT, F_DEADLINE = range(4)
 P_FLOAT = 4
 # columns of a pool (a service's places) and of a waiter node

@@ -53,6 +53,8 @@ class _Rows:
         "decondition",
         "u_readmit",
         "readmit_delay",
+        "acute",
+        "rkey",
         "stay",
         "route",
     )
@@ -67,6 +69,8 @@ class _Rows:
         self.decondition = c.decondition.tolist()
         self.u_readmit = c.u_readmit.tolist()
         self.readmit_delay = c.readmit_delay.tolist()
+        self.acute = c.acute.tolist()
+        self.rkey = c.rkey.tolist()
         self.stay = {k: v.tolist() for k, v in c.stay.items()}
         self.route = {k: v.tolist() for k, v in c.route.items()}
 
@@ -97,13 +101,13 @@ class Model:
         self.turned: list[list] = []
         self._episodes = 0
         self._readmission_rows: dict[int, tuple[_Rows, int]] = {}
-        self._readmission_blocks = [0] * len(plan.layout.groups)
+        self._readmission_blocks = [0] * plan.layout.n_keys
         self.to, self.proc_wait, self.wait_code = plan.to, plan.proc_wait, plan.wait_code
         self.when_full = plan.when_full
         self.needs_assessment, self.d2a = plan.needs_assessment, plan.d2a
-        self.readmit_p, self.assessment, self.escalate = (
+        self.readmit_p, self.assess_of, self.escalate = (
             plan.readmit_p,
-            plan.assessment,
+            plan.assess_of,
             plan.escalate,
         )
         for k, st in enumerate(self.capacity_steps):
@@ -125,9 +129,9 @@ class Model:
             for i in range(len(start.cohort)):
                 self.pools[ACUTE if what == "queue" else code].busy += 1
                 ep = self._new_episode()
-                if what == "queue":
+                if what == "queue":  # (only a system of one acute trust starts with a queue)
                     Process(self.env, self._acute(rows, i, ep, ep, "queued", code))
-                elif code == ACUTE:
+                elif code < self.layout.n_acute:
                     Process(self.env, self._acute(rows, i, ep, ep, "in_treatment"))
                 else:
                     self._already_in(rows, i, ep, code)
@@ -213,7 +217,8 @@ class Model:
         with no new support) needs no process and no event: its whole stay is known on arrival, so
         the bed's release is booked in the pool (``hold_until``). Everyone else gets an ``_acute``
         process."""
-        acute = self.pools[ACUTE]
+        a = rows.acute[i]
+        acute = self.pools[a]
         if rows.pathway[i] != 0 or not acute.take():
             Process(self.env, self._acute(rows, i, ep, person, "front_door"), now=True)
             return
@@ -223,7 +228,7 @@ class Model:
         # exact instant the bed is released
         treat = rows.treatment[i]
         ready = now + treat
-        visit = [ep, person, ACUTE, now, ready, ready, DEATH, 0, g]
+        visit = [ep, person, a, now, ready, ready, DEATH, 0, g]
         delay = treat
         if not rows.dies[i]:
             proc = rows.process[i]
@@ -231,11 +236,11 @@ class Model:
             leave = now + delay
             if proc > 0:
                 reason, resp = self.proc_wait[0]
-                self.waits.append([ep, person, ACUTE, PROCESS, reason, resp, ready, leave])
+                self.waits.append([ep, person, a, PROCESS, reason, resp, ready, leave])
             visit[V_LEAVE] = leave
             visit[V_OUTCOME] = HOME
             if rows.u_readmit[i] < self.readmit_p[0]:
-                self._readmit_at(leave + rows.readmit_delay[i], person, g)
+                self._readmit_at(leave + rows.readmit_delay[i], person, rows.rkey[i])
         self.visits.append(visit)
         acute.hold_until(now + delay)
 
@@ -273,18 +278,19 @@ class Model:
         """An acute episode: boarding, treatment, the discharge process, assessment and the wait for
         the next setting (holding the bed), with deconditioning while delayed."""
         env = self.env
-        acute = self.pools[ACUTE]
+        a = rows.acute[i]
+        acute = self.pools[a]
         waits = self.waits
         g = rows.group[i]
         p = rows.pathway[i]
         if kind in ("front_door", "ready_to_leave"):
             ev = acute.request()
             if ev is not None:
-                w = [ep, person, FRONT_DOOR, ACUTE, NO_CODE, NO_CODE, env.now, _NAN]
+                w = [ep, person, FRONT_DOOR, a, NO_CODE, NO_CODE, env.now, _NAN]
                 waits.append(w)
                 yield ev
                 w[W_END] = env.now
-        visit = [ep, person, ACUTE, env.now, _NAN, _NAN, OPEN, p, g]
+        visit = [ep, person, a, env.now, _NAN, _NAN, OPEN, p, g]
         self.visits.append(visit)
         treat = rows.treatment[i] if kind in ("front_door", "in_treatment") else 0.0
         if treat > 0 and rows.dies[i]:
@@ -304,7 +310,7 @@ class Model:
         if proc > 0:
             reason, resp = self.proc_wait[p]
             waits.append(
-                [ep, person, ACUTE, PROCESS, reason, resp, t_ready, env.now + (treat + proc)]
+                [ep, person, a, PROCESS, reason, resp, t_ready, env.now + (treat + proc)]
             )
         if treat + proc > 0:
             yield env.timeout(treat + proc)
@@ -312,18 +318,18 @@ class Model:
             if not assessed and self.d2a[p]:
                 d2a, assessed = True, True
             if not assessed:
-                yield from self._assess(rows, i, ep, person, ACUTE)
+                yield from self._assess(rows, i, ep, person, a)
                 assessed = True
         # wait for the next setting, holding the bed; need may escalate while delayed
         p_since = t_ready
         decondition = rows.decondition[i]
         while target >= 0:
-            target, ev = self._place(target, ep, person, ACUTE)
+            target, ev = self._place(target, ep, person, a)
             if ev is None:
                 break
             pool = self.pools[target]
             reason, resp = self.wait_code[target]
-            w = [ep, person, ACUTE, target, reason, resp, env.now, _NAN]
+            w = [ep, person, a, target, reason, resp, env.now, _NAN]
             waits.append(w)
             at = p_since + decondition[p - 1] if self.escalate and 1 <= p <= 2 else _INF
             if at < _INF:
@@ -351,7 +357,7 @@ class Model:
             deadline = env.now + rows.readmit_delay[i]
         if target < 0:  # home, or lost (out of the model: no readmission)
             if target == HOME and deadline < _INF:
-                self._readmit_at(deadline, person, g)
+                self._readmit_at(deadline, person, rows.rkey[i])
             return
         onward = self._downstream(rows, i, ep, person, target, deadline, d2a)
         rows = None  # only the onward stays hold the patient's rows now (see _Rows.one)
@@ -362,16 +368,17 @@ class Model:
         waits in ``place`` for it (recorded as a delay); without (discharge to assess) an assessor
         sees them at home or in the community bed while their stay goes on."""
         env = self.env
-        pool = self.pools[self.assessment]
+        team = self.assess_of[rows.acute[i]]
+        pool = self.pools[team]
         w = None
         if delays:
-            reason, resp = self.wait_code[self.assessment]
-            w = [ep, person, place, self.assessment, reason, resp, env.now, _NAN]
+            reason, resp = self.wait_code[team]
+            w = [ep, person, place, team, reason, resp, env.now, _NAN]
             self.waits.append(w)
         ev = pool.request()
         if ev is not None:
             yield ev
-        visit = [ep, person, self.assessment, env.now, _NAN, _NAN, OPEN, rows.pathway[i],
+        visit = [ep, person, team, env.now, _NAN, _NAN, OPEN, rows.pathway[i],
                  rows.group[i]]  # fmt: skip
         self.visits.append(visit)
         yield env.timeout(rows.assess[i])
@@ -399,6 +406,7 @@ class Model:
         pools = self.pools
         g = rows.group[i]
         p = rows.pathway[i]
+        key = rows.rkey[i]
         while True:
             if visit is None:
                 visit = [ep, person, code, env.now, _NAN, _NAN, OPEN, p, g]
@@ -409,14 +417,14 @@ class Model:
                 stay = rows.stay[code][i]
                 if env.now + stay >= deadline:
                     yield env.timeout(max(deadline - env.now, 0.0))
-                    return self._readmitted(visit, pools[code], person, g)
+                    return self._readmitted(visit, pools[code], person, key)
                 nxt = rows.route[code][i]
                 if nxt < 0:  # the last stay (then home or death): known now, so no event
                     end = visit[V_READY] = visit[V_LEAVE] = env.now + stay
                     visit[V_OUTCOME] = nxt
                     pools[code].hold_until(end)
                     if nxt == HOME and deadline < _INF:
-                        self._readmit_at(deadline, person, g, since=end)
+                        self._readmit_at(deadline, person, key, since=end)
                     return
                 if stay > FOLD_DAYS:
                     rows, i = rows.one(i), 0
@@ -434,7 +442,7 @@ class Model:
                         if not ev.triggered:
                             pools[nxt].cancel(ev)
                             w[W_END] = env.now
-                            return self._readmitted(visit, pools[code], person, g)
+                            return self._readmitted(visit, pools[code], person, key)
                     else:
                         yield ev
                     w[W_END] = env.now
@@ -443,21 +451,21 @@ class Model:
             visit[V_OUTCOME] = nxt
             if nxt < 0:
                 if nxt == HOME and deadline < _INF:
-                    self._readmit_at(deadline, person, g)
+                    self._readmit_at(deadline, person, key)
                 return
             code = nxt
             visit = None
 
     # -- readmissions ------------------------------------------------------------------------
 
-    def _readmitted(self, visit: list, pool: Pool, person: int, g: int) -> None:
+    def _readmitted(self, visit: list, pool: Pool, person: int, key: int) -> None:
         pool.release()
         visit[V_READY] = visit[V_READY] if visit[V_READY] == visit[V_READY] else self.env.now
         visit[V_LEAVE] = self.env.now
         visit[V_OUTCOME] = READMIT
-        self._readmit(person, g)
+        self._readmit(person, key)
 
-    def _readmit_at(self, t: float, person: int, g: int, since: float | None = None) -> None:
+    def _readmit_at(self, t: float, person: int, key: int, since: float | None = None) -> None:
         """Readmit at ``t``, as a timeout set at ``since`` (default now) would: at
         ``since + (t - since)``, which can differ from ``t`` in the last bit."""
         if t < self.horizon:
@@ -465,17 +473,17 @@ class Model:
                 ev = self.env.timeout(t - self.env.now)
             else:
                 ev = at(self.env, since + (t - since))
-            ev.callbacks.append(lambda _ev: self._readmit(person, g))
+            ev.callbacks.append(lambda _ev: self._readmit(person, key))
 
-    def _readmit(self, person: int, g: int) -> None:
-        """A new acute episode for the same person, with attributes from the readmission streams
-        of their group (the k-th readmission of group g always gets row k)."""
-        rows, k = self._readmission_rows.get(g, (None, READMISSION_BLOCK))
+    def _readmit(self, person: int, key: int) -> None:
+        """A new acute episode for the same person, at the same trust, with attributes from the
+        readmission streams of their group there (``key``; its k-th readmission gets row k)."""
+        rows, k = self._readmission_rows.get(key, (None, READMISSION_BLOCK))
         if k == READMISSION_BLOCK:
-            block = self._readmission_blocks[g]
-            self._readmission_blocks[g] += 1
-            rows, k = _Rows(self.plan.readmission_block(g, block)), 0
-        self._readmission_rows[g] = (rows, k + 1)
+            block = self._readmission_blocks[key]
+            self._readmission_blocks[key] += 1
+            rows, k = _Rows(self.plan.readmission_block(key, block)), 0
+        self._readmission_rows[key] = (rows, k + 1)
         ep = self._new_episode()
         self._admit(rows, k, ep, person)
 

@@ -1,6 +1,6 @@
-"""The rules of a system that span its fields: every service has a role (one acute, at most one
-assessment), every name used exists, probabilities sum to 1, routing and overflow have no cycle,
-and the people a system starts with fit in its places.
+"""The rules of a system that span its fields: every service has a role (one acute service per
+trust, one assessment team shared or per trust), every name used exists, probabilities sum to 1,
+routing and overflow have no cycle, and the people a system starts with fit in its places.
 
 Each rule raises ``ValueError`` naming the field it concerns (``services.X.next: ...``);
 ``config.System`` runs them once its fields are checked, and ``config.validate`` reports them.
@@ -43,16 +43,24 @@ def assign_roles(system: System) -> None:
         raise ValueError(
             "services: an acute service is required (a service with role: acute, or named 'acute')"
         )
-    for role, found in (("acute", acute), ("assessment", system.by_role("assessment"))):
-        if len(found) > 1:
-            raise ValueError(
-                f"services.{found[1]}.role: only one service may be {role} ({found[0]} already is)"
-            )
+    if len(acute) > 1 and not system.organisations:
+        raise ValueError(
+            f"services.{acute[1]}.role: only one service may be acute ({acute[0]} already is), "
+            f"unless each is run by its own trust (organisations with kind: trust)"
+        )
+    assessment = system.by_role("assessment")
+    if len(assessment) > 1 and len(acute) == 1:
+        raise ValueError(
+            f"services.{assessment[1]}.role: only one service may be assessment "
+            f"({assessment[0]} already is)"
+        )
 
 
 def check_organisations(system: System) -> None:
     """Every organisation named by a service exists; a council's groups exist and no group lives
-    in two councils; with councils, every group lives in one; the acute service is a trust's."""
+    in two councils; with councils, every group lives in one; the acute service is a trust's.
+    Several acute services are several trusts: each is run by its own trust, and assessment is
+    one shared team or one per trust; every admission says which trust's door it comes to."""
     orgs = system.organisations
     for name, svc in system.services.items():
         if svc.organisation is not None and svc.organisation not in orgs:
@@ -76,9 +84,57 @@ def check_organisations(system: System) -> None:
     if councils and set(seen) != set(system.groups):
         missing = sorted(set(system.groups) - set(seen))[0]
         raise ValueError(f"organisations: group {missing!r} lives in no council")
-    acute_org = system.services[system.acute].organisation
-    if orgs and (acute_org is None or orgs[acute_org].kind != "trust"):
-        raise ValueError(f"services.{system.acute}.organisation: the acute service is a trust's")
+    acutes = system.acutes
+    for acute in acutes:
+        acute_org = system.services[acute].organisation
+        if (orgs or len(acutes) > 1) and (acute_org is None or orgs[acute_org].kind != "trust"):
+            raise ValueError(f"services.{acute}.organisation: an acute service is a trust's")
+    if len(acutes) > 1:
+        _check_trusts(system)
+
+
+def _check_trusts(system: System) -> None:
+    """A system of several acute trusts: one acute service per trust, an assessment team shared
+    or one per trust, each admission naming its trust, no start queue (whose beds would it be
+    in?)."""
+    services, acutes = system.services, system.acutes
+    run_by: dict[str, str] = {}
+    for acute in acutes:
+        org = services[acute].organisation
+        if org in run_by:
+            raise ValueError(
+                f"services.{acute}.organisation: {org!r} already runs acute service "
+                f"{run_by[org]!r} (one acute service per trust)"
+            )
+        run_by[org] = acute
+    teams = system.by_role("assessment")
+    if len(teams) > 1:
+        for team in teams:
+            org = services[team].organisation
+            if org not in run_by:
+                raise ValueError(
+                    f"services.{team}.organisation: with one assessment team per trust, each "
+                    f"is run by a trust with an acute service ({', '.join(run_by)})"
+                )
+        for org, acute in run_by.items():
+            mine = [t for t in teams if services[t].organisation == org]
+            if len(mine) != 1:
+                raise ValueError(
+                    f"services.{acute}: trust {org!r} runs {len(mine)} assessment teams; with "
+                    f"one per trust, each trust runs exactly one"
+                )
+    for name, arrival in system.arrivals.items():
+        if arrival.to in ("front_door", "ready_to_leave") and arrival.acute is None:
+            raise ValueError(
+                f"arrivals.{name}.acute: the system has several acute trusts; say whose "
+                f"({', '.join(acutes)})"
+            )
+    for name, svc in services.items():
+        if svc.start_queue:
+            raise ValueError(
+                f"services.{name}.start_queue: a start queue needs a system with one acute "
+                f"service (whose beds would they wait in?)"
+            )
 
 
 def check_network(system: System) -> None:
@@ -91,7 +147,8 @@ def check_network(system: System) -> None:
     services = system.services
     acute, assessment = system.acute, system.assessment
     downstream = system.downstream()
-    stay_needed = [acute, *downstream] + ([assessment] if assessment else [])
+    heads = system.by_role("acute", "assessment")
+    stay_needed = heads + downstream
     for name in stay_needed:
         svc = services[name]
         unknown = set(svc.stay_by_group) - groups
@@ -130,7 +187,7 @@ def check_network(system: System) -> None:
                     f"services.{name}.{label}: probabilities must sum to 1 "
                     f"(they sum to {sum(table.values()):.6g})"
                 )
-    for name in (acute, assessment):
+    for name in heads:
         if name and (services[name].next or services[name].next_by_group):
             raise ValueError(
                 f"services.{name}.next: {services[name].role} routing is set by discharge.pathways"
@@ -198,6 +255,17 @@ def check_network(system: System) -> None:
                 f"arrivals.{name}.to: unknown target {arrival.to!r} (use front_door, "
                 f"ready_to_leave or a downstream service)"
             )
+        if arrival.acute is not None:
+            if arrival.to not in ("front_door", "ready_to_leave"):
+                raise ValueError(
+                    f"arrivals.{name}.acute: only an admission (to: front_door) or a "
+                    f"ready_to_leave arrival goes to an acute trust"
+                )
+            if arrival.acute not in system.acutes:
+                raise ValueError(
+                    f"arrivals.{name}.acute: {arrival.acute!r} is not an acute service "
+                    f"({', '.join(system.acutes)})"
+                )
         if arrival.pathway is not None and arrival.pathway not in d.pathways:
             raise ValueError(f"arrivals.{name}.pathway: {arrival.pathway} is not defined")
         if set(arrival.group_shares) - groups:
@@ -223,7 +291,7 @@ def check_network(system: System) -> None:
                 f"(they sum to {sum(arrival.group_shares.values()):.6g})"
             )
     for name, svc in services.items():
-        if svc.start_queue and name in (acute, assessment):
+        if svc.start_queue and svc.role in ("acute", "assessment"):
             raise ValueError(
                 f"services.{name}.start_queue: a start queue is for services patients "
                 f"wait to be discharged to"

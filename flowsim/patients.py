@@ -19,6 +19,8 @@ from flowsim.config import PATHWAYS, REASONS, Arrival, System, Wait, read_rates_
 from flowsim.reasons import NCTR
 from flowsim.streams import Streams
 
+ACUTE_DOORS = ("front_door", "ready_to_leave")
+"""An arrival's ``to`` that is an admission to an acute trust (``Arrival.acute``)."""
 HOME, DEATH = -1, -2
 """Place codes for leaving the system (services are coded 0, 1, ... in ``Layout.services``)."""
 READMIT = -3
@@ -39,9 +41,10 @@ LOST = -8
 class Layout:
     """Integer codes for services, groups and pathways, shared by the model and the results.
 
-    The acute service is code 0, the assessment service (if any) code 1, then the downstream
-    services in the order the system lists them. ``roles[code]`` is each service's role
-    (``config.Service.role``): what a service does is read from its role, never its name."""
+    The acute services (one per acute trust; usually one) are codes 0 .. ``n_acute`` - 1, the
+    assessment teams (if any) next, then the downstream services in the order the system lists
+    them. ``roles[code]`` is each service's role (``config.Service.role``): what a service does
+    is read from its role, never its name."""
 
     services: list[str]
     groups: list[str]
@@ -52,15 +55,34 @@ class Layout:
     pathway order, then the waits to enter services in code order. A wait record's ``reason`` is
     its index here; ``dtoc`` and ``nctr`` read the schemes' codes from it."""
 
+    assess_of: list[int] = field(default_factory=list)
+    """The code of each acute service's assessment team (by acute code), or -1."""
+
     @classmethod
     def of(cls, system: System) -> Layout:
-        head = [system.acute] + ([system.assessment] if system.assessment else [])
+        head = system.acutes + system.by_role("assessment")
         services = head + system.downstream()
         roles = [system.services[s].role for s in services]
         waits = [system.discharge.pathways[p].process_wait for p in PATHWAYS
                  if p in system.discharge.pathways]  # fmt: skip
         waits += [system.services[s].wait for s in services if system.services[s].wait]
-        return cls(services, list(system.groups), system.downstream(), roles, waits)
+        assess_of = [services.index(t) if (t := system.assessment_for(a)) else -1
+                     for a in system.acutes]  # fmt: skip
+        return cls(services, list(system.groups), system.downstream(), roles, waits, assess_of)
+
+    @property
+    def n_acute(self) -> int:
+        """The number of acute services (codes 0 .. n_acute - 1)."""
+        return self.roles.count("acute")
+
+    @property
+    def n_keys(self) -> int:
+        """Readmission keys: a group at an acute trust (``group + groups x acute code``)."""
+        return len(self.groups) * self.n_acute
+
+    def is_acute(self, codes: np.ndarray) -> np.ndarray:
+        """Whether each place code is an acute service."""
+        return (codes >= 0) & (codes < self.n_acute)
 
     def wait_kind(self, wait: Wait) -> int:
         """The code of a wait's kind (its index in ``waits``)."""
@@ -86,8 +108,12 @@ class Layout:
 
     @property
     def assessment(self) -> int:
-        """The assessment service's code, or -1."""
-        return 1 if len(self.roles) > 1 and self.roles[1] == "assessment" else -1
+        """The (first) assessment service's code, or -1."""
+        return self.roles.index("assessment") if "assessment" in self.roles else -1
+
+    def assessments(self) -> np.ndarray:
+        """The codes of the assessment teams."""
+        return self.codes("assessment")
 
     def code(self, place: str) -> int:
         if place == "home":
@@ -113,6 +139,10 @@ class Cohort:
     decondition: np.ndarray  # (n, 2): days from ready-to-leave to each escalation
     u_readmit: np.ndarray
     readmit_delay: np.ndarray
+    acute: np.ndarray
+    """The code of the acute service (trust) the patient is admitted to."""
+    rkey: np.ndarray
+    """The patient's readmission key: their group at their trust (``Layout.n_keys``)."""
     stay: dict[int, np.ndarray] = field(default_factory=dict)
     route: dict[int, np.ndarray] = field(default_factory=dict)
 
@@ -144,9 +174,11 @@ def draw(
     pathway: str | None = None,
     arrival: Arrival | None = None,
     start: int = 0,
+    acute: int = 0,
 ) -> Cohort:
     """Attributes for patients of the stream ``name`` arriving at ``time``: its rows ``start``
-    onwards (a block of a longer cohort, with the same numbers as drawing it whole).
+    onwards (a block of a longer cohort, with the same numbers as drawing it whole), admitted to
+    acute service ``acute`` (a code; their trust).
 
     The group comes from ``group`` or is drawn from ``group_shares``; the pathway is ``pathway`` or
     drawn from the group's pathway shares.
@@ -175,11 +207,11 @@ def draw(
     else:
         path = np.full(n, PATHWAYS.index(pathway), dtype=np.int64)
 
-    acute = system.services[system.acute]
+    acute_name = layout.services[acute]
     if arrival is not None and arrival.treatment is not None:
         treatment = distributions.ppf(arrival.treatment, u("treatment"))
     else:
-        treatment = _by_group(u("treatment"), group, layout, acute.stay_for)
+        treatment = _by_group(u("treatment"), group, layout, system.services[acute_name].stay_for)
     death_p = np.array(
         [d.death_in_hospital_probability_by_group.get(g, 0.0) for g in layout.groups]
     )
@@ -192,10 +224,9 @@ def draw(
         mask = path == k
         if p in d.pathways and mask.any():
             process[mask] = distributions.ppf(d.pathways[p].process, u_process[mask])
-    if system.assessment is not None:  # the stream keeps the name "assessment" (common numbers)
-        assess = _by_group(
-            u("assessment"), group, layout, system.services[system.assessment].stay_for
-        )
+    team = system.assessment_for(acute_name)
+    if team is not None:  # the stream keeps the name "assessment" (common numbers)
+        assess = _by_group(u("assessment"), group, layout, system.services[team].stay_for)
     else:
         assess = np.zeros(n)
     decon = system.deconditioning
@@ -218,6 +249,8 @@ def draw(
         readmit_delay=(
             distributions.ppf(d.readmission_delay, u("readmit_delay")) if readmits else np.zeros(n)
         ),
+        acute=np.full(n, acute, dtype=np.int64),
+        rkey=group + len(layout.groups) * acute,
     )
     for s in layout.downstream:
         code = layout.code(s)
@@ -280,6 +313,7 @@ def arrival_cohort(
         pathway=arrival.pathway,
         arrival=arrival,
         start=start,
+        acute=layout.code(system.acute_of(arrival)) if arrival.to in ACUTE_DOORS else 0,
     )
 
 

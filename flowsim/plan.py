@@ -20,8 +20,9 @@ from flowsim.streams import Streams
 WAIT = -9
 """``Plan.when_full`` code of a service whose line people join when it is full."""
 READMISSION_BLOCK = 512
-"""Readmissions of a group draw their attributes in blocks of this many rows (row k of group g's
-readmission streams always goes to its k-th readmission)."""
+"""Readmissions of a group (at a trust: a readmission key, ``Layout.n_keys``) draw their
+attributes in blocks of this many rows (row k of a key's readmission streams always goes to its
+k-th readmission)."""
 
 
 @dataclass
@@ -89,8 +90,8 @@ class Plan:
     when_full: list[int]
     """Where someone goes who finds each service full: ``WAIT`` (its line), ``LOST``, ``HOME``,
     or another service's code (``config.Service.when_full``)."""
-    assessment: int
-    """The assessment service's code, or -1."""
+    assess_of: list[int]
+    """Each acute service's assessment team (by acute code), or -1."""
     escalate: bool
     """Deconditioning is on: a delayed patient's pathway may escalate (P1 -> P2 -> P3)."""
     starts: list[Start]
@@ -101,16 +102,22 @@ class Plan:
         """People in care at day 0: episodes numbered below this are not admissions."""
         return sum(len(s.cohort) for s in self.starts)
 
-    def readmission_block(self, group: int, block: int) -> Cohort:
-        """Attributes for readmissions ``block * READMISSION_BLOCK ...`` of ``group``."""
+    def readmission_block(self, key: int, block: int) -> Cohort:
+        """Attributes for readmissions ``block * READMISSION_BLOCK ...`` of readmission ``key``
+        (a group, at the trust that discharged them: ``Layout.n_keys``). The first trust's streams
+        are named by the group alone."""
         n = READMISSION_BLOCK
+        lay = self.layout
+        group, acute = key % len(lay.groups), key // len(lay.groups)
+        trust = f"{lay.services[acute]}." if acute else ""
         return patients.draw(
             self.system,
-            self.layout,
+            lay,
             self.streams,
-            f"readmission.{self.layout.groups[group]}.block{block}",
+            f"readmission.{trust}{lay.groups[group]}.block{block}",
             np.zeros(n),
             group=np.full(n, group, dtype=np.int64),
+            acute=acute,
         )
 
 
@@ -130,7 +137,7 @@ def plan(
         layout=layout,
         capacity_steps=[steps.get(s, system.services[s].capacity_steps()) for s in layout.services],
         open_days=[list(system.services[s].open_days) for s in layout.services],
-        assessment=layout.assessment,
+        assess_of=list(layout.assess_of),
         escalate=system.deconditioning.enabled and system.deconditioning.probability_per_day > 0,
         starts=[],
         arrivals=None,  # type: ignore[arg-type]
@@ -195,7 +202,9 @@ def _starts(p: Plan) -> list[Start]:
                 group = choose(
                     streams.uniforms(f"{name}.group", n), weights if weights.sum() > 0 else mix
                 )
-                cohort = patients.draw(sys, lay, streams, name, np.zeros(n), group=group)
+                acute = code if code < lay.n_acute else 0  # in a trust's beds: its patients
+                cohort = patients.draw(sys, lay, streams, name, np.zeros(n), group=group,
+                                       acute=acute)  # fmt: skip
                 _residual(p, cohort, code, svc, name, group)
             out.append(Start(code, what, cohort))
     return out
@@ -215,7 +224,7 @@ def _residual(p: Plan, cohort: Cohort, code: int, svc, name: str, group) -> None
                 st.uniforms(f"{name}.fraction.{g}", m),
                 st.uniforms(f"{name}.pool.{g}", 20_000),
             )
-    if code == 0:
+    if code < p.layout.n_acute:
         cohort.treatment = out
     else:
         cohort.stay[code] = out
@@ -233,17 +242,17 @@ def _reaches(p: Plan, code: int) -> np.ndarray:
             for a in sys.arrivals.values()
             if a.group_shares.get(g, 0) > 0 and a.to not in ("front_door", "ready_to_leave")
         }
-        frontier = {c for c in frontier if c >= 0} | {0}
+        frontier = {c for c in frontier if c >= 0} | set(range(lay.n_acute))
         seen: set[int] = set()
         while frontier:
             c = frontier.pop()
             seen.add(c)
-            if lay.services[c] in sys.services and c > 0:
+            if lay.services[c] in sys.services and c >= lay.n_acute:
                 nxt = sys.services[lay.services[c]].next_for(g)
                 frontier |= {
                     lay.code(t) for t, q in nxt.items() if q > 0 and lay.code(t) >= 0
                 } - seen
-        out[k] = float(code in seen or code == p.assessment)
+        out[k] = float(code in seen or lay.roles[code] == "assessment")
     return out
 
 

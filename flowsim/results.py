@@ -159,7 +159,7 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out: dict[str, float] = {}
     for k in ("admissions", "discharges", "deaths", "in_system_end"):
         out[k] = c[k]
-    out["delayed_bed_days"] = float(t.window_held[0])
+    out["delayed_bed_days"] = float(t.window_held[: ev.layout.n_acute].sum())  # every trust's
     for k, r in enumerate(RESPONSIBLE):
         out[f"delayed_bed_days_{r}"] = float(t.window_acute_org[k])
     for k in reasons_used(config):
@@ -170,21 +170,23 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     by_nctr = t.window_acute_kind @ lay.nctr()
     for k in nctr_used(config):
         out[f"delayed_bed_days_nctr_{k}"] = float(by_nctr[list(NCTR).index(k)])
-    for code, s in enumerate(lay.services[1:], start=1):
+    for code, s in enumerate(lay.services[lay.n_acute :], start=lay.n_acute):
         out[f"delayed_bed_days_for_{s}"] = float(t.window_acute_for[code])
     out["delayed_bed_days_for_discharge_process"] = float(t.window_acute_for[-1])
     out["delayed_patients"] = c["delayed_patients"]
     out["mean_delay_days"] = t.mean_delay()
 
-    out["acute_occupancy_mean"] = float(t.window_occupied[0]) / L
-    measured = t.occupancy[0][int(math.ceil(W)) : int(math.floor(H))]
+    n_acute = lay.n_acute  # every acute trust's beds, together
+    out["acute_occupancy_mean"] = float(t.window_occupied[:n_acute].sum()) / L
+    measured = t.occupancy[:n_acute].sum(axis=0)[int(math.ceil(W)) : int(math.floor(H))]
     out["acute_occupancy_p95"] = float(np.percentile(measured, 95)) if measured.size else math.nan
-    acute_cap = capacity_integral(ev.capacity_steps[0], W, H) / L
-    if system.services[system.acute].unlimited:
+    acute_cap = sum(capacity_integral(ev.capacity_steps[k], W, H) for k in range(n_acute)) / L
+    if any(system.services[a].unlimited for a in system.acutes):
         acute_cap = math.nan  # no beds to be a share of
     out["acute_occupancy_rate"] = out["acute_occupancy_mean"] / acute_cap
     measured_days = np.arange(int(math.ceil(W)), int(math.floor(H)), dtype=np.float64)
-    daily_cap = capacity_integral(ev.capacity_steps[0], measured_days, measured_days + 1.0)
+    daily_cap = sum(capacity_integral(ev.capacity_steps[k], measured_days, measured_days + 1.0)
+                    for k in range(n_acute))  # fmt: skip
     out["acute_days_over_95pct"] = int(np.sum(measured > 0.95 * daily_cap))
     out["nctr_mean"] = out["delayed_bed_days"] / L
     out["nctr_share_of_occupied"] = out["nctr_mean"] / max(out["acute_occupancy_mean"], 1e-12)
@@ -240,22 +242,28 @@ def organisations(t: Tally, config: Config, kpis: dict) -> dict[str, float]:
     ``org_<name>_<kpi>``: a council's for its residents (its patient groups: their acute
     admissions, discharges, people delayed, care home admissions, acute bed days, delayed bed
     days by responsible organisation and beds held by them when ready to leave); a trust's for
-    everyone in its acute beds. ``org_<name>_cost_gbp``: the costs of the services it runs plus
+    everyone in its acute beds (and, of several trusts, no care home admissions: they are no one
+    trust's). ``org_<name>_cost_gbp``: the costs of the services it runs plus
     the investments it funds. Every council's residents add up to the whole system."""
     system = config.system
     if not system.organisations:
         return {}
     L = t.H - t.W
-    groups = list(t.layout.groups)
+    lay = t.layout
+    groups, G = list(lay.groups), len(lay.groups)
+    acutes = {system.services[a].organisation: k for k, a in enumerate(system.acutes)}
     out: dict[str, float] = {}
     for name, org in system.organisations.items():
-        rows = (
-            [groups.index(g) for g in org.groups]
-            if org.kind == "council"
-            else list(range(len(groups)))
-        )
+        if org.kind == "council":  # its residents, at every trust
+            rows = [groups.index(g) + G * k for g in org.groups for k in range(lay.n_acute)]
+        elif name in acutes:  # everyone in its acute beds
+            rows = list(range(G * acutes[name], G * (acutes[name] + 1)))
+        else:  # a trust without acute beds: the whole system
+            rows = list(range(lay.n_keys))
         p = f"org_{name}_"
         for k in ("admissions", "discharges", "delayed_patients", "care_home_admissions"):
+            if k == "care_home_admissions" and org.kind != "council" and lay.n_acute > 1:
+                continue  # one of several trusts: a care home admission is no trust's
             out[p + k] = int(t.by_group[k][rows].sum())
         out[p + "acute_bed_days"] = float(t.window_acute_by_group[rows].sum())
         delayed = t.window_delayed_by_group[rows].sum(axis=0)
@@ -389,7 +397,9 @@ def daily(ev: Events, config: Config) -> pd.DataFrame:
         for k, org in enumerate(RESPONSIBLE):
             frame[f"delayed_{org}"] = t.held_org[code, k]
         for k, pathway in enumerate(PATHWAYS):  # acute stays ended alive, by pathway
-            frame[f"discharges_{pathway}"] = t.discharges[k] if code == 0 else zeros
+            acute = service and code < lay.n_acute
+            row = code * len(PATHWAYS) + k
+            frame[f"discharges_{pathway}"] = t.discharges[row] if acute else zeros
         frame["waiting_mean"] = t.waiting[code] if service else np.zeros(n_days)
         frames.append(pd.DataFrame(frame))
     out = pd.concat(frames, ignore_index=True)
@@ -448,14 +458,15 @@ def flows(ev: Events, config: Config) -> pd.DataFrame:
         if n:
             counts[(source, target)] = counts.get((source, target), 0) + n
 
-    for kind in ("readmitted", "admitted"):
-        add(kind, lay.services[0], t.entries.get((kind, 0), 0))
+    for code in range(lay.n_acute):
+        for kind in ("readmitted", "admitted"):
+            add(kind, lay.services[code], t.entries.get((kind, code), 0))
     for (kind, code), n in sorted(t.entries.items(), key=lambda item: item[0][1]):
         if kind == "community_referral":
             add(kind, names[code], n)
     for (k, x, y), (n, _) in sorted(t.flow_exits.items(), key=lambda item: item[1][1]):
-        if k == 1:
-            add(lay.services[0], PATHWAYS[x], n)
+        if k == 1:  # y is the acute service
+            add(lay.services[y], PATHWAYS[x], n)
         elif k == 2:
             add(PATHWAYS[x], names[y], n)
         else:

@@ -113,7 +113,7 @@ class Tally:
         P = S + 2  # places: services, then the front door and the community
         self.S, self.P, self.n_days = S, P, nd
         # what each service is, by role (``config.Service.role``), as codes: built once
-        self.assessment = layout.assessment if layout.assessment >= 0 else -99
+        self.assessments = layout.assessments()
         self.reablement = layout.codes("reablement")
         self.away = layout.codes(*AWAY_ROLES)
         self.care_homes = layout.codes("care_home")
@@ -122,7 +122,8 @@ class Tally:
         self.admissions = np.zeros((S, nd), dtype=np.int64)
         self.exits = np.zeros((S, nd), dtype=np.int64)
         self.exits_to = np.zeros((S, S + OUTCOME_SHIFT, nd), dtype=np.int64)
-        self.discharges = np.zeros((len(PATHWAYS), nd), dtype=np.int64)  # acute, alive
+        # acute stays ended alive, by (acute code, pathway)
+        self.discharges = np.zeros((layout.n_acute * len(PATHWAYS), nd), dtype=np.int64)
         self.held = np.zeros((P, nd))
         self.held_reason = np.zeros((P, R, nd))
         self.held_org = np.zeros((P, len(RESPONSIBLE), nd))
@@ -135,17 +136,20 @@ class Tally:
         self.window_held = np.zeros(P)
         self.window_acute_reason = np.zeros(R)  # by DTOC code
         self.window_acute_kind = np.zeros(len(layout.waits))  # by kind of wait (Layout.waits)
-        # by patient group (for each organisation's breakdown): acute bed days, delayed bed days
-        # by responsible organisation, counts
-        G = len(layout.groups)
-        self.window_acute_by_group = np.zeros(G)
-        self.window_delayed_by_group = np.zeros((G, len(RESPONSIBLE)))
+        # by patient group at each acute trust (key ``group + groups x acute code``, for each
+        # organisation's breakdown: a council's residents are its groups, a trust's patients
+        # are in its acute beds): acute bed days, delayed bed days by responsible organisation,
+        # counts. Care home admissions are by group alone (key = group: they may come from no
+        # acute bed).
+        K = layout.n_keys
+        self.window_acute_by_group = np.zeros(K)
+        self.window_delayed_by_group = np.zeros((K, len(RESPONSIBLE)))
         self.by_group = {
-            k: np.zeros(G, dtype=np.int64)
+            k: np.zeros(K, dtype=np.int64)
             for k in ("admissions", "discharges", "delayed_patients", "care_home_admissions")
         }
         self._acute_episodes = np.empty(0, np.int64)
-        self._acute_groups = np.empty(0, np.int64)
+        self._acute_keys = np.empty(0, np.int64)
         self.dtoc = layout.dtoc()
         self.window_acute_org = np.zeros(len(RESPONSIBLE))
         self.window_acute_for = np.zeros(S + 1)  # by what is waited for; PROCESS last
@@ -197,7 +201,7 @@ class Tally:
         if turned is not None and len(turned["time"]):
             self._turned(turned)
         if final:
-            v_open = np.isnan(visits["leave"]) & (visits["service"] != self.assessment)
+            v_open = np.isnan(visits["leave"]) & ~np.isin(visits["service"], self.assessments)
             w_open = np.isnan(waits["end"]) & np.isin(waits["place"], (FRONT_DOOR, COMMUNITY))
             self.counts["in_system_end"] = int(np.sum(v_open) + np.sum(w_open))
             self.counts["records"] += len(visits["enter"]) + len(waits["start"])
@@ -230,9 +234,11 @@ class Tally:
         n_out = S + OUTCOME_SHIFT
         self._count(self.exits_to.reshape(S * n_out, -1), svc[left] * n_out + out[left] +
                     OUTCOME_SHIFT, leave[left])  # fmt: skip
-        acute = svc == 0
+        acute = self.layout.is_acute(svc)
         alive = left & (out != DEATH)
-        self._count(self.discharges, v["pathway"][acute & alive], leave[acute & alive])
+        out_alive = acute & alive
+        self._count(self.discharges, svc[out_alive] * len(PATHWAYS) + v["pathway"][out_alive],
+                    leave[out_alive])  # fmt: skip
         in_window = lambda t: (t >= W) & (t < H)  # noqa: E731
         new = v["episode"] >= self.n_initial
         c = self.counts
@@ -258,28 +264,31 @@ class Tally:
         return np.isnan(leave) | (leave >= b)
 
     def _by_group(self, v, live, start, end, a, b, admitted, discharged, delayed, care_home):
-        """The sums each organisation's breakdown is made of, by patient group (a council's
-        residents are its groups): acute bed days, admissions, discharges, people delayed, care
-        home admissions; and, for ``_waits``, which group each acute stay of the segment is."""
-        group, G = v["group"], len(self.layout.groups)
-        acute = live & (v["service"] == 0)
-        self._window(self.window_acute_by_group, group[acute], start[acute], end[acute], a, b)
+        """The sums each organisation's breakdown is made of, by patient group at each acute
+        trust (``__init__``): acute bed days, admissions, discharges, people delayed, care home
+        admissions; and, for ``_waits``, the key of each acute stay of the segment."""
+        group, K = v["group"], self.layout.n_keys
+        svc = v["service"]
+        # an acute stay's key; a care home admission's is its group alone
+        key = group + len(self.layout.groups) * np.where(self.layout.is_acute(svc), svc, 0)
+        acute = live & self.layout.is_acute(svc)
+        self._window(self.window_acute_by_group, key[acute], start[acute], end[acute], a, b)
         counted = {"admissions": admitted, "discharges": discharged,
                    "delayed_patients": delayed, "care_home_admissions": care_home}  # fmt: skip
-        for key, m in counted.items():
-            self.by_group[key] += np.bincount(group[m], minlength=G)
+        for name, m in counted.items():
+            self.by_group[name] += np.bincount(key[m], minlength=K)
         order = np.argsort(v["episode"][acute], kind="stable")
         self._acute_episodes = v["episode"][acute][order]
-        self._acute_groups = group[acute][order]
+        self._acute_keys = key[acute][order]
 
-    def _group_of(self, episodes: np.ndarray) -> np.ndarray:
-        """The patient group of each episode's acute stay in the segment (every wait in an acute
-        bed lies within its stay, so the stay is among the segment's records)."""
+    def _key_of(self, episodes: np.ndarray) -> np.ndarray:
+        """The key (group at its trust) of each episode's acute stay in the segment (every wait
+        in an acute bed lies within its stay, so the stay is among the segment's records)."""
         k = np.searchsorted(self._acute_episodes, episodes)
         k = np.minimum(k, max(self._acute_episodes.size - 1, 0))
         if episodes.size and not np.array_equal(self._acute_episodes[k], episodes):
             raise RuntimeError("a wait in an acute bed outside the stays passed to the tally")
-        return self._acute_groups[k]
+        return self._acute_keys[k]
 
     def _ready(self, v: dict, acute: np.ndarray, done: np.ndarray, left, final: bool) -> None:
         """The discharge ready date measures (``config.DRD_BANDS``): each acute discharge (alive,
@@ -332,9 +341,9 @@ class Tally:
                         p[m] * len(RESPONSIBLE) + org[m], s[m], e[m], a, b)  # fmt: skip
         # waiting to enter a service from elsewhere; for acute, the front door
         front = p == S
-        m = front | ((wants >= 1) & (wants != p))
-        self._integrate(self.waiting, np.where(front, 0, wants)[m], s[m], e[m], a, b)
-        acute = p == 0
+        m = front | ((wants >= self.layout.n_acute) & (wants != p))
+        self._integrate(self.waiting, wants[m], s[m], e[m], a, b)
+        acute = self.layout.is_acute(p)
         m = acute & (reason >= 0)
         self._window(self.window_acute_reason, reason[m], s[m], e[m], a, b)
         m = acute & (kind >= 0)
@@ -342,9 +351,9 @@ class Tally:
         m = acute & (org >= 0)
         self._window(self.window_acute_org, org[m], s[m], e[m], a, b)
         if m.any():
-            group = self._group_of(w["episode"][live][m])
+            key = self._key_of(w["episode"][live][m])
             self._window(self.window_delayed_by_group.reshape(-1),
-                         group * len(RESPONSIBLE) + org[m], s[m], e[m], a, b)  # fmt: skip
+                         key * len(RESPONSIBLE) + org[m], s[m], e[m], a, b)  # fmt: skip
         m = acute & ((wants >= 0) | (wants == PROCESS))
         self._window(
             self.window_acute_for, np.where(wants == PROCESS, S, wants)[m], s[m], e[m], a, b
@@ -424,7 +433,8 @@ class Tally:
             return
         W, H = self.W, self.H
         leave, person, out = v["leave"], v["person"], v["outcome"]
-        new = left & (v["service"] == 0) & np.isin(out, self.reablement) & (leave >= W)
+        new = left & self.layout.is_acute(v["service"]) & np.isin(out, self.reablement)
+        new &= leave >= W
         new &= leave < H - HOME_CHECK_DAYS
         who, t, gone = self._checks
         who = np.concatenate([who, person[new]])
@@ -465,7 +475,7 @@ class Tally:
         pathway and from the pathway on, each pair with the first stay it occurred at."""
         W, H = self.W, self.H
         ep, svc = v["episode"], v["service"]
-        place = svc != self.assessment
+        place = ~np.isin(svc, self.assessments)
         cand = np.flatnonzero(place & (ep >= self.n_initial) & entered)
         if cand.size and ep[cand].max() >= self._started.size:  # grow the flags
             grown = np.zeros(max(int(ep[cand].max()) + 1, 2 * self._started.size), np.bool_)
@@ -478,10 +488,12 @@ class Tally:
             self._started[ep[first]] = True
             first = first[(v["enter"][first] >= W) & (v["enter"][first] < H)]
             readmit = ep[first] != v["person"][first]
+            at_acute = self.layout.is_acute(svc[first])
             for kind, m in (("readmitted", readmit), ("admitted", ~readmit)):
-                n = int(np.sum(m & (svc[first] == 0)))
-                self.entries[(kind, 0)] = self.entries.get((kind, 0), 0) + n
-            codes = svc[first][svc[first] != 0]
+                for code in range(self.layout.n_acute):
+                    n = int(np.sum(m & (svc[first] == code)))
+                    self.entries[(kind, code)] = self.entries.get((kind, code), 0) + n
+            codes = svc[first][~at_acute]
             for code, n in zip(*np.unique(codes, return_counts=True)):
                 key = ("community_referral", int(code))
                 self.entries[key] = self.entries.get(key, 0) + int(n)
@@ -489,11 +501,11 @@ class Tally:
         if js.size == 0:
             return
         service, outcome, pathway = svc[js], v["outcome"][js], v["pathway"][js]
-        via = (service == 0) & (outcome != DEATH)
+        via = self.layout.is_acute(service) & (outcome != DEATH)
         # a pair as (kind, a, b): 0 service -> outcome, 1 acute -> pathway, 2 pathway -> outcome
         kind = np.concatenate([np.where(via, 1, 0), np.full(int(via.sum()), 2)])
         x = np.concatenate([np.where(via, pathway, service), pathway[via]])
-        y = np.concatenate([np.where(via, 0, outcome), outcome[via]])
+        y = np.concatenate([np.where(via, service, outcome), outcome[via]])
         position = np.concatenate([2 * seq[js], 2 * seq[js][via] + 1])
         n_x, n_y = max(self.S, len(PATHWAYS)), self.S + 8  # outcomes from -7 up
         code = (kind * n_x + x) * n_y + (y + 8)

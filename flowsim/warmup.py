@@ -3,6 +3,7 @@ warm-up looks too short for the system's queues, and when a queue grows through 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -34,13 +35,18 @@ WARMUP_CHECKED = ("occupancy_mean", "delayed_mean")
 
 
 def acute_service(daily_table: pd.DataFrame) -> str:
-    """The acute-role service's name in a daily table (its ``role`` column; a table without one,
-    written before services had roles, names it ``acute``)."""
+    """The (first) acute-role service's name in a daily table (its ``role`` column; a table
+    without one, written before services had roles, names it ``acute``)."""
+    return acute_services(daily_table)[0]
+
+
+def acute_services(daily_table: pd.DataFrame) -> list[str]:
+    """The acute-role services' names in a daily table (one per acute trust)."""
     if "role" in daily_table:
         found = daily_table.loc[daily_table["role"] == "acute", "service"]
         if len(found):
-            return str(found.iloc[0])
-    return "acute"
+            return [str(s) for s in dict.fromkeys(found)]
+    return ["acute"]
 
 
 def warmup_check(daily_table: pd.DataFrame, warmup_days: float) -> list[str]:
@@ -57,8 +63,7 @@ def warmup_check(daily_table: pd.DataFrame, warmup_days: float) -> list[str]:
     if warmup_days == 0:
         return warnings
     for scenario, grp in daily_table.groupby("scenario", sort=False):
-        service = acute_service(grp)
-        for column in WARMUP_CHECKED:
+        for service, column in itertools.product(acute_services(grp), WARMUP_CHECKED):
             rows = grp[grp["service"] == service]
             cuts = [mser5(rep[column].to_numpy()) for _, rep in rows.groupby("replication")]
             cut = float(np.median(cuts)) if cuts else 0.0
@@ -95,9 +100,9 @@ def growth_check(daily_table: pd.DataFrame, warmup_days: float) -> list[str]:
             continue
         first = measured["day"] < days[GROWTH_DAYS]
         last = measured["day"] >= days[-GROWTH_DAYS]
-        acute = acute_service(grp)
+        acutes = acute_services(grp)
         for service in measured["service"].unique():
-            if service == acute:  # its waiting line is the front door's
+            if service in acutes and len(acutes) == 1:  # its waiting line is the front door's
                 continue
             column = "occupancy_mean" if service == "front_door" else "waiting_mean"
             here = measured["service"] == service
