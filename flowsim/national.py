@@ -102,10 +102,27 @@ ORG_MEASURES = (
     ("nctr_mean", "Beds held by people ready to leave", ""),
     ("delayed_patients", "People delayed leaving hospital", ""),
     ("care_home_admissions", "Care home admissions", ""),
+    ("acute_occupancy_rate", "Its acute beds occupied", "%"),
+    ("boarding_hours", "Boarding: hours waited at its front door for a bed", ""),
+    ("drd_days_0_share", "Discharged on their discharge ready date", "%"),
+    ("drd_mean_days", "Mean days from ready to discharge, all discharges", "days"),
+    ("drd_mean_days_delayed", "  the same, delayed discharges only", "days"),
     ("cost_gbp", "Cost: its services and the investments it funds", "GBP"),
 )
-"""Each organisation's page: (KPI after ``org_<name>_``, label, unit). A council's numbers are
-its residents'; a trust's, everyone in its beds (``results.organisations``)."""
+"""Each organisation's page: (KPI after ``org_<name>_``, label, unit), with its delayed bed days
+by reason in the scheme the system leads with after their split by responsible organisation
+(``org_reasons``). A council's numbers are its
+residents'; a trust's, everyone in its beds (``results.organisations``); a measure an
+organisation does not have (a council's occupancy) is left out."""
+
+
+def org_reasons(scheme: str) -> list[tuple[str, str, str]]:
+    """An organisation page's rows of delayed bed days by reason in one scheme: (KPI after
+    ``org_<name>_``, label, unit)."""
+    if scheme == "nctr":
+        return [(f"delayed_bed_days_nctr_{c}", f"  delayed: {n}", "") for c, n in NCTR.items()]
+    dtoc = [(f"delayed_bed_days_{c}", f"  delayed: {c}, {n}", "") for c, n in DTOC.items()]
+    return dtoc + [(f"delayed_bed_days_{NOT_DTOC}", f"  delayed: {NOT_DTOC_NAME}", "")]
 
 
 def organisations(
@@ -120,8 +137,10 @@ def organisations(
     s = summary.set_index(["scenario", "kpi"])
     c = comparison.set_index(["scenario", "kpi"]) if comparison is not None else None
     rows = []
+    after = [m[0] for m in ORG_MEASURES].index("delayed_bed_days_both") + 1  # the delay split
+    measures = [*ORG_MEASURES[:after], *org_reasons(schemes(config)[0]), *ORG_MEASURES[after:]]
     for name, org in orgs.items():
-        for stem, label, unit in ORG_MEASURES:
+        for stem, label, unit in measures:
             kpi = f"org_{name}_{stem}"
             for scenario in dict.fromkeys(summary["scenario"]):
                 if (scenario, kpi) not in s.index:

@@ -225,7 +225,7 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["cost_nhs_gbp"] = org["nhs"]
     out["cost_social_care_gbp"] = org["social_care"]
     out["cost_total_gbp"] = org["nhs"] + org["social_care"] + org["other"]
-    out.update(organisations(t, config, out))
+    out.update(organisations(t, ev, config, out))
     return out
 
 
@@ -237,20 +237,25 @@ ORG_KPIS = (
 """The KPIs every organisation's breakdown gives (``org_<name>_<kpi>``), besides its cost."""
 
 
-def organisations(t: Tally, config: Config, kpis: dict) -> dict[str, float]:
+def organisations(t: Tally, ev: Events, config: Config, kpis: dict) -> dict[str, float]:
     """Each organisation's share of the system (``System.organisations``), as
     ``org_<name>_<kpi>``: a council's for its residents (its patient groups: their acute
     admissions, discharges, people delayed, care home admissions, acute bed days, delayed bed
-    days by responsible organisation and beds held by them when ready to leave); a trust's for
-    everyone in its acute beds (and, of several trusts, no care home admissions: they are no one
-    trust's). ``org_<name>_cost_gbp``: the costs of the services it runs plus
-    the investments it funds. Every council's residents add up to the whole system."""
+    days split by responsible organisation and by reason in both schemes, beds held by them when
+    ready to leave, and the discharge ready date measures: ``drd_discharges``,
+    ``drd_days_0_share``, ``drd_mean_days``, ``drd_mean_days_delayed``); a trust's for everyone
+    in its acute beds, with its own ``acute_occupancy_rate`` and ``boarding_hours`` (and, of
+    several trusts, no care home admissions: they are no one trust's). ``org_<name>_cost_gbp``:
+    the costs of the services it runs plus the investments it funds. The councils' residents add
+    up to the whole system, as do the trusts' beds. Shares and means per patient are pooled over
+    replications in summaries (``uncertainty.ORG_POOLED``)."""
     system = config.system
     if not system.organisations:
         return {}
     L = t.H - t.W
     lay = t.layout
     groups, G = list(lay.groups), len(lay.groups)
+    dtoc = lay.dtoc()
     acutes = {system.services[a].organisation: k for k, a in enumerate(system.acutes)}
     out: dict[str, float] = {}
     for name, org in system.organisations.items():
@@ -271,6 +276,29 @@ def organisations(t: Tally, config: Config, kpis: dict) -> dict[str, float]:
         for k, r in enumerate(RESPONSIBLE):
             out[p + f"delayed_bed_days_{r}"] = float(delayed[k])
         out[p + "nctr_mean"] = out[p + "delayed_bed_days"] / L
+        # the delay split by reason, in both schemes, as the system's (``kpis``)
+        by_kind = t.window_kind_by_group[rows].sum(axis=0)
+        for k in reasons_used(config):
+            out[p + f"delayed_bed_days_{k}"] = float(by_kind[dtoc == REASONS.index(k)].sum())
+        if (dtoc < 0).any():
+            out[p + f"delayed_bed_days_{NOT_DTOC}"] = float(by_kind[dtoc < 0].sum())
+        by_nctr = by_kind @ lay.nctr()
+        for k in nctr_used(config):
+            out[p + f"delayed_bed_days_nctr_{k}"] = float(by_nctr[list(NCTR).index(k)])
+        # discharge ready date: discharged on it, mean days from it (all, and delayed ones)
+        n, on_date = (int(x) for x in t.drd_by_group[rows].sum(axis=0))
+        days = float(t.drd_days_by_group[rows].sum())
+        out[p + "drd_discharges"], out[p + "drd_delayed_discharges"] = n, n - on_date
+        out[p + "drd_days_0_share"] = on_date / n if n else math.nan
+        out[p + "drd_mean_days"] = days / n if n else math.nan
+        out[p + "drd_mean_days_delayed"] = days / (n - on_date) if n > on_date else math.nan
+        if name in acutes:  # a trust's own beds: how full, and its front door
+            code = acutes[name]
+            cap = capacity_integral(ev.capacity_steps[code], t.W, t.H) / L
+            if system.services[system.acutes[code]].unlimited:
+                cap = math.nan
+            out[p + "acute_occupancy_rate"] = out[p + "acute_bed_days"] / L / cap
+            out[p + "boarding_hours"] = 24.0 * float(t.window_boarding_by_acute[code])
         runs = [s for s, svc in system.services.items() if svc.organisation == name]
         out[p + "cost_gbp"] = sum(kpis[f"cost_{s}_gbp"] for s in runs) + kpis.get(
             f"investment_cost_{name}_gbp", 0.0

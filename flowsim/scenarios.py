@@ -16,7 +16,7 @@ import pandas as pd
 
 from flowsim import investments
 from flowsim.config import Config, ConfigError, Scenario, read_yaml, validate
-from flowsim.uncertainty import POOLED, interval, pooled, t_quantile
+from flowsim.uncertainty import interval, pooled, pooled_weight, t_quantile
 
 COMPARED = (
     ("delayed_bed_days", "Delayed bed days"),
@@ -119,8 +119,8 @@ def compare(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
         for k in kpis:
             b = base.loc[common, k].to_numpy(dtype=float)
             s = g.loc[common, k].to_numpy(dtype=float)
-            if POOLED.get(k) in runs:
-                w = POOLED[k]
+            w = pooled_weight(k)
+            if w in runs:
                 row = _pooled_difference(b, base.loc[common, w], s, g.loc[common, w])
                 rows.append({"scenario": name, "kpi": k, **row})
                 continue

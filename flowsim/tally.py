@@ -148,6 +148,13 @@ class Tally:
             k: np.zeros(K, dtype=np.int64)
             for k in ("admissions", "discharges", "delayed_patients", "care_home_admissions")
         }
+        # ... delayed bed days by kind of wait (``Layout.waits``: both reason schemes read from
+        # it), discharge ready date counts (discharges, on the date) and days; and, by acute
+        # code, boarding (waits at the front door for that trust's beds)
+        self.window_kind_by_group = np.zeros((K, len(layout.waits)))
+        self.drd_by_group = np.zeros((K, 2), dtype=np.int64)
+        self.drd_days_by_group = np.zeros(K, dtype=np.int64)
+        self.window_boarding_by_acute = np.zeros(layout.n_acute)
         self._acute_episodes = np.empty(0, np.int64)
         self._acute_keys = np.empty(0, np.int64)
         self.dtoc = layout.dtoc()
@@ -252,26 +259,30 @@ class Tally:
         if np.any(delay > 0):
             self.delay_sum += float(np.sum(delay[delay > 0]))
         self.discharges_by_pathway += np.bincount(v["pathway"][done], minlength=len(PATHWAYS))
-        self._ready(v, acute, done, left, final)
+        key = self._keys(v)
+        self._ready(v, key, acute, done, left, final)
         arrived = new & entered & in_window(enter)
         care_home = arrived & np.isin(svc, self.care_homes)
         delayed = done & (leave - v["ready"] > 0)
-        self._by_group(v, live, start, end, a, b, admitted, done, delayed, care_home)
+        self._by_group(v, key, live, start, end, a, b, admitted, done, delayed, care_home)
         c["care_home_admissions"] += int(np.sum(care_home))
         c["readmissions"] += int(np.sum(acute & arrived & (v["episode"] != v["person"])))
         self._home_checks(v, left, a, b, final)
         self._flows(v, seq, entered, left)
         return np.isnan(leave) | (leave >= b)
 
-    def _by_group(self, v, live, start, end, a, b, admitted, discharged, delayed, care_home):
+    def _keys(self, v: dict) -> np.ndarray:
+        """Each stay's key: its group at its trust (``group + groups x acute code``) for an acute
+        stay, its group alone for any other."""
+        svc = v["service"]
+        return v["group"] + len(self.layout.groups) * np.where(self.layout.is_acute(svc), svc, 0)
+
+    def _by_group(self, v, key, live, start, end, a, b, admitted, discharged, delayed, care_home):
         """The sums each organisation's breakdown is made of, by patient group at each acute
         trust (``__init__``): acute bed days, admissions, discharges, people delayed, care home
         admissions; and, for ``_waits``, the key of each acute stay of the segment."""
-        group, K = v["group"], self.layout.n_keys
-        svc = v["service"]
-        # an acute stay's key; a care home admission's is its group alone
-        key = group + len(self.layout.groups) * np.where(self.layout.is_acute(svc), svc, 0)
-        acute = live & self.layout.is_acute(svc)
+        K = self.layout.n_keys
+        acute = live & self.layout.is_acute(v["service"])
         self._window(self.window_acute_by_group, key[acute], start[acute], end[acute], a, b)
         counted = {"admissions": admitted, "discharges": discharged,
                    "delayed_patients": delayed, "care_home_admissions": care_home}  # fmt: skip
@@ -290,7 +301,7 @@ class Tally:
             raise RuntimeError("a wait in an acute bed outside the stays passed to the tally")
         return self._acute_keys[k]
 
-    def _ready(self, v: dict, acute: np.ndarray, done: np.ndarray, left, final: bool) -> None:
+    def _ready(self, v: dict, key, acute: np.ndarray, done: np.ndarray, left, final: bool) -> None:
         """The discharge ready date measures (``config.DRD_BANDS``): each acute discharge (alive,
         in the window) of a stay of a night or more, by its pathway and the calendar days from the
         date it was ready to the date it left; and, for each day, the people in acute beds at the
@@ -308,6 +319,11 @@ class Tally:
         self.drd_days += np.bincount(pathway[night], weights=days, minlength=len(PATHWAYS)).astype(
             np.int64
         )
+        K = self.layout.n_keys  # the same, by group at each trust (each organisation's)
+        self.drd_by_group[:, 0] += np.bincount(key[night], minlength=K)
+        self.drd_by_group[:, 1] += np.bincount(key[night][band == 0], minlength=K)
+        by_key = np.bincount(key[night], weights=days, minlength=K)
+        self.drd_days_by_group += by_key.astype(np.int64)
         # census points d + census in [ready, leave): days ceil(ready - c) .. ceil(leave - c) - 1
         ended = left | (final & np.isnan(leave))
         end = np.where(np.isnan(leave), self.H, leave)
@@ -354,6 +370,14 @@ class Tally:
             key = self._key_of(w["episode"][live][m])
             self._window(self.window_delayed_by_group.reshape(-1),
                          key * len(RESPONSIBLE) + org[m], s[m], e[m], a, b)  # fmt: skip
+        m = acute & (kind >= 0)
+        if m.any():
+            key = self._key_of(w["episode"][live][m])
+            n_kinds = self.window_kind_by_group.shape[1]
+            self._window(self.window_kind_by_group.reshape(-1), key * n_kinds + kind[m], s[m],
+                         e[m], a, b)  # fmt: skip
+        m = front & (wants >= 0)
+        self._window(self.window_boarding_by_acute, wants[m], s[m], e[m], a, b)
         m = acute & ((wants >= 0) | (wants == PROCESS))
         self._window(
             self.window_acute_for, np.where(wants == PROCESS, S, wants)[m], s[m], e[m], a, b

@@ -58,6 +58,24 @@ def _pooled_kpis() -> dict[str, str]:
 
 
 POOLED = _pooled_kpis()
+ORG_POOLED = {
+    "drd_days_0_share": "drd_discharges",
+    "drd_mean_days": "drd_discharges",
+    "drd_mean_days_delayed": "drd_delayed_discharges",
+}
+"""An organisation's per-patient KPIs (``org_<name>_<kpi>``) and their patients, pooled as
+``POOLED``."""
+
+
+def pooled_weight(kpi: str) -> str | None:
+    """The patients a per-patient KPI is pooled over (``POOLED``, ``ORG_POOLED``), or None."""
+    if kpi in POOLED:
+        return POOLED[kpi]
+    if kpi.startswith("org_"):
+        for stem, weight in ORG_POOLED.items():
+            if kpi.endswith(f"_{stem}"):
+                return kpi[: -len(stem)] + weight
+    return None
 """KPIs that are a mean or a share per patient, reported pooled over replications: KPI -> its
 patients (``mean_delay_days`` over ``delayed_patients``; the discharge ready date shares and
 means, ``results.discharge_ready``, over their discharges).
@@ -99,8 +117,8 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
             x = grp[k].to_numpy(dtype=np.float64)
             mean, lo, hi = interval(x, lower=0.0)
             n = int((~np.isnan(x)).sum())
-            if POOLED.get(k) in grp:
-                mean, lo, hi = pooled(x, grp[POOLED[k]].to_numpy(dtype=np.float64))
+            if pooled_weight(k) in grp:
+                mean, lo, hi = pooled(x, grp[pooled_weight(k)].to_numpy(dtype=np.float64))
                 n = len(x)
             finite = x[~np.isnan(x)]
             q = np.percentile(finite, [5, 50, 95]) if finite.size else [math.nan] * 3

@@ -63,7 +63,7 @@ def test_system_composes_and_validates(name):
     config = validate(raw)
     assert isinstance(config, Config)
     assert config.system.name  # a system names itself
-    assert "acute" in config.system.services
+    assert config.system.acutes  # at least one acute service (by role)
 
 
 @pytest.mark.parametrize("name", SCENARIOS)

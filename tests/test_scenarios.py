@@ -45,9 +45,10 @@ def scenario_raw(name: str) -> dict:
     return raw
 
 
-def config_for(scenario: dict | None = None, **run) -> Config:
-    """The default system with a scenario (as in a scenario file) and run settings."""
-    raw = {"system": system_raw(), "run": {"progress": False, "jobs": 2, **run}}
+def config_for(scenario: dict | None = None, system: dict | None = None, **run) -> Config:
+    """The default system (or ``system``) with a scenario (as in a scenario file) and run
+    settings."""
+    raw = {"system": system or system_raw(), "run": {"progress": False, "jobs": 2, **run}}
     if scenario is not None:
         raw["scenario"] = scenario
     return validate(raw)
@@ -189,16 +190,24 @@ def test_comparison_gives_investment_cost_by_funder(ibcf):
 
 CLIFF_REPLICATIONS = 8
 AFTER_DAYS = 90  # three months after the funding ends
+CLIFF_REABLEMENT = 310
+"""Reablement places in the cliff tests: a system whose reablement is its pathway 1 bottleneck
+(~97% in use, a line most of the year), so that places bought and withdrawn show in its queue.
+The default is calibrated to national delayed shares with reablement ~90% in use (335 places),
+where a line forms mostly in winter and the funded months may fall where there is none."""
 
 
 @pytest.fixture(scope="module")
 def cliff():
-    """Baseline and funding_cliff; the 730-day window is cut to the 365 funded days + 3 months
-    (the part the test looks at), which keeps the run short."""
+    """Baseline and funding_cliff on the default system with reablement its bottleneck
+    (``CLIFF_REABLEMENT``); the 730-day window is cut to the 365 funded days + 3 months (the part
+    the test looks at), which keeps the run short."""
     raw = scenario_raw("funding_cliff")
     (inv,) = raw["investments"]
     raw["measured_days"] = inv["end_day"] + AFTER_DAYS
-    config = config_for(raw, replications=CLIFF_REPLICATIONS)
+    system = system_raw()
+    system["services"]["reablement"]["capacity"] = CLIFF_REABLEMENT
+    config = config_for(raw, system, replications=CLIFF_REPLICATIONS)
     arms = build_arms(config)
     assert [name for name, _ in arms] == ["baseline", "funding_cliff"]
     W = config.run.warmup_days

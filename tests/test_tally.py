@@ -63,8 +63,10 @@ def test_forgetting_records_changes_no_table(name):
 
 
 def test_events_on_checkpoint_instants():
-    """Fixed stays of whole days put events exactly at the checkpoints."""
+    """Fixed stays of whole days put events exactly at the checkpoints (reablement kept short of
+    places, so that many start at its opening, on a whole day, and end on one)."""
     raw = system_raw("default")
+    raw["services"]["reablement"]["capacity"] = 300
     raw["services"]["reablement"]["stay"] = {"dist": "fixed", "value": FOLD_DAYS / 3}
     raw["services"]["step_down"]["stay"] = {"dist": "fixed", "value": FOLD_DAYS}
     cfg = config(raw, 150.0, 30.0)

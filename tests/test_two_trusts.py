@@ -22,7 +22,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from flowsim import model
-from flowsim.config import ConfigError, validate
+from flowsim.config import RESPONSIBLE, ConfigError, validate
 from flowsim.patients import Layout
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -39,6 +39,10 @@ TRUSTS = ("north", "south")
 
 def system_raw() -> dict:
     return yaml.safe_load((CONFIG_DIR / "system" / "two_trusts.yaml").read_text())
+
+
+def cfg_system():
+    return validate({"system": system_raw()}).system
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +119,10 @@ def test_three_years_are_steady_and_the_breakdowns_add_up():
     grows (warmup.growth_check, each trust's front door included), occupancy and beds held by
     people ready to leave are in the issue's targets (88-95%, 10-15%; sized to ~88.5% and ~11%),
     and, in every replication, the two trusts' numbers add up to the system's, as do the two
-    councils' (sums of the same records: equal to rounding)."""
+    councils' (sums of the same records: equal to rounding): admissions, discharges, delays,
+    delayed bed days split by responsible body and by reason in both schemes, discharge ready
+    date counts, and (trusts) boarding; each organisation's reasons add up to its delayed bed
+    days; its on-date share is its on-date count; a trust's occupancy is over its own beds."""
     out = assert_three_years_steady(system_raw())
     runs = out.runs
     for kpi in ("admissions", "discharges", "delayed_patients", "delayed_bed_days",
@@ -123,8 +130,36 @@ def test_three_years_are_steady_and_the_breakdowns_add_up():
         for orgs in (TRUSTS, ("east", "west")):
             parts = sum(runs[f"org_{o}_{kpi}"] for o in orgs)
             np.testing.assert_allclose(parts, runs[kpi], rtol=1e-9, err_msg=f"{orgs} {kpi}")
-    beds = sum(runs[f"org_{t}_acute_bed_days"] for t in TRUSTS) / (1275.0 - 180.0)
+    L = 1275.0 - 180.0
+    beds = sum(runs[f"org_{t}_acute_bed_days"] for t in TRUSTS) / L
     np.testing.assert_allclose(beds, runs["acute_occupancy_mean"], rtol=1e-9)
+    # the delay split by reason (both schemes), the discharge ready date counts and boarding
+    nctr = [k.removeprefix("delayed_bed_days_nctr_") for k in runs if
+            k.startswith("delayed_bed_days_nctr_")]  # fmt: skip
+    dtoc = [k.removeprefix("org_north_delayed_bed_days_") for k in runs
+            if k.startswith("org_north_delayed_bed_days_") and "nctr" not in k
+            and k.removeprefix("org_north_delayed_bed_days_") not in RESPONSIBLE]  # fmt: skip
+    assert len(nctr) >= 5 and len(dtoc) >= 5, (nctr, dtoc)
+    split = [f"delayed_bed_days_nctr_{c}" for c in nctr] + [f"delayed_bed_days_{c}" for c in dtoc]
+    for kpi in [*split, "drd_discharges", "drd_delayed_discharges", "boarding_hours"]:
+        for orgs in (TRUSTS, ("east", "west")) if kpi != "boarding_hours" else (TRUSTS,):
+            parts = sum(runs[f"org_{o}_{kpi}"] for o in orgs)
+            np.testing.assert_allclose(parts, runs[kpi], rtol=1e-9, err_msg=f"{orgs} {kpi}")
+    for org in (*TRUSTS, "east", "west"):  # each scheme splits all of an org's delayed bed days
+        for scheme in (nctr, dtoc):
+            prefix = "delayed_bed_days_nctr_" if scheme is nctr else "delayed_bed_days_"
+            total = sum(runs[f"org_{org}_{prefix}{c}"] for c in scheme)
+            np.testing.assert_allclose(total, runs[f"org_{org}_delayed_bed_days"], rtol=1e-9)
+        on_date = runs[f"org_{org}_drd_days_0_share"] * runs[f"org_{org}_drd_discharges"]
+        late = runs[f"org_{org}_drd_discharges"] - runs[f"org_{org}_drd_delayed_discharges"]
+        np.testing.assert_allclose(on_date, late, rtol=1e-9)
+    system = cfg_system()
+    for trust in TRUSTS:  # a trust's occupancy: its bed days over its own beds
+        beds = system.services[f"acute_{trust}"].capacity
+        np.testing.assert_allclose(runs[f"org_{trust}_acute_occupancy_rate"],
+                                   runs[f"org_{trust}_acute_bed_days"] / L / beds, rtol=1e-9)
+        assert 0.8 < runs[f"org_{trust}_acute_occupancy_rate"].mean() < 0.97
+    assert "org_east_acute_occupancy_rate" not in runs  # a council has no beds of its own
     # a care home admission is no one trust's: only the councils have it
     assert "org_north_care_home_admissions" not in runs
     assert "org_east_care_home_admissions" in runs
