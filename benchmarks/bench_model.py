@@ -9,16 +9,23 @@ checkpoint, as the runner runs it), and the reduction of the tally to tables (KP
 table and the flows), each also per replication-year (per 365 simulated days).
 Targets (issue 6): at most 1.5 s per replication-year with the SimPy engine, 0.1 s with the
 compiled one. Times are process CPU times, so a busy second core disturbs them less.
+
+``--against REV`` compares this checkout with an earlier git revision on the same workload (this
+checkout's default system and run settings, read by each version's own code), in alternating
+rounds in fresh processes, and reports each engine's time as a ratio to the earlier version's
+(median over rounds; issue 13: the default run may not be more than 10% slower).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -94,10 +101,61 @@ def measure(engine: str, cfg, replications: int) -> dict:
     }
 
 
+def total_seconds(tree: Path, engine: str, replications: int) -> float:
+    """Median CPU seconds of a whole replication (set-up, simulation, tables) of this checkout's
+    default run, with the flowsim of ``tree``, in a fresh process."""
+    code = (
+        f"import sys, yaml; sys.path.insert(0, {str(tree)!r});"
+        "from flowsim.config import validate; from benchmarks.bench_model import measure;"
+        f"root = {str(ROOT)!r};"
+        "read = lambda p: yaml.safe_load(open(root + p).read());"
+        "cfg = validate({'system': read('/configs/system/default.yaml'),"
+        " 'run': read('/configs/run/default.yaml')});"
+        f"print(measure({engine!r}, cfg, {replications})['total_s'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tree)  # fmt: skip
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def against(rev: str, replications: int, rounds: int) -> dict:
+    """This checkout's time per replication as a ratio to revision ``rev``'s, by engine."""
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "old"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(old),
+                        rev], check=True)  # fmt: skip
+        try:
+            times = {e: {"old": [], "new": []} for e in ("simpy", "compiled")}
+            for _ in range(rounds):
+                for engine, (which, tree) in itertools.product(
+                    times, (("old", old), ("new", ROOT))
+                ):
+                    times[engine][which].append(total_seconds(tree, engine, replications))
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
+                           check=False)  # fmt: skip
+    out = {}
+    for engine, t in times.items():
+        ratios = [n / o for n, o in zip(t["new"], t["old"])]
+        out[engine] = {
+            f"{rev}_total_s": t["old"],
+            "this_total_s": t["new"],
+            "ratio_median": round(statistics.median(ratios), 3),
+            "ratios": [round(r, 3) for r in ratios],
+            "within_10_percent": statistics.median(ratios) <= 1.10,
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--replications", type=int, default=5)
+    ap.add_argument("--against", metavar="REV", help="compare with this git revision")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (with --against)")
     args = ap.parse_args()
+    if args.against:
+        print(json.dumps(against(args.against, args.replications, args.rounds), indent=2))
+        return
     cfg = load_config()
     report = {
         "workload": f"default system, {cfg.run.horizon_days:g} days "

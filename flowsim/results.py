@@ -27,9 +27,11 @@ Definitions (all over the measured window ``[warmup_days, horizon_days)``):
   of people already discharged (within 30 days, by pathway).
 - ``home_at_91_days_rate``: of people discharged from acute to a reablement-role service in the
   window (at least 91 days before the horizon), the share at home (not dead, not in a service
-  whose role is acute, step_down, care_home or other) 91 days later (ASCOF 2B(1)).
+  whose role is acute, step_down, care_home or other) 91 days later (ASCOF 2B(1)); its
+  ``home_checks``: how many there were (summaries pool the rate over them).
 - "acute" in a KPI's name means the acute-role service, whatever its name
-  (``config.Service.role``); a service's name appears only in per-service columns.
+  (``config.Service.role``), or, in a system of several trusts, all their acute services
+  together; a service's name appears only in per-service columns.
 - costs: occupied days x cost per occupied day + capacity days x cost per capacity day, to the
   organisation that pays for the service, plus investments (``investment_cost_gbp``, by funder in
   ``investment_cost_<funder>_gbp``) to the organisation of their funder (iBCF and councils: social
@@ -194,6 +196,7 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["community_wait_days"] = float(t.window_held[t.S + 1])
     out["care_home_admissions"] = c["care_home_admissions"]
     out["home_at_91_days_rate"] = t.home_at_91_rate()
+    out["home_checks"] = c["home_checks"]
     out["readmissions"] = c["readmissions"]
     for k, p in enumerate(PATHWAYS):
         out[f"discharges_{p}"] = int(t.discharges_by_pathway[k])
@@ -266,10 +269,17 @@ def organisations(t: Tally, ev: Events, config: Config, kpis: dict) -> dict[str,
         else:  # a trust without acute beds: the whole system
             rows = list(range(lay.n_keys))
         p = f"org_{name}_"
-        for k in ("admissions", "discharges", "delayed_patients", "care_home_admissions"):
+        for k in ("admissions", "discharges", "delayed_patients", "care_home_admissions",
+                  "readmissions"):  # fmt: skip
             if k == "care_home_admissions" and org.kind != "council" and lay.n_acute > 1:
                 continue  # one of several trusts: a care home admission is no trust's
             out[p + k] = int(t.by_group[k][rows].sum())
+        n = out[p + "delayed_patients"]
+        out[p + "mean_delay_days"] = float(t.delay_by_group[rows].sum()) / n if n else math.nan
+        if t.reablement.size:  # ASCOF 2B(1) of those who left its beds (a trust) or its residents
+            checks, home = (int(x) for x in t.home_by_group[rows].sum(axis=0))
+            out[p + "home_checks"] = checks
+            out[p + "home_at_91_days_rate"] = home / checks if checks else math.nan
         out[p + "acute_bed_days"] = float(t.window_acute_by_group[rows].sum())
         delayed = t.window_delayed_by_group[rows].sum(axis=0)
         out[p + "delayed_bed_days"] = float(delayed.sum())

@@ -146,7 +146,8 @@ class Tally:
         self.window_delayed_by_group = np.zeros((K, len(RESPONSIBLE)))
         self.by_group = {
             k: np.zeros(K, dtype=np.int64)
-            for k in ("admissions", "discharges", "delayed_patients", "care_home_admissions")
+            for k in ("admissions", "discharges", "delayed_patients", "care_home_admissions",
+                      "readmissions")
         }
         # ... delayed bed days by kind of wait (``Layout.waits``: both reason schemes read from
         # it), discharge ready date counts (discharges, on the date) and days; and, by acute
@@ -155,6 +156,9 @@ class Tally:
         self.drd_by_group = np.zeros((K, 2), dtype=np.int64)
         self.drd_days_by_group = np.zeros(K, dtype=np.int64)
         self.window_boarding_by_acute = np.zeros(layout.n_acute)
+        # ... days of delay of delayed discharges; the 91-day checks (made, at home)
+        self.delay_by_group = np.zeros(K)
+        self.home_by_group = np.zeros((K, 2), dtype=np.int64)
         self._acute_episodes = np.empty(0, np.int64)
         self._acute_keys = np.empty(0, np.int64)
         self.dtoc = layout.dtoc()
@@ -177,7 +181,8 @@ class Tally:
         self.drd_days = np.zeros(len(PATHWAYS), dtype=np.int64)
         self.census_diff = np.zeros((len(PATHWAYS), nd + 2), dtype=np.int64)
         # pending checks of where people are 91 days after going into reablement
-        self._checks = (np.empty(0, np.int64), np.empty(0), np.empty(0, np.bool_))
+        self._checks = (np.empty(0, np.int64), np.empty(0), np.empty(0, np.bool_),
+                        np.empty(0, np.int64))  # fmt: skip
         # flows: entries by kind, and exits by (kind, a, b) with the first stay they occurred at
         self.entries: dict[tuple[str, int], int] = {}
         self.flow_exits: dict[tuple[int, int, int], list[int]] = {}
@@ -256,18 +261,22 @@ class Tally:
         c["deaths"] += int(np.sum(left & (out == DEATH) & in_window(leave)))
         delay = leave[done] - v["ready"][done]
         c["delayed_patients"] += int(np.sum(delay > 0))
+        key = self._keys(v)
         if np.any(delay > 0):
             self.delay_sum += float(np.sum(delay[delay > 0]))
+            self.delay_by_group += np.bincount(key[done][delay > 0], weights=delay[delay > 0],
+                                               minlength=self.layout.n_keys)  # fmt: skip
         self.discharges_by_pathway += np.bincount(v["pathway"][done], minlength=len(PATHWAYS))
-        key = self._keys(v)
         self._ready(v, key, acute, done, left, final)
         arrived = new & entered & in_window(enter)
         care_home = arrived & np.isin(svc, self.care_homes)
         delayed = done & (leave - v["ready"] > 0)
-        self._by_group(v, key, live, start, end, a, b, admitted, done, delayed, care_home)
+        readmitted = acute & arrived & (v["episode"] != v["person"])
+        self._by_group(v, key, live, start, end, a, b, admitted, done, delayed, care_home,
+                       readmitted)  # fmt: skip
         c["care_home_admissions"] += int(np.sum(care_home))
-        c["readmissions"] += int(np.sum(acute & arrived & (v["episode"] != v["person"])))
-        self._home_checks(v, left, a, b, final)
+        c["readmissions"] += int(np.sum(readmitted))
+        self._home_checks(v, key, left, a, b, final)
         self._flows(v, seq, entered, left)
         return np.isnan(leave) | (leave >= b)
 
@@ -277,7 +286,8 @@ class Tally:
         svc = v["service"]
         return v["group"] + len(self.layout.groups) * np.where(self.layout.is_acute(svc), svc, 0)
 
-    def _by_group(self, v, key, live, start, end, a, b, admitted, discharged, delayed, care_home):
+    def _by_group(self, v, key, live, start, end, a, b, admitted, discharged, delayed, care_home,
+                  readmitted):  # fmt: skip
         """The sums each organisation's breakdown is made of, by patient group at each acute
         trust (``__init__``): acute bed days, admissions, discharges, people delayed, care home
         admissions; and, for ``_waits``, the key of each acute stay of the segment."""
@@ -285,7 +295,8 @@ class Tally:
         acute = live & self.layout.is_acute(v["service"])
         self._window(self.window_acute_by_group, key[acute], start[acute], end[acute], a, b)
         counted = {"admissions": admitted, "discharges": discharged,
-                   "delayed_patients": delayed, "care_home_admissions": care_home}  # fmt: skip
+                   "delayed_patients": delayed, "care_home_admissions": care_home,
+                   "readmissions": readmitted}  # fmt: skip
         for name, m in counted.items():
             self.by_group[name] += np.bincount(key[m], minlength=K)
         order = np.argsort(v["episode"][acute], kind="stable")
@@ -447,7 +458,7 @@ class Tally:
 
     # -- at home 91 days after reablement --------------------------------------------------------
 
-    def _home_checks(self, v: dict, left: np.ndarray, a: float, b: float, final: bool) -> None:
+    def _home_checks(self, v: dict, key, left: np.ndarray, a: float, b: float, final: bool) -> None:
         """ASCOF 2B(1): a check is set when someone leaves acute for a reablement-role service in
         the window (at least 91 days before the horizon); they are not at home at the check if
         they died by then, or are then in a place whose role is not at home (``AWAY_ROLES``:
@@ -460,7 +471,8 @@ class Tally:
         new = left & self.layout.is_acute(v["service"]) & np.isin(out, self.reablement)
         new &= leave >= W
         new &= leave < H - HOME_CHECK_DAYS
-        who, t, gone = self._checks
+        who, t, gone, whose = self._checks
+        whose = np.concatenate([whose, key[new]])  # the key of the acute stay they left
         who = np.concatenate([who, person[new]])
         t = np.concatenate([t, leave[new] + HOME_CHECK_DAYS])
         gone = np.concatenate([gone, np.zeros(int(new.sum()), np.bool_)])
@@ -476,7 +488,10 @@ class Tally:
             gone[due] |= self._away_at(v, who[due], t[due])
             self.counts["home_checks"] += int(due.sum())
             self.counts["home_at_check"] += int(np.sum(~gone[due]))
-        self._checks = (who[~due], t[~due], gone[~due])
+            K = self.layout.n_keys
+            self.home_by_group[:, 0] += np.bincount(whose[due], minlength=K)
+            self.home_by_group[:, 1] += np.bincount(whose[due][~gone[due]], minlength=K)
+        self._checks = (who[~due], t[~due], gone[~due], whose[~due])
 
     def _away_at(self, v: dict, who: np.ndarray, t: np.ndarray) -> np.ndarray:
         """For each (person, time): in a place whose role is not at home at that time."""

@@ -48,7 +48,7 @@ def interval(
 
 
 def _pooled_kpis() -> dict[str, str]:
-    out = {"mean_delay_days": "delayed_patients"}
+    out = {"mean_delay_days": "delayed_patients", "home_at_91_days_rate": "home_checks"}
     for scope in DRD_SCOPES:
         for name, _ in DRD_BANDS:
             out[f"drd_days_{name}_share{scope}"] = f"drd_discharges{scope}"
@@ -59,6 +59,8 @@ def _pooled_kpis() -> dict[str, str]:
 
 POOLED = _pooled_kpis()
 ORG_POOLED = {
+    "mean_delay_days": "delayed_patients",
+    "home_at_91_days_rate": "home_checks",
     "drd_days_0_share": "drd_discharges",
     "drd_mean_days": "drd_discharges",
     "drd_mean_days_delayed": "drd_delayed_discharges",
@@ -77,8 +79,9 @@ def pooled_weight(kpi: str) -> str | None:
                 return kpi[: -len(stem)] + weight
     return None
 """KPIs that are a mean or a share per patient, reported pooled over replications: KPI -> its
-patients (``mean_delay_days`` over ``delayed_patients``; the discharge ready date shares and
-means, ``results.discharge_ready``, over their discharges).
+patients (``mean_delay_days`` over ``delayed_patients``; ``home_at_91_days_rate`` over
+``home_checks``, the people whose 91-day check fell in the window; the discharge ready date shares
+and means, ``results.discharge_ready``, over their discharges).
 
 ``mean_delay_days`` of one replication is the mean delay of its delayed patients: undefined (NaN)
 in a replication with none. Averaging replications would drop those and weigh a replication of 3

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from test_default_system import default_config
 
-from flowsim import results, runner, scenarios
+from flowsim import results, runner, scenarios, uncertainty
 from flowsim.config import ConfigError, Investment, Scenario, validate
 
-COUNTED = ("admissions", "discharges", "delayed_patients", "care_home_admissions")
+COUNTED = ("admissions", "discharges", "delayed_patients", "care_home_admissions", "readmissions",
+           "home_checks", "drd_discharges", "drd_delayed_discharges")  # fmt: skip
 SUMMED = ("acute_bed_days", "delayed_bed_days", "delayed_bed_days_nhs",
           "delayed_bed_days_social_care", "delayed_bed_days_both", "nctr_mean")  # fmt: skip
 
@@ -60,6 +61,8 @@ def test_councils_add_up_to_the_whole_system_and_the_trust_is_everyone(runs):
         assert (r[f"org_trust_{k}"] == r[k]).all(), k
     for k in SUMMED:
         np.testing.assert_allclose(r[f"org_north_{k}"] + r[f"org_south_{k}"], r[k], rtol=1e-9)
+        np.testing.assert_allclose(r[f"org_trust_{k}"], r[k], rtol=1e-9)
+    for k in ("acute_occupancy_rate", "boarding_hours"):  # the one trust's beds are the system's
         np.testing.assert_allclose(r[f"org_trust_{k}"], r[k], rtol=1e-9)
     # both councils have residents delayed in the trust's beds
     for council in ("north", "south"):
@@ -158,3 +161,31 @@ def test_the_pack_has_a_page_per_organisation_with_changes(tmp_path):
         assert f'data-stat="diff_mean" data-value="{float(change)!r}"' in page
     book = pd.read_excel(out / "summit_pack.xlsx", sheet_name="Organisations")
     assert set(book["organisation"]) == {"trust", "north", "south"}
+
+
+@pytest.mark.parametrize(
+    ("kpi", "weight"),
+    [
+        ("org_north_trust_drd_mean_days_delayed", "org_north_trust_drd_delayed_discharges"),
+        ("org_north_trust_drd_mean_days", "org_north_trust_drd_discharges"),
+        ("org_east_drd_days_0_share", "org_east_drd_discharges"),
+        ("org_east_mean_delay_days", "org_east_delayed_patients"),
+        ("org_east_home_at_91_days_rate", "org_east_home_checks"),
+        ("home_at_91_days_rate", "home_checks"),
+        ("org_east_delayed_bed_days", None),
+    ],
+)
+def test_per_patient_measures_of_an_organisation_pool_over_its_own_patients(kpi, weight):
+    """An organisation's shares and means per patient are pooled over its own patients (an
+    organisation's name may hold underscores); its totals are not pooled."""
+    assert uncertainty.pooled_weight(kpi) == weight
+
+
+def test_an_organisations_pooled_mean_is_its_patients_mean():
+    """The summary of an organisation's mean delay is pooled over its delayed patients: replications
+    of 1 and 3 delayed patients with means 2 and 4 days give (2 + 12) / 4 = 3.5, not 3."""
+    runs = pd.DataFrame({"scenario": "s", "replication": [0, 1],
+                         "org_x_y_mean_delay_days": [2.0, 4.0],
+                         "org_x_y_delayed_patients": [1, 3]})  # fmt: skip
+    table = uncertainty.summary(runs).set_index("kpi")
+    assert table.loc["org_x_y_mean_delay_days", "mean"] == pytest.approx(3.5)

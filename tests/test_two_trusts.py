@@ -121,7 +121,8 @@ def test_three_years_are_steady_and_the_breakdowns_add_up():
     and, in every replication, the two trusts' numbers add up to the system's, as do the two
     councils' (sums of the same records: equal to rounding): admissions, discharges, delays,
     delayed bed days split by responsible body and by reason in both schemes, discharge ready
-    date counts, and (trusts) boarding; each organisation's reasons add up to its delayed bed
+    date counts, readmissions, 91-day checks (and the means and rates over them), and (trusts)
+    boarding; each organisation's reasons add up to its delayed bed
     days; its on-date share is its on-date count; a trust's occupancy is over its own beds."""
     out = assert_three_years_steady(system_raw())
     runs = out.runs
@@ -141,7 +142,8 @@ def test_three_years_are_steady_and_the_breakdowns_add_up():
             and k.removeprefix("org_north_delayed_bed_days_") not in RESPONSIBLE]  # fmt: skip
     assert len(nctr) >= 5 and len(dtoc) >= 5, (nctr, dtoc)
     split = [f"delayed_bed_days_nctr_{c}" for c in nctr] + [f"delayed_bed_days_{c}" for c in dtoc]
-    for kpi in [*split, "drd_discharges", "drd_delayed_discharges", "boarding_hours"]:
+    counts = ["drd_discharges", "drd_delayed_discharges", "readmissions", "home_checks"]
+    for kpi in [*split, *counts, "boarding_hours"]:
         for orgs in (TRUSTS, ("east", "west")) if kpi != "boarding_hours" else (TRUSTS,):
             parts = sum(runs[f"org_{o}_{kpi}"] for o in orgs)
             np.testing.assert_allclose(parts, runs[kpi], rtol=1e-9, err_msg=f"{orgs} {kpi}")
@@ -153,6 +155,11 @@ def test_three_years_are_steady_and_the_breakdowns_add_up():
         on_date = runs[f"org_{org}_drd_days_0_share"] * runs[f"org_{org}_drd_discharges"]
         late = runs[f"org_{org}_drd_discharges"] - runs[f"org_{org}_drd_delayed_discharges"]
         np.testing.assert_allclose(on_date, late, rtol=1e-9)
+    for rate, n in (("mean_delay_days", "delayed_patients"), ("home_at_91_days_rate",
+                                                            "home_checks")):  # fmt: skip
+        for orgs in (TRUSTS, ("east", "west")):  # per-patient means weigh up to the system's
+            parts = sum(runs[f"org_{o}_{rate}"] * runs[f"org_{o}_{n}"] for o in orgs)
+            np.testing.assert_allclose(parts, runs[rate] * runs[n], rtol=1e-9, err_msg=rate)
     system = cfg_system()
     for trust in TRUSTS:  # a trust's occupancy: its bed days over its own beds
         beds = system.services[f"acute_{trust}"].capacity
