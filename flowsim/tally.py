@@ -141,7 +141,8 @@ class Tally:
         # are in its acute beds): acute bed days, delayed bed days by responsible organisation,
         # counts. Care home admissions are by group alone (key = group: they may come from no
         # acute bed).
-        K = layout.n_keys
+        K = self.n_keys = layout.n_keys
+        self.n_acute = layout.n_acute
         self.window_acute_by_group = np.zeros(K)
         self.window_delayed_by_group = np.zeros((K, len(RESPONSIBLE)))
         self.by_group = {
@@ -261,38 +262,38 @@ class Tally:
         c["deaths"] += int(np.sum(left & (out == DEATH) & in_window(leave)))
         delay = leave[done] - v["ready"][done]
         c["delayed_patients"] += int(np.sum(delay > 0))
-        key = self._keys(v)
+        key = self._keys(v, acute)
         if np.any(delay > 0):
             self.delay_sum += float(np.sum(delay[delay > 0]))
             self.delay_by_group += np.bincount(key[done][delay > 0], weights=delay[delay > 0],
-                                               minlength=self.layout.n_keys)  # fmt: skip
+                                               minlength=self.n_keys)  # fmt: skip
         self.discharges_by_pathway += np.bincount(v["pathway"][done], minlength=len(PATHWAYS))
         self._ready(v, key, acute, done, left, final)
         arrived = new & entered & in_window(enter)
         care_home = arrived & np.isin(svc, self.care_homes)
         delayed = done & (leave - v["ready"] > 0)
         readmitted = acute & arrived & (v["episode"] != v["person"])
-        self._by_group(v, key, live, start, end, a, b, admitted, done, delayed, care_home,
-                       readmitted)  # fmt: skip
+        self._by_group(v, key, live & acute, start, end, a, b, admitted, done, delayed,
+                       care_home, readmitted)  # fmt: skip
         c["care_home_admissions"] += int(np.sum(care_home))
         c["readmissions"] += int(np.sum(readmitted))
-        self._home_checks(v, key, left, a, b, final)
+        self._home_checks(v, key, left, left & acute, a, b, final)
         self._flows(v, seq, entered, left)
         return np.isnan(leave) | (leave >= b)
 
-    def _keys(self, v: dict) -> np.ndarray:
+    def _keys(self, v: dict, acute: np.ndarray) -> np.ndarray:
         """Each stay's key: its group at its trust (``group + groups x acute code``) for an acute
-        stay, its group alone for any other."""
-        svc = v["service"]
-        return v["group"] + len(self.layout.groups) * np.where(self.layout.is_acute(svc), svc, 0)
+        stay (``acute``), its group alone for any other."""
+        if self.n_acute == 1:
+            return v["group"]
+        return v["group"] + len(self.layout.groups) * np.where(acute, v["service"], 0)
 
-    def _by_group(self, v, key, live, start, end, a, b, admitted, discharged, delayed, care_home,
-                  readmitted):  # fmt: skip
+    def _by_group(self, v, key, acute, start, end, a, b, admitted, discharged, delayed,
+                  care_home, readmitted):  # fmt: skip
         """The sums each organisation's breakdown is made of, by patient group at each acute
         trust (``__init__``): acute bed days, admissions, discharges, people delayed, care home
         admissions; and, for ``_waits``, the key of each acute stay of the segment."""
-        K = self.layout.n_keys
-        acute = live & self.layout.is_acute(v["service"])
+        K = self.n_keys
         self._window(self.window_acute_by_group, key[acute], start[acute], end[acute], a, b)
         counted = {"admissions": admitted, "discharges": discharged,
                    "delayed_patients": delayed, "care_home_admissions": care_home,
@@ -330,7 +331,7 @@ class Tally:
         self.drd_days += np.bincount(pathway[night], weights=days, minlength=len(PATHWAYS)).astype(
             np.int64
         )
-        K = self.layout.n_keys  # the same, by group at each trust (each organisation's)
+        K = self.n_keys  # the same, by group at each trust (each organisation's)
         self.drd_by_group[:, 0] += np.bincount(key[night], minlength=K)
         self.drd_by_group[:, 1] += np.bincount(key[night][band == 0], minlength=K)
         by_key = np.bincount(key[night], weights=days, minlength=K)
@@ -377,15 +378,15 @@ class Tally:
         self._window(self.window_acute_kind, kind[m], s[m], e[m], a, b)
         m = acute & (org >= 0)
         self._window(self.window_acute_org, org[m], s[m], e[m], a, b)
-        if m.any():
-            key = self._key_of(w["episode"][live][m])
+        if acute.any() and max(a, self.W) < min(b, self.H):  # each organisation's: by the key
+            # of the acute stay the wait is in
+            key = np.full(acute.size, -1, np.int64)
+            key[acute] = self._key_of(w["episode"][live][acute])
             self._window(self.window_delayed_by_group.reshape(-1),
-                         key * len(RESPONSIBLE) + org[m], s[m], e[m], a, b)  # fmt: skip
-        m = acute & (kind >= 0)
-        if m.any():
-            key = self._key_of(w["episode"][live][m])
+                         key[m] * len(RESPONSIBLE) + org[m], s[m], e[m], a, b)  # fmt: skip
+            m = acute & (kind >= 0)
             n_kinds = self.window_kind_by_group.shape[1]
-            self._window(self.window_kind_by_group.reshape(-1), key * n_kinds + kind[m], s[m],
+            self._window(self.window_kind_by_group.reshape(-1), key[m] * n_kinds + kind[m], s[m],
                          e[m], a, b)  # fmt: skip
         m = front & (wants >= 0)
         self._window(self.window_boarding_by_acute, wants[m], s[m], e[m], a, b)
@@ -458,7 +459,7 @@ class Tally:
 
     # -- at home 91 days after reablement --------------------------------------------------------
 
-    def _home_checks(self, v: dict, key, left: np.ndarray, a: float, b: float, final: bool) -> None:
+    def _home_checks(self, v: dict, key, left, left_acute, a: float, b: float, final: bool) -> None:
         """ASCOF 2B(1): a check is set when someone leaves acute for a reablement-role service in
         the window (at least 91 days before the horizon); they are not at home at the check if
         they died by then, or are then in a place whose role is not at home (``AWAY_ROLES``:
@@ -468,7 +469,7 @@ class Tally:
             return
         W, H = self.W, self.H
         leave, person, out = v["leave"], v["person"], v["outcome"]
-        new = left & self.layout.is_acute(v["service"]) & np.isin(out, self.reablement)
+        new = left_acute & np.isin(out, self.reablement)
         new &= leave >= W
         new &= leave < H - HOME_CHECK_DAYS
         who, t, gone, whose = self._checks
@@ -488,7 +489,7 @@ class Tally:
             gone[due] |= self._away_at(v, who[due], t[due])
             self.counts["home_checks"] += int(due.sum())
             self.counts["home_at_check"] += int(np.sum(~gone[due]))
-            K = self.layout.n_keys
+            K = self.n_keys
             self.home_by_group[:, 0] += np.bincount(whose[due], minlength=K)
             self.home_by_group[:, 1] += np.bincount(whose[due][~gone[due]], minlength=K)
         self._checks = (who[~due], t[~due], gone[~due], whose[~due])
