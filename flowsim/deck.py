@@ -23,6 +23,7 @@ KEY_FIGURES = (
     "causes_by_wait",
     "service_acute",
     "forest",
+    "whose_beds",
     "cost_effectiveness",
     "capacity_curve",
     "allocation_frontier",

@@ -17,7 +17,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from flowsim import national
-from flowsim.comparisons import bottlenecks, capacity_curve, cost_effectiveness, forest, frontier
+from flowsim.comparisons import (
+    bottlenecks,
+    capacity_curve,
+    cost_effectiveness,
+    forest,
+    frontier,
+    whose_beds,
+)
 from flowsim.config import PATHWAYS, REASON_NAMES
 from flowsim.reasons import NCTR, NOT_DTOC, NOT_DTOC_NAME
 from flowsim.styling import PALETTE, SERVICE_NAMES, Figure, service_name, style
@@ -337,5 +344,6 @@ def all_figures(t: Tables) -> list[Figure]:
         rank = lambda s: (order + [role[s]]).index(role[s])  # noqa: E731
         places = sorted(t.daily["service"].unique(), key=rank)
         made += [service_panels(t, s) for s in places]
-    made += [forest(t), cost_effectiveness(t), capacity_curve(t), frontier(t), bottlenecks(t)]
+    made += [forest(t), whose_beds(t), cost_effectiveness(t), capacity_curve(t), frontier(t)]
+    made += [bottlenecks(t)]
     return [f for f in made if f is not None]

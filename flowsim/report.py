@@ -374,7 +374,7 @@ def _organisations_html(t: Tables) -> str:
 
 SECTIONS = (
     ("national", "Today's national measures: discharge ready date and delay reasons", ()),
-    ("organisations", "Each organisation: whose money saves whose beds", ()),
+    ("organisations", "Each organisation: whose money saves whose beds", ("whose_beds",)),
     ("flow", "How patients flow through the system", ("flow",)),
     ("causes", "What causes the delays", ("causes_",)),
     ("services", "Each service over time", ("service_",)),

@@ -161,6 +161,42 @@ def test_the_pack_has_a_page_per_organisation_with_changes(tmp_path):
         assert f'data-stat="diff_mean" data-value="{float(change)!r}"' in page
     book = pd.read_excel(out / "summit_pack.xlsx", sheet_name="Organisations")
     assert set(book["organisation"]) == {"trust", "north", "south"}
+    assert "id=\"fig-whose_beds\"" in page or "id='fig-whose_beds'" in page
+
+
+def _change(rows: list[tuple[str, str, float, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["scenario", "kpi", "diff_mean", "diff_ci_low",
+                                       "diff_ci_high"])  # fmt: skip
+
+
+def test_whose_beds_names_the_funder_and_the_council_it_also_helps(tmp_path):
+    """The "whose money saves whose beds" figure: a bar per organisation (each scenario's paired
+    change in its delayed bed days), titled with the other council whose delays the funder's
+    money surely cuts (its interval below zero), before any trust; with no such council, a
+    neutral title."""
+    from flowsim.comparisons import whose_beds
+    from flowsim.outputs import Tables
+
+    orgs = {"trust": {"kind": "trust"}, "east": {"kind": "council", "label": "East council"},
+            "west": {"kind": "council", "label": "West council"}}  # fmt: skip
+    rows = [("s", "org_trust_delayed_bed_days", -500.0, -800.0, -200.0),
+            ("s", "org_east_delayed_bed_days", -400.0, -600.0, -200.0),
+            ("s", "org_west_delayed_bed_days", -100.0, -180.0, -20.0),
+            ("s", "investment_cost_east_gbp", 1e6, 1e6, 1e6)]  # fmt: skip
+    tables = Tables(tmp_path, {"config": {"system": {"organisations": orgs}}},
+                    comparison=_change(rows))  # fmt: skip
+    fig = whose_beds(tables)
+    assert fig.key == "whose_beds"
+    assert "East council's money in s also cuts West council's" in fig.title
+    assert "100" in fig.title  # the change, with its interval
+    (bars,) = fig.figure.data
+    assert list(bars.x) == [-500.0, -400.0, -100.0]
+    rows[2] = ("s", "org_west_delayed_bed_days", -100.0, -180.0, 20.0)  # not sure now
+    rows[0] = ("s", "org_trust_delayed_bed_days", -500.0, -800.0, 10.0)
+    tables.comparison = _change(rows)
+    assert "also cuts" not in whose_beds(tables).title
+    tables.comparison = None  # no comparison, no figure
+    assert whose_beds(tables) is None
 
 
 @pytest.mark.parametrize(
