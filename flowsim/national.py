@@ -43,21 +43,29 @@ def _rows(summary: pd.DataFrame, scenario: str) -> pd.DataFrame:
     return summary[summary["scenario"] == scenario].set_index("kpi")
 
 
-def discharge_ready(summary: pd.DataFrame, scenario: str) -> pd.DataFrame | None:
+def discharge_ready(
+    summary: pd.DataFrame, scenario: str, comparison: pd.DataFrame | None = None
+) -> pd.DataFrame | None:
     """One row per (measure, pathway scope): ``measure``, ``unit``, ``pathway``, ``mean``,
-    ``ci_low``, ``ci_high``; None where the run has no such measures."""
+    ``ci_low``, ``ci_high``, and, given a comparison that has the scenario, its paired change
+    against the baseline (``diff_mean``, ``diff_ci_low``, ``diff_ci_high``); None where the run
+    has no such measures."""
     rows = _rows(summary, scenario)
     if "drd_discharges" not in rows.index:
         return None
+    change = _rows(comparison, scenario) if comparison is not None else None
     out = []
     for stem, label, unit in DRD_MEASURES:
         for suffix, scope in SCOPES:
             kpi = stem + suffix
             if kpi in rows.index:
                 r = rows.loc[kpi]
-                out.append({"measure": label, "unit": unit, "pathway": scope, "kpi": kpi,
-                            "mean": r["mean"], "ci_low": r["ci_low"],
-                            "ci_high": r["ci_high"]})  # fmt: skip
+                row = {"measure": label, "unit": unit, "pathway": scope, "kpi": kpi,
+                       "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}  # fmt: skip
+                if change is not None and kpi in change.index:
+                    d = change.loc[kpi]
+                    row.update({k: d[k] for k in ("diff_mean", "diff_ci_low", "diff_ci_high")})
+                out.append(row)
     return pd.DataFrame(out)
 
 

@@ -322,13 +322,14 @@ def _national_html(t: Tables) -> str:
     census = t.config.get("system", {}).get("nctr_census_time", "23:59")
     at_census = lambda m: m + (f" at {census}" if "daily count" in m else "")  # noqa: E731
     for sc in t.scenarios:
-        drd = national.discharge_ready(t.summary, sc)
+        drd = national.discharge_ready(t.summary, sc, t.comparison)
         if drd is not None:
             scopes = list(dict.fromkeys(drd["pathway"]))
             grid = _grid(drd.assign(scenario=sc), "pathway", scopes, at_census)
             parts.append(
                 f"<h3>Discharge ready date measures, {html.escape(sc)} (NHS England's monthly "
-                "discharge delays publication; 95% CI under each)</h3>"
+                "discharge delays publication; 95% CI under each, and the paired change "
+                "against the baseline where compared)</h3>"
                 f"<table class='national'>{grid}</table>"
             )
         for scheme in national.schemes(t.config):

@@ -243,6 +243,15 @@ def test_html_national_measures_equal_summary_csv(packs, name):
             continue
         assert shown and all(_same(v, float(r["mean"])) for v, _ in shown), r["kpi"]
     assert "id='national'" in (packs[name] / "report.html").read_text(encoding="utf-8")
+    if name != "comparison":
+        return
+    # and, for a compared scenario, each measure's paired change is comparison.csv's
+    comparison = pd.read_csv(packs[name] / "comparison.csv")
+    changes = comparison[comparison["kpi"].str.startswith("drd_days_0_share")]
+    assert len(changes) > 0
+    for _, r in changes.iterrows():
+        shown = found.get((r["scenario"], r["kpi"], "diff_mean"))
+        assert shown and all(_same(v, float(r["diff_mean"])) for v, _ in shown), r["kpi"]
 
 
 def test_html_changes_equal_comparison_csv(packs):
