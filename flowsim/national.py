@@ -61,7 +61,8 @@ def discharge_ready(
             if kpi in rows.index:
                 r = rows.loc[kpi]
                 row = {"measure": label, "unit": unit, "pathway": scope, "kpi": kpi,
-                       "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}  # fmt: skip
+                       "mean": r["mean"], "ci_low": r["ci_low"],
+                       "ci_high": r["ci_high"]}  # fmt: skip
                 if change is not None and kpi in change.index:
                     d = change.loc[kpi]
                     row.update({k: d[k] for k in ("diff_mean", "diff_ci_low", "diff_ci_high")})
