@@ -115,10 +115,14 @@ ORG_MEASURES = (
     ("home_at_91_days_rate", "At home 91 days after reablement", "%"),
     ("care_home_admissions", "Care home admissions", ""),
     ("acute_occupancy_rate", "Its acute beds occupied", "%"),
+    ("acute_days_over_95pct", "Days its acute beds were over 95% full", ""),
     ("boarding_hours", "Boarding: hours waited at its front door for a bed", ""),
+    ("community_wait_days", "Days waited in the community for its services", ""),
     ("drd_days_0_share", "Discharged on their discharge ready date", "%"),
+    ("drd_days_21_plus_share", "Discharged 21 days or more after it", "%"),
     ("drd_mean_days", "Mean days from ready to discharge, all discharges", "days"),
     ("drd_mean_days_delayed", "  the same, delayed discharges only", "days"),
+    ("nctr_census_mean", "People not meeting the criteria to reside, daily count", ""),
     ("cost_gbp", "Cost: its services and the investments it funds", "GBP"),
 )
 """Each organisation's page: (KPI after ``org_<name>_``, label, unit), with its delayed bed days

@@ -178,18 +178,7 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["delayed_patients"] = c["delayed_patients"]
     out["mean_delay_days"] = t.mean_delay()
 
-    n_acute = lay.n_acute  # every acute trust's beds, together
-    out["acute_occupancy_mean"] = float(t.window_occupied[:n_acute].sum()) / L
-    measured = t.occupancy[:n_acute].sum(axis=0)[int(math.ceil(W)) : int(math.floor(H))]
-    out["acute_occupancy_p95"] = float(np.percentile(measured, 95)) if measured.size else math.nan
-    acute_cap = sum(capacity_integral(ev.capacity_steps[k], W, H) for k in range(n_acute)) / L
-    if any(system.services[a].unlimited for a in system.acutes):
-        acute_cap = math.nan  # no beds to be a share of
-    out["acute_occupancy_rate"] = out["acute_occupancy_mean"] / acute_cap
-    measured_days = np.arange(int(math.ceil(W)), int(math.floor(H)), dtype=np.float64)
-    daily_cap = sum(capacity_integral(ev.capacity_steps[k], measured_days, measured_days + 1.0)
-                    for k in range(n_acute))  # fmt: skip
-    out["acute_days_over_95pct"] = int(np.sum(measured > 0.95 * daily_cap))
+    out.update(_beds(t, ev, system, slice(0, lay.n_acute)))  # every acute trust's, together
     out["nctr_mean"] = out["delayed_bed_days"] / L
     out["nctr_share_of_occupied"] = out["nctr_mean"] / max(out["acute_occupancy_mean"], 1e-12)
     out["boarding_hours"] = 24.0 * float(t.window_held[t.S])
@@ -240,15 +229,38 @@ ORG_KPIS = (
 """The KPIs every organisation's breakdown gives (``org_<name>_<kpi>``), besides its cost."""
 
 
+def _beds(t: Tally, ev: Events, system, codes) -> dict[str, float]:
+    """How full the acute beds ``codes`` (an acute code, or a slice of them) were over the window:
+    ``acute_occupancy_mean``, ``_p95`` (of daily means), ``_rate`` (of the beds in force; NaN for
+    unlimited beds) and ``acute_days_over_95pct``."""
+    W, H = t.W, t.H
+    L = H - W
+    picked = range(t.layout.n_acute)[codes] if isinstance(codes, slice) else [codes]
+    out = {"acute_occupancy_mean": float(t.window_occupied[picked].sum()) / L}
+    measured = t.occupancy[picked].sum(axis=0)[int(math.ceil(W)) : int(math.floor(H))]
+    out["acute_occupancy_p95"] = float(np.percentile(measured, 95)) if measured.size else math.nan
+    cap = sum(capacity_integral(ev.capacity_steps[k], W, H) for k in picked) / L
+    if any(system.services[system.acutes[k]].unlimited for k in picked):
+        cap = math.nan  # no beds to be a share of
+    out["acute_occupancy_rate"] = out["acute_occupancy_mean"] / cap
+    measured_days = np.arange(int(math.ceil(W)), int(math.floor(H)), dtype=np.float64)
+    daily_cap = sum(capacity_integral(ev.capacity_steps[k], measured_days, measured_days + 1.0)
+                    for k in picked)  # fmt: skip
+    out["acute_days_over_95pct"] = int(np.sum(measured > 0.95 * daily_cap))
+    return out
+
+
 def organisations(t: Tally, ev: Events, config: Config, kpis: dict) -> dict[str, float]:
     """Each organisation's share of the system (``System.organisations``), as
     ``org_<name>_<kpi>``: a council's for its residents (its patient groups: their acute
-    admissions, discharges, people delayed, care home admissions, acute bed days, delayed bed
-    days split by responsible organisation and by reason in both schemes, beds held by them when
-    ready to leave, and the discharge ready date measures: ``drd_discharges``,
-    ``drd_days_0_share``, ``drd_mean_days``, ``drd_mean_days_delayed``); a trust's for everyone
-    in its acute beds, with its own ``acute_occupancy_rate`` and ``boarding_hours`` (and, of
-    several trusts, no care home admissions: they are no one trust's). ``org_<name>_cost_gbp``:
+    admissions, discharges (and by pathway), readmissions, people delayed and their mean delay,
+    care home admissions, acute bed days, delayed bed days split by responsible organisation and
+    by reason in both schemes, beds held by them when ready to leave, the discharge ready date
+    measures as ``discharge_ready``'s for all pathways, and the share at home 91 days after
+    reablement); a trust's for everyone in its acute beds, with its own beds' occupancy
+    (``_beds``) and ``boarding_hours`` (and, of several trusts, no care home admissions: they are
+    no one trust's). ``community_wait_days``: days waited in the community for the services it
+    runs. ``org_<name>_cost_gbp``:
     the costs of the services it runs plus the investments it funds. The councils' residents add
     up to the whole system, as do the trusts' beds. Shares and means per patient are pooled over
     replications in summaries (``uncertainty.ORG_POOLED``)."""
@@ -259,6 +271,8 @@ def organisations(t: Tally, ev: Events, config: Config, kpis: dict) -> dict[str,
     lay = t.layout
     groups, G = list(lay.groups), len(lay.groups)
     dtoc = lay.dtoc()
+    days = np.arange(t.census_by_group.shape[1])
+    census_window = (days + t.measure.census >= t.W) & (days + t.measure.census < t.H)
     acutes = {system.services[a].organisation: k for k, a in enumerate(system.acutes)}
     out: dict[str, float] = {}
     for name, org in system.organisations.items():
@@ -295,21 +309,26 @@ def organisations(t: Tally, ev: Events, config: Config, kpis: dict) -> dict[str,
         by_nctr = by_kind @ lay.nctr()
         for k in nctr_used(config):
             out[p + f"delayed_bed_days_nctr_{k}"] = float(by_nctr[list(NCTR).index(k)])
-        # discharge ready date: discharged on it, mean days from it (all, and delayed ones)
-        n, on_date = (int(x) for x in t.drd_by_group[rows].sum(axis=0))
+        for k, pathway in enumerate(PATHWAYS):
+            out[p + f"discharges_{pathway}"] = int(t.discharges_by_group[rows, k].sum())
+        # discharge ready date: the bands, mean days from it (all, and delayed ones), census
+        bands = t.drd_by_group[rows].sum(axis=0)
+        n, on_date = int(bands.sum()), int(bands[0])
         days = float(t.drd_days_by_group[rows].sum())
         out[p + "drd_discharges"], out[p + "drd_delayed_discharges"] = n, n - on_date
-        out[p + "drd_days_0_share"] = on_date / n if n else math.nan
+        for (band, _), k in zip(DRD_BANDS, bands):
+            out[p + f"drd_days_{band}_share"] = int(k) / n if n else math.nan
         out[p + "drd_mean_days"] = days / n if n else math.nan
         out[p + "drd_mean_days_delayed"] = days / (n - on_date) if n > on_date else math.nan
-        if name in acutes:  # a trust's own beds: how full, and its front door
-            code = acutes[name]
-            cap = capacity_integral(ev.capacity_steps[code], t.W, t.H) / L
-            if system.services[system.acutes[code]].unlimited:
-                cap = math.nan
-            out[p + "acute_occupancy_rate"] = out[p + "acute_bed_days"] / L / cap
-            out[p + "boarding_hours"] = 24.0 * float(t.window_boarding_by_acute[code])
+        census = np.cumsum(t.census_by_group[rows].sum(axis=0))[census_window]
+        out[p + "nctr_census_mean"] = float(census.mean()) if census.size else math.nan
         runs = [s for s, svc in system.services.items() if svc.organisation == name]
+        waited = [lay.services.index(s) for s in runs if s in lay.services]
+        out[p + "community_wait_days"] = float(t.window_community_for[waited].sum())
+        if name in acutes:  # a trust's own beds: how full, how often near full, its front door
+            code = acutes[name]
+            out.update({p + k: v for k, v in _beds(t, ev, system, code).items()})
+            out[p + "boarding_hours"] = 24.0 * float(t.window_boarding_by_acute[code])
         out[p + "cost_gbp"] = sum(kpis[f"cost_{s}_gbp"] for s in runs) + kpis.get(
             f"investment_cost_{name}_gbp", 0.0
         )

@@ -154,9 +154,12 @@ class Tally:
         # it), discharge ready date counts (discharges, on the date) and days; and, by acute
         # code, boarding (waits at the front door for that trust's beds)
         self.window_kind_by_group = np.zeros((K, len(layout.waits)))
-        self.drd_by_group = np.zeros((K, 2), dtype=np.int64)
+        self.drd_by_group = np.zeros((K, len(DRD_BANDS)), dtype=np.int64)
+        self.discharges_by_group = np.zeros((K, len(PATHWAYS)), dtype=np.int64)
+        self.census_by_group = np.zeros((K, nd + 2), dtype=np.int64)  # as census_diff
         self.drd_days_by_group = np.zeros(K, dtype=np.int64)
         self.window_boarding_by_acute = np.zeros(layout.n_acute)
+        self.window_community_for = np.zeros(S)  # community waits by the service waited for
         # ... days of delay of delayed discharges; the 91-day checks (made, at home)
         self.delay_by_group = np.zeros(K)
         self.home_by_group = np.zeros((K, 2), dtype=np.int64)
@@ -268,6 +271,9 @@ class Tally:
             self.delay_by_group += np.bincount(key[done][delay > 0], weights=delay[delay > 0],
                                                minlength=self.n_keys)  # fmt: skip
         self.discharges_by_pathway += np.bincount(v["pathway"][done], minlength=len(PATHWAYS))
+        self.discharges_by_group += np.bincount(
+            key[done] * len(PATHWAYS) + v["pathway"][done], minlength=self.n_keys * len(PATHWAYS)
+        ).reshape(self.n_keys, len(PATHWAYS))
         self._ready(v, key, acute, done, left, final)
         arrived = new & entered & in_window(enter)
         care_home = arrived & np.isin(svc, self.care_homes)
@@ -332,8 +338,7 @@ class Tally:
             np.int64
         )
         K = self.n_keys  # the same, by group at each trust (each organisation's)
-        self.drd_by_group[:, 0] += np.bincount(key[night], minlength=K)
-        self.drd_by_group[:, 1] += np.bincount(key[night][band == 0], minlength=K)
+        self.drd_by_group += np.bincount(key[night] * B + band, minlength=K * B).reshape(K, B)
         by_key = np.bincount(key[night], weights=days, minlength=K)
         self.drd_days_by_group += by_key.astype(np.int64)
         # census points d + census in [ready, leave): days ceil(ready - c) .. ceil(leave - c) - 1
@@ -349,6 +354,9 @@ class Tally:
         flat = self.census_diff.reshape(-1)
         flat += np.bincount(pathway[m] * n + first, minlength=flat.size)
         flat -= np.bincount(pathway[m] * n + after, minlength=flat.size)
+        flat = self.census_by_group.reshape(-1)  # the same, by group at each trust
+        flat += np.bincount(key[m] * n + first, minlength=flat.size)
+        flat -= np.bincount(key[m] * n + after, minlength=flat.size)
 
     def _waits(self, w: dict, a: float, b: float, final: bool) -> np.ndarray:
         S, R = self.S, len(REASONS)
@@ -390,6 +398,8 @@ class Tally:
                          e[m], a, b)  # fmt: skip
         m = front & (wants >= 0)
         self._window(self.window_boarding_by_acute, wants[m], s[m], e[m], a, b)
+        m = (p == S + 1) & (wants >= 0)  # in the community, by the service waited for
+        self._window(self.window_community_for, wants[m], s[m], e[m], a, b)
         m = acute & ((wants >= 0) | (wants == PROCESS))
         self._window(
             self.window_acute_for, np.where(wants == PROCESS, S, wants)[m], s[m], e[m], a, b

@@ -14,7 +14,8 @@ from flowsim import results, runner, scenarios, uncertainty
 from flowsim.config import ConfigError, Investment, Scenario, validate
 
 COUNTED = ("admissions", "discharges", "delayed_patients", "care_home_admissions", "readmissions",
-           "home_checks", "drd_discharges", "drd_delayed_discharges")  # fmt: skip
+           "home_checks", "drd_discharges", "drd_delayed_discharges", "discharges_P0",
+           "discharges_P3")  # fmt: skip
 SUMMED = ("acute_bed_days", "delayed_bed_days", "delayed_bed_days_nhs",
           "delayed_bed_days_social_care", "delayed_bed_days_both", "nctr_mean")  # fmt: skip
 
@@ -62,7 +63,8 @@ def test_councils_add_up_to_the_whole_system_and_the_trust_is_everyone(runs):
     for k in SUMMED:
         np.testing.assert_allclose(r[f"org_north_{k}"] + r[f"org_south_{k}"], r[k], rtol=1e-9)
         np.testing.assert_allclose(r[f"org_trust_{k}"], r[k], rtol=1e-9)
-    for k in ("acute_occupancy_rate", "boarding_hours"):  # the one trust's beds are the system's
+    for k in ("acute_occupancy_rate", "acute_occupancy_p95", "acute_days_over_95pct",
+              "boarding_hours", "nctr_census_mean"):  # the one trust's beds are the system's
         np.testing.assert_allclose(r[f"org_trust_{k}"], r[k], rtol=1e-9)
     # both councils have residents delayed in the trust's beds
     for council in ("north", "south"):

@@ -22,7 +22,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from flowsim import model
-from flowsim.config import RESPONSIBLE, ConfigError, validate
+from flowsim.config import DRD_BANDS, PATHWAYS, RESPONSIBLE, ConfigError, validate
 from flowsim.patients import Layout
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -142,7 +142,8 @@ def test_three_years_are_steady_and_the_breakdowns_add_up():
             and k.removeprefix("org_north_delayed_bed_days_") not in RESPONSIBLE]  # fmt: skip
     assert len(nctr) >= 5 and len(dtoc) >= 5, (nctr, dtoc)
     split = [f"delayed_bed_days_nctr_{c}" for c in nctr] + [f"delayed_bed_days_{c}" for c in dtoc]
-    counts = ["drd_discharges", "drd_delayed_discharges", "readmissions", "home_checks"]
+    counts = ["drd_discharges", "drd_delayed_discharges", "readmissions", "home_checks",
+              "nctr_census_mean", *(f"discharges_{p}" for p in PATHWAYS)]  # fmt: skip
     for kpi in [*split, *counts, "boarding_hours"]:
         for orgs in (TRUSTS, ("east", "west")) if kpi != "boarding_hours" else (TRUSTS,):
             parts = sum(runs[f"org_{o}_{kpi}"] for o in orgs)
@@ -155,8 +156,12 @@ def test_three_years_are_steady_and_the_breakdowns_add_up():
         on_date = runs[f"org_{org}_drd_days_0_share"] * runs[f"org_{org}_drd_discharges"]
         late = runs[f"org_{org}_drd_discharges"] - runs[f"org_{org}_drd_delayed_discharges"]
         np.testing.assert_allclose(on_date, late, rtol=1e-9)
+    # community waits: each organisation's for the services it runs; together, all of them
+    every = sum(runs[f"org_{o}_community_wait_days"] for o in (*TRUSTS, "east", "west"))
+    np.testing.assert_allclose(every, runs["community_wait_days"], rtol=1e-9)
+    bands = [f"drd_days_{band}_share" for band, _ in DRD_BANDS]
     for rate, n in (("mean_delay_days", "delayed_patients"), ("home_at_91_days_rate",
-                                                            "home_checks")):  # fmt: skip
+                    "home_checks"), *((b, "drd_discharges") for b in bands)):  # fmt: skip
         for orgs in (TRUSTS, ("east", "west")):  # per-patient means weigh up to the system's
             parts = sum(runs[f"org_{o}_{rate}"] * runs[f"org_{o}_{n}"] for o in orgs)
             np.testing.assert_allclose(parts, runs[rate] * runs[n], rtol=1e-9, err_msg=rate)
@@ -166,6 +171,9 @@ def test_three_years_are_steady_and_the_breakdowns_add_up():
         np.testing.assert_allclose(runs[f"org_{trust}_acute_occupancy_rate"],
                                    runs[f"org_{trust}_acute_bed_days"] / L / beds, rtol=1e-9)
         assert 0.8 < runs[f"org_{trust}_acute_occupancy_rate"].mean() < 0.97
+        assert (runs[f"org_{trust}_acute_occupancy_p95"] <= beds).all()
+        assert (runs[f"org_{trust}_acute_occupancy_p95"] >=
+                runs[f"org_{trust}_acute_bed_days"] / L).all()  # fmt: skip
     assert "org_east_acute_occupancy_rate" not in runs  # a council has no beds of its own
     # a care home admission is no one trust's: only the councils have it
     assert "org_north_care_home_admissions" not in runs
