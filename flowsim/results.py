@@ -260,19 +260,15 @@ def organisations(t: Tally, ev: Events, config: Config, kpis: dict) -> dict[str,
     reablement); a trust's for everyone in its acute beds, with its own beds' occupancy
     (``_beds``) and ``boarding_hours`` (and, of several trusts, no care home admissions: they are
     no one trust's). ``community_wait_days``: days waited in the community for the services it
-    runs. ``org_<name>_cost_gbp``:
-    the costs of the services it runs plus the investments it funds. The councils' residents add
-    up to the whole system, as do the trusts' beds. Shares and means per patient are pooled over
-    replications in summaries (``uncertainty.ORG_POOLED``)."""
+    runs. ``org_<name>_cost_gbp``: the costs of the services it runs plus the investments it
+    funds. The councils' residents add up to the whole system, as do the trusts' beds. Shares and
+    means per patient are pooled over replications in summaries (``uncertainty.ORG_POOLED``)."""
     system = config.system
     if not system.organisations:
         return {}
     L = t.H - t.W
     lay = t.layout
     groups, G = list(lay.groups), len(lay.groups)
-    dtoc = lay.dtoc()
-    days = np.arange(t.census_by_group.shape[1])
-    census_window = (days + t.measure.census >= t.W) & (days + t.measure.census < t.H)
     acutes = {system.services[a].organisation: k for k, a in enumerate(system.acutes)}
     out: dict[str, float] = {}
     for name, org in system.organisations.items():
@@ -300,28 +296,10 @@ def organisations(t: Tally, ev: Events, config: Config, kpis: dict) -> dict[str,
         for k, r in enumerate(RESPONSIBLE):
             out[p + f"delayed_bed_days_{r}"] = float(delayed[k])
         out[p + "nctr_mean"] = out[p + "delayed_bed_days"] / L
-        # the delay split by reason, in both schemes, as the system's (``kpis``)
-        by_kind = t.window_kind_by_group[rows].sum(axis=0)
-        for k in reasons_used(config):
-            out[p + f"delayed_bed_days_{k}"] = float(by_kind[dtoc == REASONS.index(k)].sum())
-        if (dtoc < 0).any():
-            out[p + f"delayed_bed_days_{NOT_DTOC}"] = float(by_kind[dtoc < 0].sum())
-        by_nctr = by_kind @ lay.nctr()
-        for k in nctr_used(config):
-            out[p + f"delayed_bed_days_nctr_{k}"] = float(by_nctr[list(NCTR).index(k)])
         for k, pathway in enumerate(PATHWAYS):
             out[p + f"discharges_{pathway}"] = int(t.discharges_by_group[rows, k].sum())
-        # discharge ready date: the bands, mean days from it (all, and delayed ones), census
-        bands = t.drd_by_group[rows].sum(axis=0)
-        n, on_date = int(bands.sum()), int(bands[0])
-        days = float(t.drd_days_by_group[rows].sum())
-        out[p + "drd_discharges"], out[p + "drd_delayed_discharges"] = n, n - on_date
-        for (band, _), k in zip(DRD_BANDS, bands):
-            out[p + f"drd_days_{band}_share"] = int(k) / n if n else math.nan
-        out[p + "drd_mean_days"] = days / n if n else math.nan
-        out[p + "drd_mean_days_delayed"] = days / (n - on_date) if n > on_date else math.nan
-        census = np.cumsum(t.census_by_group[rows].sum(axis=0))[census_window]
-        out[p + "nctr_census_mean"] = float(census.mean()) if census.size else math.nan
+        for k, v in {**_reasons_of(t, rows, config), **_ready_of(t, rows)}.items():
+            out[p + k] = v
         runs = [s for s, svc in system.services.items() if svc.organisation == name]
         waited = [lay.services.index(s) for s in runs if s in lay.services]
         out[p + "community_wait_days"] = float(t.window_community_for[waited].sum())
@@ -332,6 +310,39 @@ def organisations(t: Tally, ev: Events, config: Config, kpis: dict) -> dict[str,
         out[p + "cost_gbp"] = sum(kpis[f"cost_{s}_gbp"] for s in runs) + kpis.get(
             f"investment_cost_{name}_gbp", 0.0
         )
+    return out
+
+
+def _reasons_of(t: Tally, rows: list[int], config: Config) -> dict[str, float]:
+    """The delayed bed days of the tally's keys ``rows`` by reason, in both schemes, named as the
+    system's KPIs are (``kpis``)."""
+    lay, out = t.layout, {}
+    dtoc = lay.dtoc()
+    by_kind = t.window_kind_by_group[rows].sum(axis=0)
+    for k in reasons_used(config):
+        out[f"delayed_bed_days_{k}"] = float(by_kind[dtoc == REASONS.index(k)].sum())
+    if (dtoc < 0).any():
+        out[f"delayed_bed_days_{NOT_DTOC}"] = float(by_kind[dtoc < 0].sum())
+    by_nctr = by_kind @ lay.nctr()
+    for k in nctr_used(config):
+        out[f"delayed_bed_days_nctr_{k}"] = float(by_nctr[list(NCTR).index(k)])
+    return out
+
+
+def _ready_of(t: Tally, rows: list[int]) -> dict[str, float]:
+    """The discharge ready date measures of the tally's keys ``rows``, over all pathways, named
+    as ``discharge_ready``'s."""
+    bands = t.drd_by_group[rows].sum(axis=0)
+    n, on_date = int(bands.sum()), int(bands[0])
+    days = float(t.drd_days_by_group[rows].sum())
+    out: dict[str, float] = {"drd_discharges": n, "drd_delayed_discharges": n - on_date}
+    for (band, _), k in zip(DRD_BANDS, bands):
+        out[f"drd_days_{band}_share"] = int(k) / n if n else math.nan
+    out["drd_mean_days"] = days / n if n else math.nan
+    out["drd_mean_days_delayed"] = days / (n - on_date) if n > on_date else math.nan
+    day = np.arange(t.census_by_group.shape[1]) + t.measure.census
+    census = np.cumsum(t.census_by_group[rows].sum(axis=0))[(day >= t.W) & (day < t.H)]
+    out["nctr_census_mean"] = float(census.mean()) if census.size else math.nan
     return out
 
 
