@@ -259,7 +259,8 @@ def organisations(t: Tally, ev: Events, config: Config, kpis: dict) -> dict[str,
     measures as ``discharge_ready``'s for all pathways, and the share at home 91 days after
     reablement); a trust's for everyone in its acute beds, with its own beds' occupancy
     (``_beds``) and ``boarding_hours`` (and, of several trusts, no care home admissions: they are
-    no one trust's). ``community_wait_days``: days waited in the community for the services it
+    no one trust's; its ``deaths`` are those in its acute beds, a council's its residents'
+    anywhere). ``community_wait_days``: days waited in the community for the services it
     runs. ``org_<name>_cost_gbp``: the costs of the services it runs plus the investments it
     funds. The councils' residents add up to the whole system, as do the trusts' beds. Shares and
     means per patient are pooled over replications in summaries (``uncertainty.ORG_POOLED``)."""
@@ -284,6 +285,9 @@ def organisations(t: Tally, ev: Events, config: Config, kpis: dict) -> dict[str,
             if k == "care_home_admissions" and org.kind != "council" and lay.n_acute > 1:
                 continue  # one of several trusts: a care home admission is no trust's
             out[p + k] = int(t.by_group[k][rows].sum())
+        # a council's residents' deaths anywhere; a trust's, in its acute beds
+        died = "deaths" if org.kind == "council" else "deaths_in_acute"
+        out[p + "deaths"] = int(t.by_group[died][rows].sum())
         n = out[p + "delayed_patients"]
         out[p + "mean_delay_days"] = float(t.delay_by_group[rows].sum()) / n if n else math.nan
         if t.reablement.size:  # ASCOF 2B(1) of those who left its beds (a trust) or its residents
@@ -326,23 +330,31 @@ def _reasons_of(t: Tally, rows: list[int], config: Config) -> dict[str, float]:
     by_nctr = by_kind @ lay.nctr()
     for k in nctr_used(config):
         out[f"delayed_bed_days_nctr_{k}"] = float(by_nctr[list(NCTR).index(k)])
+    waited = t.window_for_by_group[rows].sum(axis=0)  # and by what is waited for
+    for code, s in enumerate(lay.services[lay.n_acute :], start=lay.n_acute):
+        out[f"delayed_bed_days_for_{s}"] = float(waited[code])
+    out["delayed_bed_days_for_discharge_process"] = float(waited[-1])
     return out
 
 
 def _ready_of(t: Tally, rows: list[int]) -> dict[str, float]:
-    """The discharge ready date measures of the tally's keys ``rows``, over all pathways, named
-    as ``discharge_ready``'s."""
-    bands = t.drd_by_group[rows].sum(axis=0)
-    n, on_date = int(bands.sum()), int(bands[0])
-    days = float(t.drd_days_by_group[rows].sum())
-    out: dict[str, float] = {"drd_discharges": n, "drd_delayed_discharges": n - on_date}
-    for (band, _), k in zip(DRD_BANDS, bands):
-        out[f"drd_days_{band}_share"] = int(k) / n if n else math.nan
-    out["drd_mean_days"] = days / n if n else math.nan
-    out["drd_mean_days_delayed"] = days / (n - on_date) if n > on_date else math.nan
-    day = np.arange(t.census_by_group.shape[1]) + t.measure.census
-    census = np.cumsum(t.census_by_group[rows].sum(axis=0))[(day >= t.W) & (day < t.H)]
-    out["nctr_census_mean"] = float(census.mean()) if census.size else math.nan
+    """The discharge ready date measures of the tally's keys ``rows``, for all pathways and for
+    each, named as ``discharge_ready``'s."""
+    day = np.arange(t.census_by_group.shape[-1]) + t.measure.census
+    window = (day >= t.W) & (day < t.H)
+    out: dict[str, float] = {}
+    for scope, pw in zip(DRD_SCOPES, [slice(None)] + [[k] for k in range(len(PATHWAYS))]):
+        bands = t.drd_by_group[rows][:, pw].sum(axis=(0, 1))
+        n, on_date = int(bands.sum()), int(bands[0])
+        days = float(t.drd_days_by_group[rows][:, pw].sum())
+        out[f"drd_discharges{scope}"] = n
+        out[f"drd_delayed_discharges{scope}"] = n - on_date
+        for (band, _), k in zip(DRD_BANDS, bands):
+            out[f"drd_days_{band}_share{scope}"] = int(k) / n if n else math.nan
+        out[f"drd_mean_days{scope}"] = days / n if n else math.nan
+        out[f"drd_mean_days_delayed{scope}"] = days / (n - on_date) if n > on_date else math.nan
+        census = np.cumsum(t.census_by_group[rows][:, pw].sum(axis=(0, 1)))[window]
+        out[f"nctr_census_mean{scope}"] = float(census.mean()) if census.size else math.nan
     return out
 
 

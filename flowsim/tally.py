@@ -148,16 +148,18 @@ class Tally:
         self.by_group = {
             k: np.zeros(K, dtype=np.int64)
             for k in ("admissions", "discharges", "delayed_patients", "care_home_admissions",
-                      "readmissions")
+                      "readmissions", "deaths", "deaths_in_acute")
         }
         # ... delayed bed days by kind of wait (``Layout.waits``: both reason schemes read from
         # it), discharge ready date counts (discharges, on the date) and days; and, by acute
         # code, boarding (waits at the front door for that trust's beds)
         self.window_kind_by_group = np.zeros((K, len(layout.waits)))
-        self.drd_by_group = np.zeros((K, len(DRD_BANDS)), dtype=np.int64)
+        # (by pathway, as ``drd``, ``drd_days`` and ``census_diff``)
+        self.drd_by_group = np.zeros((K, len(PATHWAYS), len(DRD_BANDS)), dtype=np.int64)
         self.discharges_by_group = np.zeros((K, len(PATHWAYS)), dtype=np.int64)
-        self.census_by_group = np.zeros((K, nd + 2), dtype=np.int64)  # as census_diff
-        self.drd_days_by_group = np.zeros(K, dtype=np.int64)
+        self.census_by_group = np.zeros((K, len(PATHWAYS), nd + 2), dtype=np.int64)
+        self.drd_days_by_group = np.zeros((K, len(PATHWAYS)), dtype=np.int64)
+        self.window_for_by_group = np.zeros((K, S + 1))  # as window_acute_for
         self.window_boarding_by_acute = np.zeros(layout.n_acute)
         self.window_community_for = np.zeros(S)  # community waits by the service waited for
         # ... days of delay of delayed discharges; the 91-day checks (made, at home)
@@ -262,7 +264,8 @@ class Tally:
         c["admissions"] += int(np.sum(admitted))
         done = acute & alive & in_window(leave)
         c["discharges"] += int(np.sum(done))
-        c["deaths"] += int(np.sum(left & (out == DEATH) & in_window(leave)))
+        died = left & (out == DEATH) & in_window(leave)
+        c["deaths"] += int(np.sum(died))
         delay = leave[done] - v["ready"][done]
         c["delayed_patients"] += int(np.sum(delay > 0))
         key = self._keys(v, acute)
@@ -280,7 +283,7 @@ class Tally:
         delayed = done & (leave - v["ready"] > 0)
         readmitted = acute & arrived & (v["episode"] != v["person"])
         self._by_group(v, key, live & acute, start, end, a, b, admitted, done, delayed,
-                       care_home, readmitted)  # fmt: skip
+                       care_home, readmitted, died, died & acute)  # fmt: skip
         c["care_home_admissions"] += int(np.sum(care_home))
         c["readmissions"] += int(np.sum(readmitted))
         self._home_checks(v, key, left, left & acute, a, b, final)
@@ -295,7 +298,7 @@ class Tally:
         return v["group"] + len(self.layout.groups) * np.where(acute, v["service"], 0)
 
     def _by_group(self, v, key, acute, start, end, a, b, admitted, discharged, delayed,
-                  care_home, readmitted):  # fmt: skip
+                  care_home, readmitted, died, died_in_acute):  # fmt: skip
         """The sums each organisation's breakdown is made of, by patient group at each acute
         trust (``__init__``): acute bed days, admissions, discharges, people delayed, care home
         admissions; and, for ``_waits``, the key of each acute stay of the segment."""
@@ -303,7 +306,8 @@ class Tally:
         self._window(self.window_acute_by_group, key[acute], start[acute], end[acute], a, b)
         counted = {"admissions": admitted, "discharges": discharged,
                    "delayed_patients": delayed, "care_home_admissions": care_home,
-                   "readmissions": readmitted}  # fmt: skip
+                   "readmissions": readmitted, "deaths": died,
+                   "deaths_in_acute": died_in_acute}  # fmt: skip
         for name, m in counted.items():
             self.by_group[name] += np.bincount(key[m], minlength=K)
         order = np.argsort(v["episode"][acute], kind="stable")
@@ -337,10 +341,12 @@ class Tally:
         self.drd_days += np.bincount(pathway[night], weights=days, minlength=len(PATHWAYS)).astype(
             np.int64
         )
-        K = self.n_keys  # the same, by group at each trust (each organisation's)
-        self.drd_by_group += np.bincount(key[night] * B + band, minlength=K * B).reshape(K, B)
-        by_key = np.bincount(key[night], weights=days, minlength=K)
-        self.drd_days_by_group += by_key.astype(np.int64)
+        P = len(PATHWAYS)  # the same, by group at each trust (each organisation's)
+        kp = key[night] * P + pathway[night]
+        flat = self.drd_by_group.reshape(-1)
+        flat += np.bincount(kp * B + band, minlength=flat.size)
+        flat = self.drd_days_by_group.reshape(-1)
+        flat += np.bincount(kp, weights=days, minlength=flat.size).astype(np.int64)
         # census points d + census in [ready, leave): days ceil(ready - c) .. ceil(leave - c) - 1
         ended = left | (final & np.isnan(leave))
         end = np.where(np.isnan(leave), self.H, leave)
@@ -355,8 +361,9 @@ class Tally:
         flat += np.bincount(pathway[m] * n + first, minlength=flat.size)
         flat -= np.bincount(pathway[m] * n + after, minlength=flat.size)
         flat = self.census_by_group.reshape(-1)  # the same, by group at each trust
-        flat += np.bincount(key[m] * n + first, minlength=flat.size)
-        flat -= np.bincount(key[m] * n + after, minlength=flat.size)
+        kp = key[m] * len(PATHWAYS) + pathway[m]
+        flat += np.bincount(kp * n + first, minlength=flat.size)
+        flat -= np.bincount(kp * n + after, minlength=flat.size)
 
     def _waits(self, w: dict, a: float, b: float, final: bool) -> np.ndarray:
         S, R = self.S, len(REASONS)
@@ -396,6 +403,10 @@ class Tally:
             n_kinds = self.window_kind_by_group.shape[1]
             self._window(self.window_kind_by_group.reshape(-1), key[m] * n_kinds + kind[m], s[m],
                          e[m], a, b)  # fmt: skip
+            m = acute & ((wants >= 0) | (wants == PROCESS))
+            self._window(self.window_for_by_group.reshape(-1),
+                         key[m] * (S + 1) + np.where(wants == PROCESS, S, wants)[m], s[m], e[m],
+                         a, b)  # fmt: skip
         m = front & (wants >= 0)
         self._window(self.window_boarding_by_acute, wants[m], s[m], e[m], a, b)
         m = (p == S + 1) & (wants >= 0)  # in the community, by the service waited for

@@ -61,9 +61,7 @@ POOLED = _pooled_kpis()
 ORG_POOLED = {
     "mean_delay_days": "delayed_patients",
     "home_at_91_days_rate": "home_checks",
-    **{f"drd_days_{band}_share": "drd_discharges" for band, _ in DRD_BANDS},
-    "drd_mean_days": "drd_discharges",
-    "drd_mean_days_delayed": "drd_delayed_discharges",
+    **{k: w for k, w in _pooled_kpis().items() if k.startswith("drd_")},
 }
 """An organisation's per-patient KPIs (``org_<name>_<kpi>``) and their patients, pooled as
 ``POOLED``."""

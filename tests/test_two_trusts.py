@@ -138,30 +138,40 @@ def test_three_years_are_steady_and_the_breakdowns_add_up():
     nctr = [k.removeprefix("delayed_bed_days_nctr_") for k in runs if
             k.startswith("delayed_bed_days_nctr_")]  # fmt: skip
     dtoc = [k.removeprefix("org_north_delayed_bed_days_") for k in runs
-            if k.startswith("org_north_delayed_bed_days_") and "nctr" not in k
+            if k.startswith("org_north_delayed_bed_days_") and "nctr" not in k and "_for_" not in k
             and k.removeprefix("org_north_delayed_bed_days_") not in RESPONSIBLE]  # fmt: skip
     assert len(nctr) >= 5 and len(dtoc) >= 5, (nctr, dtoc)
     split = [f"delayed_bed_days_nctr_{c}" for c in nctr] + [f"delayed_bed_days_{c}" for c in dtoc]
     counts = ["drd_discharges", "drd_delayed_discharges", "readmissions", "home_checks",
-              "nctr_census_mean", *(f"discharges_{p}" for p in PATHWAYS)]  # fmt: skip
+              "nctr_census_mean", *(f"discharges_{p}" for p in PATHWAYS),
+              *(f"drd_discharges_{p}" for p in PATHWAYS), "nctr_census_mean_P1",
+              *(k for k in runs if k.startswith("delayed_bed_days_for_"))]  # fmt: skip
     for kpi in [*split, *counts, "boarding_hours"]:
         for orgs in (TRUSTS, ("east", "west")) if kpi != "boarding_hours" else (TRUSTS,):
             parts = sum(runs[f"org_{o}_{kpi}"] for o in orgs)
             np.testing.assert_allclose(parts, runs[kpi], rtol=1e-9, err_msg=f"{orgs} {kpi}")
-    for org in (*TRUSTS, "east", "west"):  # each scheme splits all of an org's delayed bed days
-        for scheme in (nctr, dtoc):
-            prefix = "delayed_bed_days_nctr_" if scheme is nctr else "delayed_bed_days_"
+    waits_for = [k.removeprefix("delayed_bed_days_for_") for k in runs
+                 if k.startswith("delayed_bed_days_for_")]  # fmt: skip
+    for org in (*TRUSTS, "east", "west"):  # each split covers all of an org's delayed bed days
+        for scheme, prefix in ((nctr, "delayed_bed_days_nctr_"), (dtoc, "delayed_bed_days_"),
+                               (waits_for, "delayed_bed_days_for_")):  # fmt: skip
             total = sum(runs[f"org_{org}_{prefix}{c}"] for c in scheme)
             np.testing.assert_allclose(total, runs[f"org_{org}_delayed_bed_days"], rtol=1e-9)
         on_date = runs[f"org_{org}_drd_days_0_share"] * runs[f"org_{org}_drd_discharges"]
         late = runs[f"org_{org}_drd_discharges"] - runs[f"org_{org}_drd_delayed_discharges"]
         np.testing.assert_allclose(on_date, late, rtol=1e-9)
+    # deaths: the councils' residents' are all of them; the trusts', those in their beds
+    np.testing.assert_array_equal(runs["org_east_deaths"] + runs["org_west_deaths"],
+                                  runs["deaths"])  # fmt: skip
+    in_beds = runs["org_north_deaths"] + runs["org_south_deaths"]
+    assert (in_beds > 0).all() and (in_beds < runs["deaths"]).all()
     # community waits: each organisation's for the services it runs; together, all of them
     every = sum(runs[f"org_{o}_community_wait_days"] for o in (*TRUSTS, "east", "west"))
     np.testing.assert_allclose(every, runs["community_wait_days"], rtol=1e-9)
-    bands = [f"drd_days_{band}_share" for band, _ in DRD_BANDS]
+    bands = [(f"drd_days_{band}_share{scope}", f"drd_discharges{scope}")
+             for band, _ in DRD_BANDS for scope in ("", "_P1")]  # fmt: skip
     for rate, n in (("mean_delay_days", "delayed_patients"), ("home_at_91_days_rate",
-                    "home_checks"), *((b, "drd_discharges") for b in bands)):  # fmt: skip
+                    "home_checks"), *bands):  # fmt: skip
         for orgs in (TRUSTS, ("east", "west")):  # per-patient means weigh up to the system's
             parts = sum(runs[f"org_{o}_{rate}"] * runs[f"org_{o}_{n}"] for o in orgs)
             np.testing.assert_allclose(parts, runs[rate] * runs[n], rtol=1e-9, err_msg=rate)
