@@ -178,7 +178,7 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["delayed_patients"] = c["delayed_patients"]
     out["mean_delay_days"] = t.mean_delay()
 
-    out.update(_beds(t, ev, system, slice(0, lay.n_acute)))  # every acute trust's, together
+    out.update(_beds(t, ev, system, list(range(lay.n_acute))))  # every acute trust's, together
     out["nctr_mean"] = out["delayed_bed_days"] / L
     out["nctr_share_of_occupied"] = out["nctr_mean"] / max(out["acute_occupancy_mean"], 1e-12)
     out["boarding_hours"] = 24.0 * float(t.window_held[t.S])
@@ -187,8 +187,9 @@ def kpis(ev: Events, config: Config) -> dict[str, float]:
     out["home_at_91_days_rate"] = t.home_at_91_rate()
     out["home_checks"] = c["home_checks"]
     out["readmissions"] = c["readmissions"]
+    by_pathway = t.discharges_by_group.sum(axis=0)
     for k, p in enumerate(PATHWAYS):
-        out[f"discharges_{p}"] = int(t.discharges_by_pathway[k])
+        out[f"discharges_{p}"] = int(by_pathway[k])
     out.update(discharge_ready(t))
     for code, s in enumerate(lay.services):
         rule = system.services[s].when_full
@@ -229,13 +230,12 @@ ORG_KPIS = (
 """The KPIs every organisation's breakdown gives (``org_<name>_<kpi>``), besides its cost."""
 
 
-def _beds(t: Tally, ev: Events, system, codes) -> dict[str, float]:
-    """How full the acute beds ``codes`` (an acute code, or a slice of them) were over the window:
+def _beds(t: Tally, ev: Events, system, picked: list[int]) -> dict[str, float]:
+    """How full the acute beds ``picked`` (acute codes, counted together) were over the window:
     ``acute_occupancy_mean``, ``_p95`` (of daily means), ``_rate`` (of the beds in force; NaN for
     unlimited beds) and ``acute_days_over_95pct``."""
     W, H = t.W, t.H
     L = H - W
-    picked = range(t.layout.n_acute)[codes] if isinstance(codes, slice) else [codes]
     out = {"acute_occupancy_mean": float(t.window_occupied[picked].sum()) / L}
     measured = t.occupancy[picked].sum(axis=0)[int(math.ceil(W)) : int(math.floor(H))]
     out["acute_occupancy_p95"] = float(np.percentile(measured, 95)) if measured.size else math.nan
@@ -309,7 +309,7 @@ def organisations(t: Tally, ev: Events, config: Config, kpis: dict) -> dict[str,
         out[p + "community_wait_days"] = float(t.window_community_for[waited].sum())
         if name in acutes:  # a trust's own beds: how full, how often near full, its front door
             code = acutes[name]
-            out.update({p + k: v for k, v in _beds(t, ev, system, code).items()})
+            out.update({p + k: v for k, v in _beds(t, ev, system, [code]).items()})
             out[p + "boarding_hours"] = 24.0 * float(t.window_boarding_by_acute[code])
         out[p + "cost_gbp"] = sum(kpis[f"cost_{s}_gbp"] for s in runs) + kpis.get(
             f"investment_cost_{name}_gbp", 0.0
@@ -387,25 +387,7 @@ def discharge_ready(t: Tally) -> dict[str, float]:
 
     Shares and means are per patient: summaries pool them over replications
     (``uncertainty.POOLED``). The pathway is the one a patient left by."""
-    days = np.arange(t.census_diff.shape[1])
-    census = np.cumsum(t.census_diff, axis=1)
-    c = t.measure.census
-    window = (days + c >= t.W) & (days + c < t.H)
-    out: dict[str, float] = {}
-    for scope, rows in zip(DRD_SCOPES, [slice(None)] + [[k] for k in range(len(PATHWAYS))]):
-        counts = t.drd[rows].sum(axis=0)
-        n = int(counts.sum())
-        delayed = n - int(counts[0])
-        total_days = float(t.drd_days[rows].sum())
-        out[f"drd_discharges{scope}"] = n
-        out[f"drd_delayed_discharges{scope}"] = delayed
-        for (name, _), k in zip(DRD_BANDS, counts):
-            out[f"drd_days_{name}_share{scope}"] = int(k) / n if n else math.nan
-        out[f"drd_mean_days{scope}"] = total_days / n if n else math.nan
-        out[f"drd_mean_days_delayed{scope}"] = total_days / delayed if delayed else math.nan
-        in_window = census[rows][:, window].sum(axis=0)
-        out[f"nctr_census_mean{scope}"] = float(in_window.mean()) if in_window.size else math.nan
-    return out
+    return _ready_of(t, list(range(t.layout.n_keys)))
 
 
 def _waits(config: Config) -> list:

@@ -151,16 +151,19 @@ class Tally:
                       "readmissions", "deaths", "deaths_in_acute")
         }
         # ... delayed bed days by kind of wait (``Layout.waits``: both reason schemes read from
-        # it), discharge ready date counts (discharges, on the date) and days; and, by acute
-        # code, boarding (waits at the front door for that trust's beds)
+        # it)
         self.window_kind_by_group = np.zeros((K, len(layout.waits)))
-        # (by pathway, as ``drd``, ``drd_days`` and ``census_diff``)
-        self.drd_by_group = np.zeros((K, len(PATHWAYS), len(DRD_BANDS)), dtype=np.int64)
+        # ... (and the system's, which are their sums): acute discharges (alive, in the window)
+        # by pathway; discharge ready date measures: discharges by pathway and band of days from
+        # the date the patient was ready, their days; and people ready to leave acute at each
+        # day's census (a difference array over days, by pathway: +1 on the first census in a
+        # stay, -1 after the last)
         self.discharges_by_group = np.zeros((K, len(PATHWAYS)), dtype=np.int64)
-        self.census_by_group = np.zeros((K, len(PATHWAYS), nd + 2), dtype=np.int64)
+        self.drd_by_group = np.zeros((K, len(PATHWAYS), len(DRD_BANDS)), dtype=np.int64)
         self.drd_days_by_group = np.zeros((K, len(PATHWAYS)), dtype=np.int64)
+        self.census_by_group = np.zeros((K, len(PATHWAYS), nd + 2), dtype=np.int64)
         self.window_for_by_group = np.zeros((K, S + 1))  # as window_acute_for
-        self.window_boarding_by_acute = np.zeros(layout.n_acute)
+        self.window_boarding_by_acute = np.zeros(layout.n_acute)  # front-door waits, by trust
         self.window_community_for = np.zeros(S)  # community waits by the service waited for
         # ... days of delay of delayed discharges; the 91-day checks (made, at home)
         self.delay_by_group = np.zeros(K)
@@ -177,15 +180,7 @@ class Tally:
             ("admissions", "discharges", "deaths", "delayed_patients", "care_home_admissions",
              "readmissions", "home_checks", "home_at_check", "in_system_end", "records"), 0
         )  # fmt: skip
-        self.discharges_by_pathway = np.zeros(len(PATHWAYS), dtype=np.int64)
         self.delay_sum = 0.0
-        # discharge ready date measures: discharges by pathway and band of days from the date the
-        # patient was ready, their days; and people ready to leave acute at each day's census
-        # (a difference array over days, by pathway: +1 on the first census in a stay, -1 after
-        # the last)
-        self.drd = np.zeros((len(PATHWAYS), len(DRD_BANDS)), dtype=np.int64)
-        self.drd_days = np.zeros(len(PATHWAYS), dtype=np.int64)
-        self.census_diff = np.zeros((len(PATHWAYS), nd + 2), dtype=np.int64)
         # pending checks of where people are 91 days after going into reablement
         self._checks = (np.empty(0, np.int64), np.empty(0), np.empty(0, np.bool_),
                         np.empty(0, np.int64))  # fmt: skip
@@ -273,7 +268,6 @@ class Tally:
             self.delay_sum += float(np.sum(delay[delay > 0]))
             self.delay_by_group += np.bincount(key[done][delay > 0], weights=delay[delay > 0],
                                                minlength=self.n_keys)  # fmt: skip
-        self.discharges_by_pathway += np.bincount(v["pathway"][done], minlength=len(PATHWAYS))
         self.discharges_by_group += np.bincount(
             key[done] * len(PATHWAYS) + v["pathway"][done], minlength=self.n_keys * len(PATHWAYS)
         ).reshape(self.n_keys, len(PATHWAYS))
@@ -334,15 +328,8 @@ class Tally:
         night = done & (np.floor(leave) > np.floor(enter)) & ~np.isnan(ready)
         days = (np.floor(leave[night]) - np.floor(ready[night])).astype(np.int64)
         band = np.searchsorted([b for _, b in DRD_BANDS], days, side="right") - 1
-        B = len(DRD_BANDS)
-        self.drd += np.bincount(pathway[night] * B + band, minlength=self.drd.size).reshape(
-            self.drd.shape
-        )
-        self.drd_days += np.bincount(pathway[night], weights=days, minlength=len(PATHWAYS)).astype(
-            np.int64
-        )
-        P = len(PATHWAYS)  # the same, by group at each trust (each organisation's)
-        kp = key[night] * P + pathway[night]
+        B, P = len(DRD_BANDS), len(PATHWAYS)
+        kp = key[night] * P + pathway[night]  # by group at each trust, and pathway
         flat = self.drd_by_group.reshape(-1)
         flat += np.bincount(kp * B + band, minlength=flat.size)
         flat = self.drd_days_by_group.reshape(-1)
@@ -353,15 +340,12 @@ class Tally:
         m = acute & ended & (ready < end)
         if not m.any():
             return
-        c, last = self.measure.census, self.census_diff.shape[1] - 1
+        n = self.census_by_group.shape[-1]
+        c, last = self.measure.census, n - 1
         first = np.clip(np.ceil(ready[m] - c), 0, last).astype(np.int64)
         after = np.clip(np.ceil(end[m] - c), 0, last).astype(np.int64)
-        n = self.census_diff.shape[1]
-        flat = self.census_diff.reshape(-1)
-        flat += np.bincount(pathway[m] * n + first, minlength=flat.size)
-        flat -= np.bincount(pathway[m] * n + after, minlength=flat.size)
-        flat = self.census_by_group.reshape(-1)  # the same, by group at each trust
-        kp = key[m] * len(PATHWAYS) + pathway[m]
+        flat = self.census_by_group.reshape(-1)
+        kp = key[m] * P + pathway[m]
         flat += np.bincount(kp * n + first, minlength=flat.size)
         flat -= np.bincount(kp * n + after, minlength=flat.size)
 
